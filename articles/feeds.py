@@ -1,0 +1,319 @@
+"""Read RSS 2.0, Atom and JSON Feed documents into plain entries.
+
+feedparser reads RSS and Atom; JSON Feed (https://jsonfeed.org/version/1.1) is plain
+JSON, read here. Every entry is checked on its own: a bad item becomes one error line
+naming it and the rest still import; a feed that cannot be read at all raises
+FeedError and nothing is imported.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import feedparser
+import nh3
+import requests
+from django.utils.dateparse import parse_datetime
+
+MAX_FEED_BYTES = 20 * 1024 * 1024
+FETCH_TIMEOUT_SECONDS = 20
+
+_DATELINE = re.compile(
+    r"^\s*([A-Z][A-Z .'-]+,\s+[A-Z][a-z]{2,8}\.?\s+\d{1,2}\s+\([^)]{2,40}\))\s+--"
+)
+_SECTION_SCHEMES = {"section", "category", "categories"}
+_BODY_TAGS = {
+    "a",
+    "abbr",
+    "b",
+    "blockquote",
+    "br",
+    "caption",
+    "cite",
+    "code",
+    "em",
+    "figcaption",
+    "figure",
+    "h2",
+    "h3",
+    "h4",
+    "hr",
+    "i",
+    "img",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "small",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+}
+_BODY_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan"},
+}
+
+
+class FeedError(Exception):
+    """The whole feed cannot be read: unreachable, too large or not a feed."""
+
+
+class EntryError(ValueError):
+    """One item of a feed is unusable; the message names what is wrong with it."""
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    guid: str
+    title: str
+    url: str
+    published_at: datetime
+    abstract: str
+    body: str
+    category: str | None
+    keywords: tuple[str, ...]
+    related_urls: tuple[str, ...]
+    source: str
+    dateline: str
+
+
+@dataclass
+class ParsedFeed:
+    name: str
+    title: str
+    entries: list[FeedEntry] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def sanitise_html(value: str) -> str:
+    """Return `value` with scripts, event handlers and non-http links removed."""
+    return nh3.clean(
+        value,
+        tags=_BODY_TAGS,
+        attributes=_BODY_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    ).strip()
+
+
+def html_to_text(value: str) -> str:
+    """Return the readable text of an HTML fragment, whitespace folded."""
+    text = nh3.clean(value, tags=set(), attributes={})
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
+
+
+def load_source(source: str) -> bytes:
+    """Return the bytes of a feed given as an http(s) URL or a file path."""
+    if urlsplit(source).scheme in ("http", "https"):
+        try:
+            response = requests.get(
+                source,
+                timeout=FETCH_TIMEOUT_SECONDS,
+                headers={"User-Agent": "BeltAndRoadWeekly/1.0 (+feed import)"},
+                stream=True,
+            )
+            response.raise_for_status()
+            data = response.raw.read(MAX_FEED_BYTES + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise FeedError(f"{source}: cannot fetch the feed ({exc}).") from None
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FeedError(f"{source}: no such file, and not an http(s) URL.")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FEED_BYTES + 1)
+    if len(data) > MAX_FEED_BYTES:
+        raise FeedError(f"{source}: the feed is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
+    return data
+
+
+def parse_feed(data: bytes, *, name: str) -> ParsedFeed:
+    """Return the entries of an RSS, Atom or JSON feed; raise FeedError if it is none."""
+    if data.lstrip()[:1] == b"{":
+        return _parse_json_feed(data, name=name)
+    return _parse_xml_feed(data, name=name)
+
+
+def read_feed(source: str) -> ParsedFeed:
+    return parse_feed(load_source(source), name=source)
+
+
+def _parse_xml_feed(data: bytes, *, name: str) -> ParsedFeed:
+    parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=True)
+    if parsed.get("bozo") and not isinstance(
+        parsed.get("bozo_exception"), feedparser.CharacterEncodingOverride
+    ):
+        raise FeedError(f"{name}: not a well-formed RSS or Atom feed ({parsed.bozo_exception}).")
+    if not parsed.get("version"):
+        raise FeedError(f"{name}: not an RSS, Atom or JSON feed.")
+    feed_title = parsed.feed.get("title", "")
+    result = ParsedFeed(name=name, title=feed_title)
+    for index, item in enumerate(parsed.entries, start=1):
+        try:
+            result.entries.append(_entry_from_feedparser(item, feed_title=feed_title))
+        except EntryError as exc:
+            result.errors.append(
+                f"{name}: item {index} ({_label(item.get('title'), item.get('link'))}): {exc}"
+            )
+    return result
+
+
+def _entry_from_feedparser(item: feedparser.FeedParserDict, *, feed_title: str) -> FeedEntry:
+    stamp = item.get("published_parsed") or item.get("updated_parsed")
+    if not stamp:
+        raise EntryError("no valid publication date")
+    published_at = datetime.fromtimestamp(calendar.timegm(stamp), tz=UTC)
+    tags = [
+        (
+            str(tag.get("term") or tag.get("label") or "").strip(),
+            str(tag.get("scheme") or "").strip().lower(),
+        )
+        for tag in item.get("tags", [])
+    ]
+    body = item["content"][0].get("value", "") if item.get("content") else ""
+    source = item.get("source", {}).get("title", "") if item.get("source") else ""
+    related = [
+        link.get("href", "") for link in item.get("links", []) if link.get("rel") == "related"
+    ]
+    return _make_entry(
+        guid=item.get("id") or item.get("link") or "",
+        title=item.get("title", ""),
+        url=item.get("link", ""),
+        published_at=published_at,
+        summary=item.get("summary", ""),
+        body=body,
+        tags=tags,
+        related=related,
+        source=source or feed_title,
+    )
+
+
+def _parse_json_feed(data: bytes, *, name: str) -> ParsedFeed:
+    try:
+        document = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FeedError(f"{name}: not valid JSON ({exc}).") from None
+    if not isinstance(document, dict) or not str(document.get("version", "")).startswith(
+        "https://jsonfeed.org/version/"
+    ):
+        raise FeedError(f"{name}: JSON without a jsonfeed.org version is not a JSON Feed.")
+    items = document.get("items")
+    if not isinstance(items, list):
+        raise FeedError(f"{name}: a JSON Feed needs an 'items' list.")
+    feed_title = str(document.get("title", ""))
+    result = ParsedFeed(name=name, title=feed_title)
+    for index, item in enumerate(items, start=1):
+        try:
+            if not isinstance(item, dict):
+                raise EntryError("not a JSON object")
+            result.entries.append(_entry_from_json(item, feed_title=feed_title))
+        except EntryError as exc:
+            label = _label(item.get("title"), item.get("url")) if isinstance(item, dict) else "'?'"
+            result.errors.append(f"{name}: item {index} ({label}): {exc}")
+    return result
+
+
+def _entry_from_json(item: dict, *, feed_title: str) -> FeedEntry:
+    stamp = item.get("date_published") or item.get("date_modified")
+    published_at = parse_datetime(stamp) if isinstance(stamp, str) else None
+    if published_at is None:
+        raise EntryError("no valid date_published (RFC 3339)")
+    if published_at.tzinfo is None:
+        published_at = published_at.replace(tzinfo=UTC)
+    extension = item.get("_belt_and_road") if isinstance(item.get("_belt_and_road"), dict) else {}
+    tags = [(str(tag), "") for tag in item.get("tags", []) if isinstance(tag, str)]
+    if extension.get("category"):
+        tags.insert(0, (str(extension["category"]), "section"))
+    related = [str(url) for url in extension.get("related", []) if isinstance(url, str)]
+    body = item.get("content_html") or html.escape(str(item.get("content_text", "")))
+    return _make_entry(
+        guid=str(item.get("id") or item.get("url") or ""),
+        title=str(item.get("title", "")),
+        url=str(item.get("url", "")),
+        published_at=published_at.astimezone(UTC),
+        summary=str(item.get("summary", "")),
+        body=str(body),
+        tags=tags,
+        related=related,
+        source=str(extension.get("source", "")) or feed_title,
+    )
+
+
+def _make_entry(
+    *,
+    guid: str,
+    title: str,
+    url: str,
+    published_at: datetime,
+    summary: str,
+    body: str,
+    tags: list[tuple[str, str]],
+    related: list[str],
+    source: str,
+) -> FeedEntry:
+    title = html_to_text(title)
+    if not title:
+        raise EntryError("no title")
+    if len(title) > 300:
+        raise EntryError("title longer than 300 characters")
+    if not _is_web_url(url):
+        raise EntryError(f"link {url!r} is not an absolute http(s) URL")
+    if len(url) > 500 or len(guid) > 500:
+        raise EntryError("link or guid longer than 500 characters")
+    body_html = sanitise_html(body)
+    abstract = html_to_text(summary) or _first_words(html_to_text(body_html), 60)
+    # The first tag marked as a section is the category; without one the first tag is.
+    terms = [(term, scheme) for term, scheme in tags if term]
+    section = next(
+        (term for term, scheme in terms if scheme.rsplit("/", 1)[-1] in _SECTION_SCHEMES), None
+    )
+    if section is None and terms:
+        section = terms[0][0]
+    keywords = tuple(dict.fromkeys(term[:100] for term, _ in terms if term != section))
+    match = _DATELINE.match(html_to_text(body_html))
+    return FeedEntry(
+        guid=guid.strip() or url,
+        title=title,
+        url=url,
+        published_at=published_at,
+        abstract=abstract,
+        body=body_html,
+        category=section[:100] if section else None,
+        keywords=keywords,
+        related_urls=tuple(u for u in related if _is_web_url(u)),
+        source=html_to_text(source)[:200],
+        dateline=match.group(1)[:200] if match else "",
+    )
+
+
+def _is_web_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _first_words(text: str, count: int) -> str:
+    words = text.split()
+    return " ".join(words[:count]) + (" …" if len(words) > count else "")
+
+
+def _label(title: object, link: object) -> str:
+    return repr(str(title or link or "untitled")[:80])

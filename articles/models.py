@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from django.db import models
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+
+class Category(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+    position = models.PositiveIntegerField(
+        _("position"), default=0, help_text=_("Sections appear in the digest in this order.")
+    )
+    description = models.CharField(_("description"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name = _("category")
+        verbose_name_plural = _("categories")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Keyword(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    slug = models.SlugField(_("slug"), max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("keyword")
+        verbose_name_plural = _("keywords")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Article(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        PUBLISHED = "published", _("Published")
+
+    title = models.CharField(_("title"), max_length=300)
+    slug = models.SlugField(_("slug"), max_length=300)
+    url = models.URLField(
+        _("link"), max_length=500, help_text=_("The article's canonical page on the portal.")
+    )
+    source = models.CharField(_("source"), max_length=200, blank=True)
+    dateline = models.CharField(_("dateline"), max_length=200, blank=True)
+    published_at = models.DateTimeField(_("published"), db_index=True)
+    abstract = models.TextField(_("abstract"), blank=True)
+    body = models.TextField(_("body"), blank=True, help_text=_("Sanitised HTML."))
+    category = models.ForeignKey(
+        Category,
+        verbose_name=_("category"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="articles",
+    )
+    keywords = models.ManyToManyField(
+        Keyword, verbose_name=_("keywords"), blank=True, related_name="articles"
+    )
+    related = models.ManyToManyField(
+        "self",
+        verbose_name=_("related reading"),
+        symmetrical=False,
+        blank=True,
+        help_text=_(
+            "The editor's choice of further reading; when empty, articles sharing keywords are used."
+        ),
+    )
+    priority = models.IntegerField(
+        _("priority"),
+        default=0,
+        help_text=_("Higher comes first within its section in the digest."),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PUBLISHED
+    )
+    feed_guid = models.CharField(
+        _("feed GUID"),
+        max_length=500,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("Set by feed import."),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-published_at", "-id"]
+        indexes = [models.Index(fields=["status", "published_at"])]
+        verbose_name = _("article")
+        verbose_name_plural = _("articles")
+
+    def __str__(self) -> str:
+        return self.title
+
+    def get_absolute_url(self) -> str:
+        return self.url or reverse("admin:articles_article_change", args=[self.pk])

@@ -1,0 +1,40 @@
+"""The Celery app: Redis broker, at-least-once delivery of tasks.
+
+The send pipeline is built for at-least-once task delivery and makes it safe with its
+ledger (one Delivery row per issue and reader), so the settings below choose
+redelivery over loss:
+
+- task_acks_late: a task is acknowledged when it finishes, not when it starts, so a
+  worker killed mid-batch leaves its task on the broker for another worker.
+- task_reject_on_worker_lost: if the worker process dies (kill -9, OOM), the task is
+  requeued at once instead of being acknowledged as failed.
+- worker_prefetch_multiplier=1: a worker holds one task beyond those it runs, so a
+  crash strands as little as possible and batches spread evenly across workers.
+- visibility_timeout: Redis has no real acknowledgements; an unacknowledged task is
+  handed to another worker after this many seconds. It must be longer than the longest
+  batch and every retry countdown (retry delays are capped below it, see
+  newsletter.sending.retry_delay), or a slow but healthy batch would be run twice.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("belt_and_road_weekly")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+app.conf.update(
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    # Outcomes live in the Delivery ledger, not in a result backend.
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+)
+# visibility_timeout (CELERY_BROKER_TRANSPORT_OPTIONS) and the beat schedule come from
+# settings, where CELERY_VISIBILITY_TIMEOUT is checked against the batch lease.
+app.autodiscover_tasks()

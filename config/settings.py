@@ -1,0 +1,267 @@
+"""Settings for Belt & Road Weekly, all read from the environment.
+
+With no environment set it runs embedded: SQLite under var/, Celery tasks run in
+process, a local-memory cache and emails written as .eml files to var/outbox/.
+Production sets DATABASE_URL, REDIS_URL, SECRET_KEY, SITE_URL, ALLOWED_HOSTS,
+DEBUG=false and an email backend (see README.md for the full table).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from config.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_prefixed,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", True)
+
+_DEV_SECRET_KEY = "insecure-dev-key-only-for-the-embedded-default-never-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set: with DEBUG=false set SECRET_KEY to a long random string "
+        '(python -c "import secrets; print(secrets.token_urlsafe(50))").'
+    )
+if not DEBUG and (SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 50):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is too weak for DEBUG=false: use 50 or more random characters."
+    )
+
+# Every link in an email is absolute and built from SITE_URL. Production mail must link
+# to https, because Gmail and Yahoo only honour https List-Unsubscribe URLs.
+SITE_URL = env_url(
+    "SITE_URL", "http://localhost:8000", schemes=("https",) if not DEBUG else ("http", "https")
+)
+_site_host = urlsplit(SITE_URL).hostname or "localhost"
+
+ALLOWED_HOSTS = env_list(
+    "ALLOWED_HOSTS", [_site_host, "localhost", "127.0.0.1", "[::1]"] if DEBUG else [_site_host]
+)
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [SITE_URL])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "anymail",
+    "articles",
+    "newsletter",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # WhiteNoise serves collected static files in production; runserver serves them in DEBUG.
+    *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# --- Database -------------------------------------------------------------------------
+_DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+try:
+    _database = dj_database_url.parse(
+        _DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0)
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL is not a database URL ({exc}): use postgres://user:pass@host:5432/name "
+        "or sqlite:///path/to/file.sqlite3."
+    ) from None
+if _database["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+    raise ImproperlyConfigured(
+        "DATABASE_URL must point to PostgreSQL (postgres://) or SQLite (sqlite://)."
+    )
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite is the embedded default: one writer at a time, so wait for the lock
+    # instead of failing when the web process and an eager task write together.
+    _database["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    _database["CONN_MAX_AGE"] = 0
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: broker, cache and rate limits ---------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    REDIS_URL = env_url("REDIS_URL", "", schemes=("redis", "rediss"))
+# The cache gets its own Redis database by default, so that clearing it (tests, an
+# operator) never drops queued Celery tasks.
+REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "")
+if REDIS_CACHE_URL:
+    REDIS_CACHE_URL = env_url("REDIS_CACHE_URL", "", schemes=("redis", "rediss"))
+elif REDIS_URL:
+    _parts = urlsplit(REDIS_URL)
+    _db = _parts.path.strip("/")
+    _cache_db = int(_db) + 1 if _db.isdigit() else 1
+    REDIS_CACHE_URL = urlunsplit(_parts._replace(path=f"/{_cache_db}"))
+
+if REDIS_CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_CACHE_URL,
+            "KEY_PREFIX": "brw",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery (see config/celery.py for the delivery guarantees) --------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
+# Without a broker there is nobody to run tasks, so the embedded default runs them
+# in process. CELERY_TASK_ALWAYS_EAGER=true forces that with Redis too (tests do).
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", not REDIS_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+# A task that is not acknowledged within this many seconds is handed to another
+# worker by Redis. It must exceed the longest task and every retry countdown.
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = {
+    # Each newsletter compiles at its own weekday and time; this tick checks which are due.
+    "compile-due-issues": {"task": "newsletter.tasks.compile_due_issues", "schedule": 300.0},
+    # Scheduled issues start sending when their time comes.
+    "send-due-issues": {"task": "newsletter.tasks.send_due_issues", "schedule": 60.0},
+    # Rows left in "sending" by a crashed worker are leased; expired leases are re-sent.
+    "reclaim-expired-leases": {
+        "task": "newsletter.tasks.reclaim_expired_leases",
+        "schedule": 300.0,
+    },
+}
+
+# --- Email -----------------------------------------------------------------------------
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "newsletter.backends.OutboxBackend")
+EMAIL_OUTBOX_DIR = Path(env_str("EMAIL_OUTBOX_DIR", str(VAR_DIR / "outbox")))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 30, minimum=1)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are both true: choose one.")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"Belt & Road Weekly <weekly@{_site_host}>")
+SERVER_EMAIL = env_str("SERVER_EMAIL", DEFAULT_FROM_EMAIL)
+# Every ANYMAIL_<KEY> variable becomes ANYMAIL["<KEY>"], e.g. ANYMAIL_MAILGUN_API_KEY,
+# ANYMAIL_MAILGUN_SENDER_DOMAIN, ANYMAIL_MAILGUN_API_URL, ANYMAIL_WEBHOOK_SECRET.
+ANYMAIL = env_prefixed("ANYMAIL_")
+if (
+    EMAIL_BACKEND.startswith("anymail.backends.")
+    and EMAIL_BACKEND.split(".")[2]
+    not in (
+        "test",
+        "console",
+    )
+    and not ANYMAIL
+):
+    raise ImproperlyConfigured(
+        f"EMAIL_BACKEND={EMAIL_BACKEND} needs the ESP's credentials in ANYMAIL_* variables "
+        "(for Mailgun: ANYMAIL_MAILGUN_API_KEY and ANYMAIL_MAILGUN_SENDER_DOMAIN)."
+    )
+
+# --- The newsletter ---------------------------------------------------------------------
+NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
+# A claimed batch row is leased for this long; a worker that dies leaves rows that
+# another worker re-sends once the lease runs out.
+NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 900, minimum=30)
+NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
+# Messages per second across all workers, 0 for no limit.
+NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
+NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newsletter/privacy/")
+NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+
+if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must be longer than "
+        f"NEWSLETTER_LEASE_SECONDS ({NEWSLETTER_LEASE_SECONDS}), or Redis re-delivers batches still in flight."
+    )
+
+# --- Internationalisation ---------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static files ----------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+MEDIA_ROOT = VAR_DIR / "media"
+
+# --- Security ---------------------------------------------------------------------------
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if env_bool("BEHIND_HTTPS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# /healthz is probed over plain http by load balancers inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # One line per task is the worker's job; in process (embedded) it would drown the output.
+    "loggers": {
+        "celery.app.trace": {"level": "INFO" if REDIS_URL else "WARNING"},
+        "newsletter.tasks": {"level": "INFO" if REDIS_URL else "WARNING"},
+    },
+}

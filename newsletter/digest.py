@@ -1,0 +1,195 @@
+"""The weekly digest: an issue's sections, per-reader variants and their rendering.
+
+A reader receives the sections of the categories they chose (all of them when they
+chose none). Readers who choose the same sections share a variant, which is rendered
+once; their personal links are placeholders that each message fills in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import markdown
+from django.conf import settings
+from django.db.models import Prefetch
+from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
+
+from articles.feeds import sanitise_html
+from articles.models import Article, Category
+from newsletter.emails import RenderedEmail, render_email
+from newsletter.models import Issue, IssueItem
+
+# Per-reader values are left as these ASCII markers in the rendered variant and
+# substituted per message; they survive template escaping, CSS inlining and MIME
+# encoding unchanged, and the ESP batch path maps them to its own merge fields.
+UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
+PREFERENCES_URL = "%%PREFERENCES_URL%%"
+PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+
+UNCATEGORISED = 0
+RELATED_LIMIT = 3
+
+Variant = tuple[int, ...]
+
+
+@dataclass
+class DigestItem:
+    article: Article
+    abstract: str
+    url: str
+    keywords: list[str]
+    related: list[tuple[str, str]]  # (title, url)
+    pinned: bool = False
+
+
+@dataclass
+class DigestSection:
+    key: int
+    title: str
+    items: list[DigestItem] = field(default_factory=list)
+
+
+@dataclass
+class Digest:
+    issue: Issue
+    sections: list[DigestSection]
+
+    @property
+    def section_keys(self) -> tuple[int, ...]:
+        return tuple(section.key for section in self.sections)
+
+    def variant_for(self, category_ids: Iterable[int]) -> Variant:
+        """Return the sections a reader with these chosen categories receives.
+
+        No choice means everything; uncategorised news goes only to those readers.
+        """
+        chosen = set(category_ids)
+        if not chosen:
+            return self.section_keys
+        return tuple(key for key in self.section_keys if key in chosen)
+
+    def sections_for(self, variant: Variant) -> list[DigestSection]:
+        keys = set(variant)
+        return [section for section in self.sections if section.key in keys]
+
+    @property
+    def article_count(self) -> int:
+        return sum(len(section.items) for section in self.sections)
+
+
+def tracked_url(url: str, issue: Issue) -> str:
+    """Return `url` with the issue's UTM tags added (existing query kept)."""
+    tags = {
+        key: value
+        for key, value in (
+            ("utm_source", issue.utm_source),
+            ("utm_medium", issue.utm_medium),
+            ("utm_campaign", issue.utm_campaign),
+        )
+        if value
+    }
+    if not tags:
+        return url
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in tags]
+    return urlunsplit(parts._replace(query=urlencode(query + list(tags.items()))))
+
+
+def absolute(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def issue_web_url(issue: Issue) -> str:
+    return absolute(reverse("newsletter:archive-issue", args=[issue.number]))
+
+
+def editor_note_html(issue: Issue) -> SafeString:
+    """Return the editor's Markdown note as sanitised HTML."""
+    if not issue.editor_note.strip():
+        return mark_safe("")
+    return mark_safe(sanitise_html(markdown.markdown(issue.editor_note)))  # noqa: S308 - nh3-sanitised
+
+
+def _related(article: Article, issue: Issue) -> list[tuple[str, str]]:
+    chosen = list(article.related.all())[:RELATED_LIMIT]
+    return [(a.title, tracked_url(a.url, issue)) for a in chosen]
+
+
+def digest_build(issue: Issue, *, include_removed: bool = False) -> Digest:
+    """Return the issue's sections in order, with a fixed number of queries."""
+    items = (
+        IssueItem.objects.filter(issue=issue)
+        .select_related("article", "section")
+        .prefetch_related(
+            "article__keywords",
+            Prefetch(
+                "article__related", queryset=Article.objects.filter(status=Article.Status.PUBLISHED)
+            ),
+        )
+        .order_by("-pinned", "position", "id")
+    )
+    if not include_removed:
+        items = items.filter(removed=False)
+    by_key: dict[int, DigestSection] = {}
+    order: dict[int, tuple[int, str]] = {}
+    for item in items:
+        section: Category | None = item.section
+        key = section.pk if section else UNCATEGORISED
+        if key not in by_key:
+            by_key[key] = DigestSection(key=key, title=section.name if section else "More news")
+            order[key] = (section.position, section.name) if section else (10**9, "")
+        by_key[key].items.append(
+            DigestItem(
+                article=item.article,
+                abstract=item.abstract,
+                url=tracked_url(item.article.url, issue),
+                keywords=[k.name for k in item.article.keywords.all()],
+                related=_related(item.article, issue),
+                pinned=item.pinned,
+            )
+        )
+    sections = [by_key[key] for key in sorted(by_key, key=lambda k: order[k])]
+    return Digest(issue=issue, sections=sections)
+
+
+def week_label(issue: Issue) -> str:
+    year, week = issue.week.split("-W")
+    return f"Week {int(week)}, {year}"
+
+
+def preheader(digest: Digest, variant: Variant) -> str:
+    titles = [
+        item.article.title for section in digest.sections_for(variant) for item in section.items
+    ]
+    return " · ".join(titles[:3])[:180]
+
+
+def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> dict:
+    issue = digest.issue
+    return {
+        "newsletter": issue.newsletter,
+        "issue": issue,
+        "week_label": week_label(issue),
+        "sections": digest.sections_for(variant),
+        "editor_note": editor_note_html(issue),
+        "preheader": preheader(digest, variant),
+        "web_url": issue_web_url(issue),
+        "archive_url": absolute(reverse("newsletter:archive")),
+        "unsubscribe_url": UNSUBSCRIBE_URL,
+        "preferences_url": PREFERENCES_URL,
+        "test": test,
+    }
+
+
+def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> RenderedEmail:
+    """Render one variant of the digest, per-reader links left as placeholders."""
+    return render_email("digest", digest_context(digest, variant, test=test))
+
+
+def fill_placeholders(text: str, values: dict[str, str]) -> str:
+    for marker, value in values.items():
+        text = text.replace(marker, value)
+    return text

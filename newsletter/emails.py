@@ -1,0 +1,75 @@
+"""Every email is three templates — subject, text and HTML — rendered by one helper.
+
+templates/emails/<name>.subject.txt, <name>.txt and <name>.html. The HTML gets its
+CSS inlined with css-inline, because Gmail and Outlook drop <style> blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.utils import formataddr, make_msgid
+from urllib.parse import urlsplit
+
+import css_inline
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from newsletter.models import Newsletter
+
+_inliner = css_inline.CSSInliner(keep_style_tags=True)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def one_line(value: str) -> str:
+    """Return `value` on one line: CR and LF never reach a header."""
+    return " ".join(value.split())
+
+
+def render_email(name: str, context: dict) -> RenderedEmail:
+    """Render templates/emails/<name>.{subject.txt,txt,html} with `context`."""
+    context = {"site_url": settings.SITE_URL, **context}
+    subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
+    text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
+    html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
+    return RenderedEmail(subject=subject, text=text, html=html)
+
+
+def site_domain() -> str:
+    return urlsplit(settings.SITE_URL).hostname or "localhost"
+
+
+def from_address(newsletter: Newsletter) -> str:
+    return formataddr((one_line(newsletter.from_name), newsletter.from_email))
+
+
+def build_message(
+    rendered: RenderedEmail,
+    *,
+    newsletter: Newsletter,
+    to: str,
+    headers: dict[str, str] | None = None,
+) -> EmailMultiAlternatives:
+    """Return a text + HTML message from the newsletter, with a Message-ID of our own."""
+    message = EmailMultiAlternatives(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_address(newsletter),
+        to=[to],
+        reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
+        headers={"Message-ID": make_msgid(domain=site_domain()), **(headers or {})},
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def send_email(name: str, *, newsletter: Newsletter, to: str, context: dict) -> None:
+    """Render and send one transactional email (confirmation, welcome, ...)."""
+    rendered = render_email(name, {"newsletter": newsletter, **context})
+    build_message(rendered, newsletter=newsletter, to=to).send()

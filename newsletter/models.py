@@ -1,0 +1,376 @@
+from __future__ import annotations
+
+import secrets
+import zoneinfo
+from datetime import time
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils.translation import gettext_lazy as _
+
+
+def _new_token_secret() -> str:
+    return secrets.token_hex(16)
+
+
+def validate_timezone(value: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(
+            _("%(value)s is not a known time zone, e.g. Asia/Shanghai."), params={"value": value}
+        ) from None
+
+
+class Newsletter(models.Model):
+    class Weekday(models.IntegerChoices):
+        MONDAY = 0, _("Monday")
+        TUESDAY = 1, _("Tuesday")
+        WEDNESDAY = 2, _("Wednesday")
+        THURSDAY = 3, _("Thursday")
+        FRIDAY = 4, _("Friday")
+        SATURDAY = 5, _("Saturday")
+        SUNDAY = 6, _("Sunday")
+
+    class Approval(models.TextChoices):
+        HOLD = "hold", _("Hold for approval: an editor sends or schedules each issue")
+        AUTO = "auto", _("Send at the scheduled time unless an editor held it")
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(_("slug"), unique=True)
+    description = models.TextField(_("description"), blank=True)
+    from_name = models.CharField(_("from name"), max_length=100)
+    from_email = models.EmailField(_("from address"))
+    reply_to = models.EmailField(_("reply-to address"), blank=True)
+    postal_address = models.TextField(
+        _("postal address"), help_text=_("Shown in every email, as anti-spam laws require.")
+    )
+    send_weekday = models.PositiveSmallIntegerField(
+        _("send weekday"), choices=Weekday.choices, default=Weekday.FRIDAY
+    )
+    send_time = models.TimeField(_("send time"), default=time(9, 0))
+    timezone = models.CharField(
+        _("time zone"), max_length=64, default="Asia/Shanghai", validators=[validate_timezone]
+    )
+    categories = models.ManyToManyField(
+        "articles.Category",
+        verbose_name=_("categories on offer"),
+        blank=True,
+        related_name="newsletters",
+        help_text=_("Leave empty to offer every category."),
+    )
+    approval_policy = models.CharField(
+        _("approval policy"), max_length=10, choices=Approval.choices, default=Approval.HOLD
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("newsletter")
+        verbose_name_plural = _("newsletters")
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class ConsentText(models.Model):
+    """One version of the consent wording; a change makes a new row, old ones stay as signed."""
+
+    newsletter = models.ForeignKey(
+        Newsletter, on_delete=models.CASCADE, related_name="consent_texts"
+    )
+    version = models.PositiveIntegerField(_("version"))
+    text = models.TextField(_("consent text"))
+    privacy_url = models.URLField(_("privacy notice"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["newsletter", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["newsletter", "version"], name="consent_text_version_unique"
+            )
+        ]
+        verbose_name = _("consent text")
+        verbose_name_plural = _("consent texts")
+
+    def __str__(self) -> str:
+        return f"{self.newsletter} v{self.version}"
+
+
+class Subscriber(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending confirmation")
+        ACTIVE = "active", _("Active")
+        UNSUBSCRIBED = "unsubscribed", _("Unsubscribed")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+        ERASED = "erased", _("Erased")
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="subscribers")
+    email = models.EmailField(_("email"), max_length=254)
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    organisation = models.CharField(_("organisation"), max_length=150, blank=True)
+    country = models.CharField(
+        _("country"), max_length=2, blank=True, help_text=_("ISO 3166 code.")
+    )
+    language = models.CharField(_("language"), max_length=10, default="en")
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
+    )
+    categories = models.ManyToManyField(
+        "articles.Category",
+        verbose_name=_("categories"),
+        blank=True,
+        related_name="subscribers",
+        help_text=_("Sections this reader receives; none chosen means every section."),
+    )
+    token_secret = models.CharField(max_length=64, default=_new_token_secret, editable=False)
+    source = models.CharField(
+        _("source"), max_length=100, blank=True, help_text=_("Form, import or admin.")
+    )
+    created_at = models.DateTimeField(_("signed up"), auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed"), null=True, blank=True)
+    paused_until = models.DateTimeField(_("paused until"), null=True, blank=True)
+    soft_bounce_count = models.PositiveIntegerField(_("soft bounces in a row"), default=0)
+    last_confirmation_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"), "newsletter", name="subscriber_email_ci_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["newsletter", "status"])]
+        verbose_name = _("subscriber")
+        verbose_name_plural = _("subscribers")
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class ConsentRecord(models.Model):
+    class Action(models.TextChoices):
+        SIGNUP = "signup", _("Signed up")
+        CONFIRM = "confirm", _("Confirmed")
+        IMPORT = "import", _("Imported with prior consent")
+        WITHDRAW = "withdraw", _("Withdrew consent")
+        CHANGE = "change", _("Changed preferences")
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="consent_records"
+    )
+    action = models.CharField(_("action"), max_length=10, choices=Action.choices)
+    at = models.DateTimeField(_("when"), auto_now_add=True)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    form = models.CharField(_("form"), max_length=100, blank=True)
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, null=True, blank=True)
+    method = models.CharField(
+        _("how"),
+        max_length=50,
+        blank=True,
+        help_text=_("e.g. one-click, link, preferences, admin."),
+    )
+    note = models.CharField(_("note"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("consent record")
+        verbose_name_plural = _("consent records")
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class Suppression(models.Model):
+    """An address that must never be mailed again, kept only as a keyed hash.
+
+    Erasure and hard suppression leave this row behind, so no later import or
+    webhook can bring the address back without storing it.
+    """
+
+    newsletter = models.ForeignKey(
+        Newsletter, on_delete=models.CASCADE, related_name="suppressions"
+    )
+    email_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=20)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["newsletter", "email_hash"], name="suppression_unique")
+        ]
+        verbose_name = _("suppression")
+        verbose_name_plural = _("suppressions")
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.email_hash[:12]}…"
+
+
+class Issue(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        SCHEDULED = "scheduled", _("Scheduled")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
+    number = models.PositiveIntegerField(_("number"))
+    title = models.CharField(_("title"), max_length=200)
+    week = models.CharField(_("week"), max_length=8, help_text=_("ISO week, e.g. 2026-W48."))
+    window_start = models.DateTimeField(_("articles from"))
+    window_end = models.DateTimeField(_("articles until"))
+    editor_note = models.TextField(_("editor's note"), blank=True, help_text=_("Markdown."))
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.DRAFT
+    )
+    scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
+    send_started_at = models.DateTimeField(_("sending started"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
+    sent_count = models.PositiveIntegerField(_("sent"), default=0)
+    failed_count = models.PositiveIntegerField(_("failed"), default=0)
+    skipped_count = models.PositiveIntegerField(_("skipped"), default=0)
+    utm_source = models.CharField(_("utm_source"), max_length=100, blank=True)
+    utm_medium = models.CharField(_("utm_medium"), max_length=100, blank=True)
+    utm_campaign = models.CharField(_("utm_campaign"), max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["newsletter", "number"], name="issue_number_unique")
+        ]
+        indexes = [models.Index(fields=["newsletter", "week"])]
+        verbose_name = _("issue")
+        verbose_name_plural = _("issues")
+        permissions = [("send_issue", _("Can schedule, send or cancel an issue"))]
+
+    def __str__(self) -> str:
+        return f"{self.newsletter.name} No. {self.number} ({self.week})"
+
+
+class IssueItem(models.Model):
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="items")
+    article = models.ForeignKey(
+        "articles.Article", on_delete=models.PROTECT, related_name="issue_items"
+    )
+    section = models.ForeignKey(
+        "articles.Category", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    position = models.PositiveIntegerField(_("position"), default=0)
+    abstract_override = models.TextField(_("abstract override"), blank=True)
+    pinned = models.BooleanField(
+        _("pinned"), default=False, help_text=_("Kept first in its section.")
+    )
+    removed = models.BooleanField(
+        _("removed"),
+        default=False,
+        help_text=_("Left out of the issue; re-compiling does not add it back."),
+    )
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["issue", "article"], name="issue_item_unique")
+        ]
+        verbose_name = _("issue item")
+        verbose_name_plural = _("issue items")
+
+    def __str__(self) -> str:
+        return str(self.article)
+
+    @property
+    def abstract(self) -> str:
+        return self.abstract_override or self.article.abstract
+
+
+class Delivery(models.Model):
+    """The ledger: one row per issue and reader, the only record that an email went out."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        SENT = "sent", _("Sent")
+        SKIPPED = "skipped", _("Skipped")
+        FAILED = "failed", _("Failed")
+        BOUNCED = "bounced", _("Bounced")
+        COMPLAINED = "complained", _("Complained")
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
+    subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="deliveries")
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    variant = models.CharField(
+        _("variant"), max_length=200, blank=True, help_text=_("Sections sent, by category id.")
+    )
+    esp_message_id = models.CharField(
+        _("ESP message id"), max_length=255, blank=True, db_index=True
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    opened_at = models.DateTimeField(_("first opened"), null=True, blank=True)
+    open_count = models.PositiveIntegerField(_("opens"), default=0)
+    clicked_at = models.DateTimeField(_("first clicked"), null=True, blank=True)
+    click_count = models.PositiveIntegerField(_("clicks"), default=0)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issue", "subscriber"], name="delivery_issue_subscriber_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["issue", "status"]), models.Index(fields=["claim_token"])]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+
+    def __str__(self) -> str:
+        return f"{self.issue} → {self.subscriber_id}"
+
+
+class TrackingEvent(models.Model):
+    """One event an ESP reported through its webhook; duplicates are dropped by ESP event id."""
+
+    esp = models.CharField(_("ESP"), max_length=30)
+    event_type = models.CharField(_("event"), max_length=30)
+    esp_event_id = models.CharField(
+        _("ESP event id"), max_length=255, null=True, blank=True, unique=True
+    )
+    message_id = models.CharField(_("ESP message id"), max_length=255, blank=True, db_index=True)
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.SET_NULL, null=True, blank=True, related_name="events"
+    )
+    timestamp = models.DateTimeField(_("when"), null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.CharField(max_length=30, blank=True)
+    description = models.TextField(blank=True)
+    mta_response = models.TextField(blank=True)
+    click_url = models.URLField(max_length=1000, blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name = _("tracking event")
+        verbose_name_plural = _("tracking events")
+
+    def __str__(self) -> str:
+        return f"{self.esp} {self.event_type} {self.message_id}"

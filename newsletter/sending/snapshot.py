@@ -1,0 +1,68 @@
+"""Snapshot the readers of an issue into the Delivery ledger and split it into batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from django.db import connection
+
+from newsletter.models import Delivery, Issue, Subscriber
+
+
+def deliveries_snapshot(*, issue: Issue, now: datetime) -> int:
+    """Write one queued Delivery per eligible reader in a single INSERT … SELECT.
+
+    Eligible: active and not paused at `now`. The unique (issue, subscriber)
+    constraint with ON CONFLICT DO NOTHING makes a repeated snapshot add only readers
+    who were not there yet, never a second row. Returns the rows added.
+    """
+    delivery = Delivery._meta.db_table
+    subscriber = Subscriber._meta.db_table
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    sql = f"""
+        INSERT INTO {delivery}
+            (issue_id, subscriber_id, status, variant, esp_message_id, attempts, last_error,
+             created_at, open_count, click_count)
+        SELECT %s, s.id, %s, '', '', 0, '', %s, 0, 0
+        FROM {subscriber} s
+        WHERE s.newsletter_id = %s AND s.status = %s
+          AND (s.paused_until IS NULL OR s.paused_until <= %s)
+        ORDER BY s.id
+        ON CONFLICT (issue_id, subscriber_id) DO NOTHING
+    """  # noqa: S608 - table names come from model metadata, values are parameters
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                issue.pk,
+                Delivery.Status.QUEUED,
+                stamp,
+                issue.newsletter_id,
+                Subscriber.Status.ACTIVE,
+                stamp,
+            ],
+        )
+        return max(cursor.rowcount, 0)
+
+
+def batch_ranges(*, issue: Issue, size: int) -> Iterator[tuple[int, int]]:
+    """Yield (first_id, last_id) keyset ranges of at most `size` queued rows each."""
+    ids = (
+        Delivery.objects.filter(issue=issue, status=Delivery.Status.QUEUED)
+        .order_by("id")
+        .values_list("id", flat=True)
+        .iterator(chunk_size=10_000)
+    )
+    first = last = None
+    count = 0
+    for pk in ids:
+        if first is None:
+            first = pk
+        last = pk
+        count += 1
+        if count == size:
+            yield first, last
+            first, count = None, 0
+    if first is not None and last is not None:
+        yield first, last

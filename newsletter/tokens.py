@@ -1,0 +1,117 @@
+"""Signed tokens that let a reader act on their subscription from an email link.
+
+Built on Django's salted_hmac and signing, like contrib.auth's password-reset tokens.
+Every token is bound to one subscription (one reader of one newsletter) and to its
+secret, so rotating the secret (on erasure, say) invalidates every link at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core import signing
+from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.http import base36_to_int, int_to_base36
+
+from newsletter.models import Subscriber
+
+_PURPOSES = ("unsubscribe", "preferences")
+
+
+class ReaderTokenGenerator:
+    """Make and check the long-lived tokens in every digest: unsubscribe and preferences.
+
+    They do not expire: RFC 8058 one-click unsubscribe must work for as long as the
+    email sits in an inbox.
+    """
+
+    key_salt = "newsletter.tokens.ReaderTokenGenerator"
+
+    def make_token(self, subscriber: Subscriber, purpose: str) -> str:
+        """Return a token for `purpose` that identifies this subscription."""
+        return f"{int_to_base36(subscriber.pk)}-{self._hash(subscriber.pk, subscriber.newsletter_id, subscriber.token_secret, purpose)}"
+
+    def check_token(self, token: str, purpose: str) -> Subscriber | None:
+        """Return the subscriber a valid token names, or None for a bad or tampered one."""
+        if (
+            purpose not in _PURPOSES
+            or not isinstance(token, str)
+            or token.count("-") != 1
+            or len(token) > 80
+        ):
+            return None
+        pk_b36, digest = token.split("-")
+        try:
+            pk = base36_to_int(pk_b36)
+        except ValueError:
+            return None
+        subscriber = Subscriber.objects.select_related("newsletter").filter(pk=pk).first()
+        if subscriber is None:
+            return None
+        expected = self._hash(
+            subscriber.pk, subscriber.newsletter_id, subscriber.token_secret, purpose
+        )
+        return subscriber if constant_time_compare(digest, expected) else None
+
+    def _hash(self, pk: int, newsletter_id: int, secret: str, purpose: str) -> str:
+        value = f"{pk}:{newsletter_id}:{secret}:{purpose}"
+        return salted_hmac(self.key_salt, value, algorithm="sha256").hexdigest()[:32]
+
+
+reader_tokens = ReaderTokenGenerator()
+
+
+@dataclass(frozen=True)
+class ConfirmationCheck:
+    subscriber: Subscriber | None
+    email: str
+    problem: str  # "" when valid, else "expired", "used" or "invalid"
+
+
+class ConfirmationTokenGenerator:
+    """Make and check double opt-in tokens: timestamped, and spent once confirmed.
+
+    The signed value covers the address being confirmed and the reader's confirmation
+    time, so a used link, or one for an address since changed, no longer matches.
+    A token may carry a new address (a change of email) that takes effect on confirming.
+    """
+
+    salt = "newsletter.tokens.confirm"
+
+    def make_token(self, subscriber: Subscriber, *, email: str | None = None) -> str:
+        email = email or subscriber.email
+        data = {"s": subscriber.pk, "h": self._state(subscriber, email)}
+        if email != subscriber.email:
+            data["e"] = email
+        return signing.dumps(data, salt=self.salt, compress=True)
+
+    def check_token(self, token: str) -> ConfirmationCheck:
+        max_age = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS * 86400
+        problem = ""
+        try:
+            data = signing.loads(token, salt=self.salt, max_age=max_age)
+        except signing.SignatureExpired:
+            problem = "expired"
+            data = signing.loads(token, salt=self.salt)
+        except signing.BadSignature:
+            return ConfirmationCheck(None, "", "invalid")
+        if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+            return ConfirmationCheck(None, "", "invalid")
+        subscriber = Subscriber.objects.select_related("newsletter").filter(pk=data["s"]).first()
+        if subscriber is None:
+            return ConfirmationCheck(None, "", "invalid")
+        email = str(data.get("e") or subscriber.email)
+        if problem:
+            return ConfirmationCheck(subscriber, email, problem)
+        if not constant_time_compare(str(data.get("h")), self._state(subscriber, email)):
+            return ConfirmationCheck(subscriber, email, "used")
+        return ConfirmationCheck(subscriber, email, "")
+
+    def _state(self, subscriber: Subscriber, email: str) -> str:
+        confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""
+        value = f"{subscriber.pk}:{email.lower()}:{subscriber.token_secret}:{subscriber.status}:{confirmed}"
+        return salted_hmac(self.salt, value, algorithm="sha256").hexdigest()[:24]
+
+
+confirmation_tokens = ConfirmationTokenGenerator()

@@ -1,0 +1,86 @@
+"""Test set-up shared by every test.
+
+Two runs, same tests: the embedded defaults (SQLite, eager Celery, local-memory
+cache) and real services (DATABASE_URL on PostgreSQL, REDIS_URL on Redis). Tests
+marked `services` need the second: they skip in the embedded run, and with CI=true
+a configured service that does not answer fails them instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.core.cache import cache
+
+from config.celery import app as celery_app
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def services_problem() -> str | None:
+    """Return why real PostgreSQL and Redis are not available, or None when they are."""
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        return "needs DATABASE_URL on PostgreSQL (the embedded run uses SQLite)"
+    if not settings.REDIS_URL:
+        return "needs REDIS_URL (the embedded run has no broker)"
+    db = settings.DATABASES["default"]
+    if not _answers(f"postgres://{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}", 5432):
+        return "PostgreSQL does not answer"
+    if not _answers(settings.REDIS_URL, 6379):
+        return "Redis does not answer"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _services_guard(request):
+    """Skip a `services` test in the embedded run; fail it in CI when a service is down."""
+    if "services" not in request.keywords:
+        return
+    problem = services_problem()
+    if problem is None:
+        return
+    configured = bool(settings.REDIS_URL) and settings.DATABASES["default"]["ENGINE"].endswith(
+        "postgresql"
+    )
+    if IN_CI and configured:
+        pytest.fail(f"CI=true and {problem}")
+    pytest.skip(problem)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request, settings, tmp_path):
+    """Run tasks in process and start each test with an empty cache and outbox dir."""
+    settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+    eager = "services" not in request.keywords
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = eager
+    cache.clear()
+    if request.node.get_closest_marker("django_db"):
+        # A transactional test flushes the tables, data migration rows included;
+        # put the newsletter back so every test starts from what migrate leaves.
+        from tests.factories import default_newsletter
+
+        default_newsletter()
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def run_on_commit(django_capture_on_commit_callbacks):
+    """Return a context manager that runs on_commit callbacks (task enqueues) at its end."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

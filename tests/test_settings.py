@@ -1,0 +1,145 @@
+"""Settings come from the environment and a bad value stops start-up with a clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PRODUCTION = {
+    "DEBUG": "false",
+    "SECRET_KEY": "x" * 20 + "y" * 20 + "z" * 20 + "0123456789abcdef",
+    "SITE_URL": "https://weekly.example.org",
+    "ALLOWED_HOSTS": "weekly.example.org",
+    "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+    "ANYMAIL_MAILGUN_API_KEY": "key-test",
+    "ANYMAIL_MAILGUN_SENDER_DOMAIN": "mg.example.org",
+}
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "DATABASE_URL",
+                "REDIS_",
+                "ANYMAIL_",
+                "EMAIL_",
+                "DEBUG",
+                "SECRET_KEY",
+                "SITE_URL",
+                "ALLOWED_HOSTS",
+                "CELERY_",
+            )
+        )
+    }
+    clean.update(
+        env, DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(ROOT / "var" / "test-settings")
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def load(**env: str) -> subprocess.CompletedProcess:
+    return run(
+        "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'], settings.EMAIL_BACKEND, settings.CELERY_TASK_ALWAYS_EAGER)",
+        **env,
+    )
+
+
+def test_it_runs_embedded_with_no_environment():
+    result = load()
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.sqlite3",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "newsletter.backends.OutboxBackend",
+        "True",
+    ]
+
+
+def test_it_uses_postgres_redis_and_workers_in_production():
+    result = load(**PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "django.db.backends.postgresql",
+        "django.core.cache.backends.redis.RedisCache",
+        "anymail.backends.mailgun.EmailBackend",
+        "False",
+    ]
+
+
+def test_it_puts_the_cache_in_its_own_redis_database():
+    result = run(
+        "import django; django.setup(); from django.conf import settings; print(settings.CACHES['default']['LOCATION'], settings.CELERY_BROKER_URL)",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+    )
+    assert result.stdout.split() == ["redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379/0"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
+        ({"DATABASE_URL": "mysql://root@localhost/db"}, "DATABASE_URL must point to PostgreSQL"),
+        ({"DATABASE_URL": "nonsense"}, "DATABASE_URL is not a database URL"),
+        (
+            {"REDIS_URL": "http://127.0.0.1:6379"},
+            "REDIS_URL='http://127.0.0.1:6379' is not a valid URL",
+        ),
+        ({"SITE_URL": "weekly.example.org"}, "SITE_URL='weekly.example.org' is not a valid URL"),
+        ({"EMAIL_PORT": "smtp"}, "EMAIL_PORT='smtp' is not a whole number"),
+        ({"NEWSLETTER_BATCH_SIZE": "0"}, "NEWSLETTER_BATCH_SIZE=0 is too small"),
+        ({"DEBUG": "false", "SITE_URL": "https://w.example.org"}, "SECRET_KEY is not set"),
+        (
+            {**PRODUCTION, "SITE_URL": "http://weekly.example.org"},
+            "SITE_URL='http://weekly.example.org' is not a valid URL: it must be absolute, start with https://",
+        ),
+        ({**PRODUCTION, "SECRET_KEY": "short"}, "SECRET_KEY is too weak"),
+        (
+            {"EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend"},
+            "needs the ESP's credentials in ANYMAIL_* variables",
+        ),
+        (
+            {"CELERY_VISIBILITY_TIMEOUT": "600"},
+            "CELERY_VISIBILITY_TIMEOUT (600) must be longer than NEWSLETTER_LEASE_SECONDS",
+        ),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' must be one of"),
+    ],
+)
+def test_it_refuses_a_bad_value_naming_the_variable(env, message):
+    result = load(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert message in result.stderr
+
+
+def test_production_settings_pass_check_deploy():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "REDIS_"))},
+            **PRODUCTION,
+            "VAR_DIR": str(ROOT / "var" / "test-settings"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "System check identified no issues" in result.stdout

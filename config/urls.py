@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from newsletter.views import healthz
+from newsletter.views.health import healthz
 
 admin.site.site_header = "Belt & Road Weekly"
 admin.site.site_title = "Belt & Road Weekly admin"

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Newsletter
 from newsletter.sending.batch import delivery_batch_send
-from newsletter.services import IssueNotSendable, issue_compile, issue_start_sending
+from newsletter.services.issues import IssueNotSendable, issue_compile, issue_start_sending
 from newsletter.weeks import current_week, send_moment
 
 logger = logging.getLogger(__name__)

@@ -1,12 +1,12 @@
 from django.urls import path
 
-from newsletter import views
+from newsletter.views import archive, readers
 
 app_name = "newsletter"
 
 urlpatterns = [
-    path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
-    path("preferences/<str:token>/", views.preferences, name="preferences"),
-    path("archive/", views.archive, name="archive"),
-    path("archive/<int:number>/", views.archive_issue, name="archive-issue"),
+    path("unsubscribe/<str:token>/", readers.unsubscribe, name="unsubscribe"),
+    path("preferences/<str:token>/", readers.preferences, name="preferences"),
+    path("archive/", archive.archive, name="archive"),
+    path("archive/<int:number>/", archive.archive_issue, name="archive-issue"),
 ]

@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 from articles.models import Article
 from newsletter.models import Issue
-from newsletter.services import issue_compile
+from newsletter.services.issues import issue_compile
 from newsletter.weeks import IsoWeek, issue_window
 from tests.factories import ArticleFactory, CategoryFactory, default_newsletter
 

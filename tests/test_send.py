@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Subscriber
-from newsletter.services import issue_send_test, issue_start_sending, subscriber_unsubscribe
+from newsletter.services.issues import issue_send_test, issue_start_sending
+from newsletter.services.subscribers import subscriber_unsubscribe
 from tests.factories import (
     ArticleFactory,
     CategoryFactory,

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from newsletter.management.commands._common import newsletter_from_option
-from newsletter.services import issue_compile
+from newsletter.services.issues import issue_compile
 from newsletter.weeks import IsoWeek
 
 

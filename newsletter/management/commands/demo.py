@@ -16,7 +16,7 @@ from articles.models import Article, Category
 from articles.services import articles_import
 from newsletter.management.commands._common import newsletter_from_option
 from newsletter.models import Delivery, Issue, Subscriber
-from newsletter.services import IssueNotSendable, issue_compile, issue_start_sending
+from newsletter.services.issues import IssueNotSendable, issue_compile, issue_start_sending
 from newsletter.weeks import current_week, issue_window
 
 SAMPLE_FEED = Path(settings.BASE_DIR) / "articles" / "fixtures" / "sample-feed.xml"

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
-from newsletter.models import ConsentRecord, Issue, IssueItem, Newsletter, Subscriber
+from newsletter.models import Issue, IssueItem, Newsletter, Subscriber
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
 from newsletter.weeks import IsoWeek, current_week, issue_window
@@ -163,23 +163,3 @@ def issue_send_test(*, issue: Issue, to: list[str]) -> int:
         message = digest_message(rendered, issue=issue, subscriber=probe, delivery_id=0)
         sent += message.send()
     return sent
-
-
-def subscriber_unsubscribe(
-    *, subscriber: Subscriber, method: str, ip: str | None = None, user_agent: str = ""
-) -> bool:
-    """Unsubscribe the reader and record the withdrawal; return False if already out."""
-    now = timezone.now()
-    changed = Subscriber.objects.filter(
-        pk=subscriber.pk, status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
-    ).update(status=Subscriber.Status.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now)
-    if changed:
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            action=ConsentRecord.Action.WITHDRAW,
-            method=method,
-            ip=ip,
-            user_agent=user_agent[:300],
-        )
-        subscriber.refresh_from_db()
-    return bool(changed)

@@ -1,0 +1,1 @@
+"""Views, one module per audience: readers (subscription links), archive (public issues), health."""

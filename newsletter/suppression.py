@@ -28,7 +28,9 @@ def normalise_email(email: str) -> str:
 
 def email_hash(email: str) -> str:
     """Return the keyed hash (HMAC-SHA256 with SECRET_KEY) of a normalised address."""
-    return salted_hmac("newsletter.suppression", normalise_email(email), algorithm="sha256").hexdigest()
+    return salted_hmac(
+        "newsletter.suppression", normalise_email(email), algorithm="sha256"
+    ).hexdigest()
 
 
 def is_suppressed(*, newsletter: Newsletter, email: str) -> bool:

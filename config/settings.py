@@ -116,6 +116,9 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite is the embedded default: one writer at a time, so wait for the lock
     # instead of failing when the web process and an eager task write together.
     _database["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # A fresh checkout has no var/ yet; the embedded default must work without set-up.
+    if _database["NAME"] and _database["NAME"] != ":memory:":
+        Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     _database["CONN_MAX_AGE"] = 0
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -10,6 +10,8 @@ admin.site.index_title = "Newsroom"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("newsletter/", include("newsletter.urls")),
+    # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
+    path("anymail/", include("newsletter.webhooks")),
     path("anymail/", include("anymail.urls")),
     path("healthz", healthz, name="healthz"),
 ]

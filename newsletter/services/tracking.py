@@ -286,9 +286,11 @@ def tracking_event_delivery(*, event: TrackingEvent) -> Delivery | None:
 def _subscriber_for(event: TrackingEvent, delivery: Delivery | None) -> Subscriber | None:
     if delivery is not None:
         return delivery.subscriber
-    # Transactional mail (confirmation, re-permission) may carry only the reader's id.
-    subscriber_id = _int((event.payload.get("metadata") or {}).get("subscriber"))
-    if subscriber_id is None:
+    # Transactional mail (confirmation, re-permission) may carry only the reader's id;
+    # a digest's metadata that found no delivery is not to be trusted for the reader.
+    metadata = event.payload.get("metadata") or {}
+    subscriber_id = _int(metadata.get("subscriber"))
+    if subscriber_id is None or "delivery" in metadata:
         return None
     return Subscriber.objects.select_related("newsletter").filter(pk=subscriber_id).first()
 
@@ -296,23 +298,33 @@ def _subscriber_for(event: TrackingEvent, delivery: Delivery | None) -> Subscrib
 # --- the policy ------------------------------------------------------------------------------
 
 
-def soft_bounce_streak(*, subscriber: Subscriber) -> int:
-    """Return how many of the reader's latest issues in a row bounced.
+def soft_bounce_streak(*, subscriber: Subscriber, through: Delivery | None = None) -> int:
+    """Return how many issues in a row bounced for the reader, up to the latest one.
 
-    Derived from the ledger, so that events arriving late or twice count once, and a
-    later issue that went through breaks the run.
+    With `through`, count the run of bounced issues that contains that delivery
+    instead: its bounce may arrive after the next issue went out. Derived from the
+    ledger, so that events arriving late or twice count once, and an issue that went
+    through breaks the run.
     """
-    limit = max(settings.NEWSLETTER_SOFT_BOUNCE_LIMIT, 1) + 1
-    statuses = (
+    rows = list(
         Delivery.objects.filter(
             subscriber=subscriber,
             status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED, Delivery.Status.COMPLAINED],
         )
         .order_by("-issue_id")
-        .values_list("status", flat=True)[: limit * 4]
+        .values_list("pk", "status")[:200]
     )
+    statuses = [status for _, status in rows]
+    start = 0
+    if through is not None:
+        ids = [pk for pk, _ in rows]
+        if through.pk not in ids:
+            return 0
+        start = ids.index(through.pk)
+        while start > 0 and statuses[start - 1] == Delivery.Status.BOUNCED:
+            start -= 1
     streak = 0
-    for status in statuses:
+    for status in statuses[start:]:
         if status != Delivery.Status.BOUNCED:
             break
         streak += 1
@@ -377,7 +389,11 @@ def _reader_complained(subscriber: Subscriber, address: str, esp: str, now: date
 
 
 def _apply_to_reader(
-    subscriber: Subscriber, action: str, event: TrackingEvent, now: datetime
+    subscriber: Subscriber,
+    action: str,
+    event: TrackingEvent,
+    delivery: Delivery | None,
+    now: datetime,
 ) -> str:
     """Apply the reader's side of the policy and return the event's outcome."""
     recipient = normalise_email(event.payload.get("recipient") or "")
@@ -397,7 +413,7 @@ def _apply_to_reader(
     if action == HARD_BOUNCE:
         return Outcome.BOUNCED if _reader_bounced(subscriber, address, now) else ""
     if action == SOFT_BOUNCE:
-        streak = soft_bounce_streak(subscriber=subscriber)
+        streak = soft_bounce_streak(subscriber=subscriber, through=delivery)
         Subscriber.objects.filter(pk=subscriber.pk).update(soft_bounce_count=streak)
         limit = settings.NEWSLETTER_SOFT_BOUNCE_LIMIT
         if limit and streak >= limit:
@@ -458,7 +474,7 @@ def tracking_event_process(
             _forget(event)
         elif action is not None:
             reader_action = action.removeprefix("mirror:")
-            event.outcome = _apply_to_reader(subscriber, reader_action, event, now)
+            event.outcome = _apply_to_reader(subscriber, reader_action, event, delivery, now)
         event.delivery = delivery
         event.processed_at = now
         event.save()

@@ -289,3 +289,19 @@ def test_a_bounce_posted_the_way_mailgun_posts_it_keeps_the_reader_out_of_the_ne
         call_command("send_issue", "49", stdout=StringIO())
     assert [m.to for m in mail.outbox] == [[stays.email]]
     assert not Delivery.objects.filter(issue=next_week, subscriber=gone).exists()
+
+
+def test_a_bounce_of_an_email_that_carries_only_the_reader_id_bounces_that_reader():
+    # The sunset re-permission email carries {"subscriber": id} and no delivery.
+    reader = SubscriberFactory()
+    event = AnymailTrackingEvent(
+        event_type="bounced",
+        event_id="repermission-bounce",
+        message_id="<not-a-digest@mg.example.com>",
+        recipient=reader.email,
+        metadata={"subscriber": str(reader.pk)},
+        esp_event={"Type": "HardBounce"},
+    )
+    stored = tracking_event_store(event=event, esp_name="Postmark")
+    tracking_event_process(event_id=stored.pk)
+    assert status_of(reader) == "bounced"

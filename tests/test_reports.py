@@ -168,3 +168,13 @@ def test_list_health_shows_each_week_and_warns_near_the_complaint_target(editor,
     assert (week.complained, week.delivered, week.complaints) == (1, 1200, 1)
     assert week.new == 3
     assert "0.3 % limit" in page  # the threshold line on the chart
+
+
+def test_the_ledger_lists_link_to_the_reports(issue, client):
+    client.force_login(User.objects.create_superuser("chief", password="x"))
+    deliveries = client.get(reverse("admin:newsletter_delivery_changelist")).content.decode()
+    assert reverse("newsletter_reports:health") in deliveries
+    assert reverse("newsletter_reports:issue", args=[issue.pk]) in deliveries
+    events = client.get(reverse("admin:newsletter_trackingevent_changelist"))
+    assert events.status_code == 200
+    assert client.get(reverse("admin:newsletter_repermission_changelist")).status_code == 200

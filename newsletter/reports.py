@@ -95,8 +95,47 @@ class LinkClicks:
     is_article: bool
 
 
+class Rates:
+    """Rates of an issue's numbers; the class using it holds the counts."""
+
+    accepted: int
+    delivered: int
+    bounced: int
+    complained: int
+    opened: int
+    clicked: int
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return rate(self.bounced, self.accepted)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return rate(self.complained, self.delivered)
+
+    @property
+    def open_rate(self) -> float | None:
+        return rate(self.opened, self.delivered)
+
+    @property
+    def click_rate(self) -> float | None:
+        return rate(self.clicked, self.delivered)
+
+
+def _counts() -> dict:
+    """Return the per-status counts of deliveries, for aggregate() or annotate()."""
+    return {
+        "accepted": Count("id", filter=Q(status__in=ACCEPTED)),
+        "delivered": Count("id", filter=Q(status__in=DELIVERED)),
+        "bounced": Count("id", filter=Q(status=Status.BOUNCED)),
+        "complained": Count("id", filter=Q(status=Status.COMPLAINED)),
+        "opened": Count("id", filter=Q(opened_at__isnull=False, status__in=DELIVERED)),
+        "clicked": Count("id", filter=Q(clicked_at__isnull=False, status__in=DELIVERED)),
+    }
+
+
 @dataclass
-class IssueReport:
+class IssueReport(Rates):
     issue: Issue
     recipients: int = 0
     accepted: int = 0
@@ -118,22 +157,6 @@ class IssueReport:
     by_day: list[tuple[date, int, int]] = field(default_factory=list)  # (day, opened, clicked)
 
     @property
-    def bounce_rate(self) -> float | None:
-        return rate(self.bounced, self.accepted)
-
-    @property
-    def complaint_rate(self) -> float | None:
-        return rate(self.complained, self.delivered)
-
-    @property
-    def open_rate(self) -> float | None:
-        return rate(self.opened, self.delivered)
-
-    @property
-    def click_rate(self) -> float | None:
-        return rate(self.clicked, self.delivered)
-
-    @property
     def click_to_open_rate(self) -> float | None:
         return rate(self.clicked, self.opened)
 
@@ -150,16 +173,11 @@ def _delivery_counts(deliveries: QuerySet[Delivery]) -> dict[str, int]:
     return {
         key: value or 0
         for key, value in deliveries.aggregate(
+            **_counts(),
             recipients=Count("id"),
-            accepted=Count("id", filter=Q(status__in=ACCEPTED)),
-            delivered=Count("id", filter=Q(status__in=DELIVERED)),
-            bounced=Count("id", filter=Q(status=Status.BOUNCED)),
-            complained=Count("id", filter=Q(status=Status.COMPLAINED)),
             failed=Count("id", filter=Q(status=Status.FAILED)),
             skipped=Count("id", filter=Q(status=Status.SKIPPED)),
             in_progress=Count("id", filter=Q(status__in=[Status.QUEUED, Status.SENDING])),
-            opened=Count("id", filter=Q(opened_at__isnull=False, status__in=DELIVERED)),
-            clicked=Count("id", filter=Q(clicked_at__isnull=False, status__in=DELIVERED)),
             opens=Sum("open_count"),
             clicks=Sum("click_count"),
         ).items()
@@ -334,7 +352,7 @@ class HealthWeek:
 
 
 @dataclass
-class IssueRow:
+class IssueRow(Rates):
     issue: Issue
     delivered: int
     bounced: int
@@ -342,22 +360,6 @@ class IssueRow:
     complained: int
     opened: int
     clicked: int
-
-    @property
-    def bounce_rate(self) -> float | None:
-        return rate(self.bounced, self.accepted)
-
-    @property
-    def complaint_rate(self) -> float | None:
-        return rate(self.complained, self.delivered)
-
-    @property
-    def open_rate(self) -> float | None:
-        return rate(self.opened, self.delivered)
-
-    @property
-    def click_rate(self) -> float | None:
-        return rate(self.clicked, self.delivered)
 
 
 @dataclass
@@ -482,16 +484,7 @@ def recent_issues(*, newsletter: Newsletter, limit: int = 8) -> list[IssueRow]:
     )
     counts = {
         row["issue"]: row
-        for row in Delivery.objects.filter(issue__in=issues)
-        .values("issue")
-        .annotate(
-            delivered=Count("id", filter=Q(status__in=DELIVERED)),
-            accepted=Count("id", filter=Q(status__in=ACCEPTED)),
-            bounced=Count("id", filter=Q(status=Status.BOUNCED)),
-            complained=Count("id", filter=Q(status=Status.COMPLAINED)),
-            opened=Count("id", filter=Q(opened_at__isnull=False, status__in=DELIVERED)),
-            clicked=Count("id", filter=Q(clicked_at__isnull=False, status__in=DELIVERED)),
-        )
+        for row in Delivery.objects.filter(issue__in=issues).values("issue").annotate(**_counts())
     }
     empty = dict.fromkeys(
         ("delivered", "accepted", "bounced", "complained", "opened", "clicked"), 0

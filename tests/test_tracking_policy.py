@@ -34,6 +34,13 @@ T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 _ids = iter(range(1, 10**6))
 
 
+def store(esp: str = "Postmark", **event) -> TrackingEvent:
+    """Store one event as the webhook would; anymail's fields as keyword arguments."""
+    event.setdefault("event_id", f"evt-{next(_ids)}")
+    event.setdefault("esp_event", {})
+    return tracking_event_store(event=AnymailTrackingEvent(**event), esp_name=esp)
+
+
 def report(
     delivery: Delivery,
     event_type: str,
@@ -46,17 +53,16 @@ def report(
     **fields,
 ) -> TrackingEvent:
     """Store and process one event about `delivery`, as the webhook and its task would."""
-    event = AnymailTrackingEvent(
+    stored = store(
+        esp,
         event_type=event_type,
         timestamp=when,
-        event_id=f"evt-{next(_ids)}",
         message_id=delivery.esp_message_id,
         recipient=delivery.subscriber.email if recipient is None else recipient,
         metadata={"delivery": str(delivery.pk)},
         esp_event=raw or {},
         **fields,
     )
-    stored = tracking_event_store(event=event, esp_name=esp)
     tracking_event_process(event_id=stored.pk, wait_for_send=wait_for_send)
     stored.refresh_from_db()
     return stored
@@ -214,14 +220,14 @@ def test_a_bounce_for_an_address_the_reader_has_since_changed_leaves_the_reader_
 
 def test_a_bounce_while_the_batch_is_still_sending_waits_and_changes_nothing():
     delivery = DeliveryFactory(status=Delivery.Status.SENDING)
-    event = AnymailTrackingEvent(
+    stored = store(
+        "Postmark",
         event_type="bounced",
         event_id="early-bounce",
         message_id=delivery.esp_message_id,
         recipient=delivery.subscriber.email,
         esp_event={"Type": "HardBounce"},
     )
-    stored = tracking_event_store(event=event, esp_name="Postmark")
     with pytest.raises(DeliveryNotSettled):
         tracking_event_process(event_id=stored.pk, wait_for_send=True)
     stored.refresh_from_db()
@@ -230,15 +236,13 @@ def test_a_bounce_while_the_batch_is_still_sending_waits_and_changes_nothing():
 
 def test_an_event_whose_task_was_lost_is_processed_by_the_sweep():
     delivery = DeliveryFactory()
-    stored = tracking_event_store(
-        event=AnymailTrackingEvent(
-            event_type="complained",
-            event_id="lost",
-            message_id=delivery.esp_message_id,
-            recipient=delivery.subscriber.email,
-            esp_event={},
-        ),
-        esp_name="Postmark",
+    stored = store(
+        "Postmark",
+        event_type="complained",
+        event_id="lost",
+        message_id=delivery.esp_message_id,
+        recipient=delivery.subscriber.email,
+        esp_event={},
     )
     TrackingEvent.objects.filter(pk=stored.pk).update(received_at=T0 - timedelta(hours=1))
     process_stale_tracking_events()
@@ -248,7 +252,8 @@ def test_an_event_whose_task_was_lost_is_processed_by_the_sweep():
 def test_metadata_that_does_not_hang_together_is_not_acted_on():
     delivery = DeliveryFactory()
     other = SubscriberFactory()
-    event = AnymailTrackingEvent(
+    stored = store(
+        "Mailgun",
         event_type="complained",
         event_id="mixed-up",
         message_id="",
@@ -256,7 +261,6 @@ def test_metadata_that_does_not_hang_together_is_not_acted_on():
         metadata={"delivery": str(delivery.pk), "subscriber": str(other.pk)},
         esp_event={},
     )
-    stored = tracking_event_store(event=event, esp_name="Mailgun")
     tracking_event_process(event_id=stored.pk)
     assert (status_of(delivery.subscriber), status_of(other)) == ("active", "active")
 
@@ -294,7 +298,8 @@ def test_a_bounce_posted_the_way_mailgun_posts_it_keeps_the_reader_out_of_the_ne
 def test_a_bounce_of_an_email_that_carries_only_the_reader_id_bounces_that_reader():
     # The sunset re-permission email carries {"subscriber": id} and no delivery.
     reader = SubscriberFactory()
-    event = AnymailTrackingEvent(
+    stored = store(
+        "Postmark",
         event_type="bounced",
         event_id="repermission-bounce",
         message_id="<not-a-digest@mg.example.com>",
@@ -302,6 +307,5 @@ def test_a_bounce_of_an_email_that_carries_only_the_reader_id_bounces_that_reade
         metadata={"subscriber": str(reader.pk)},
         esp_event={"Type": "HardBounce"},
     )
-    stored = tracking_event_store(event=event, esp_name="Postmark")
     tracking_event_process(event_id=stored.pk)
     assert status_of(reader) == "bounced"

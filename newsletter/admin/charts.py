@@ -71,7 +71,7 @@ def columns(
 
     `rules` are horizontal lines (value, css, text), e.g. a threshold to stay under.
     """
-    left, right, top, bottom = 44.0, 8.0, 10.0, 22.0
+    left, right, top, bottom = 44.0, 8.0, 16.0, 22.0
     plot_w, plot_h = width - left - right, height - top - bottom
     n = max(len(categories), 1)
     highest = max([v for s in up for v in s.values] + [value for value, _, _ in rules] + [0.0])

@@ -170,6 +170,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "newsletter.tasks.reclaim_expired_leases",
         "schedule": 300.0,
     },
+    # Tracking events whose task was lost (broker down at the time) are processed late.
+    "process-stale-tracking-events": {
+        "task": "newsletter.tasks.process_stale_tracking_events",
+        "schedule": 300.0,
+    },
+    # Sunset (off unless NEWSLETTER_SUNSET_AFTER_ISSUES is set): ask, then pause.
+    "sunset-readers": {"task": "newsletter.tasks.sunset_readers", "schedule": 3600.0},
 }
 
 # --- Email -----------------------------------------------------------------------------
@@ -213,6 +220,18 @@ NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
 NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newsletter/privacy/")
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+# List hygiene (newsletter/services/tracking.py). A hard bounce or a complaint takes the
+# reader off the list at once; soft bounces do after this many issues in a row (0: never).
+NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, minimum=0)
+# Also keep the address (as a keyed hash) on the suppression list, so that no import or
+# signup brings it back.
+NEWSLETTER_SUPPRESS_BOUNCED = env_bool("NEWSLETTER_SUPPRESS_BOUNCED", True)
+NEWSLETTER_SUPPRESS_COMPLAINED = env_bool("NEWSLETTER_SUPPRESS_COMPLAINED", True)
+# Sunset: readers with no open or click in their last N issues are asked whether to keep
+# receiving; no answer within the grace period pauses them. 0 turns it off (the default:
+# opens are only known when the ESP tracks them).
+NEWSLETTER_SUNSET_AFTER_ISSUES = env_int("NEWSLETTER_SUNSET_AFTER_ISSUES", 0, minimum=0)
+NEWSLETTER_SUNSET_GRACE_DAYS = env_int("NEWSLETTER_SUNSET_GRACE_DAYS", 14, minimum=1)
 
 if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
     raise ImproperlyConfigured(

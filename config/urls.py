@@ -8,8 +8,12 @@ admin.site.site_title = "Belt & Road Weekly admin"
 admin.site.index_title = "Newsroom"
 
 urlpatterns = [
+    # Report pages live under the admin's URL and look, but in their own module.
+    path("admin/newsletter/reports/", include("newsletter.admin.reports")),
     path("admin/", admin.site.urls),
     path("newsletter/", include("newsletter.urls")),
+    # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
+    path("anymail/", include("newsletter.webhooks")),
     path("anymail/", include("anymail.urls")),
     path("healthz", healthz, name="healthz"),
 ]

@@ -349,6 +349,18 @@ class Delivery(models.Model):
 class TrackingEvent(models.Model):
     """One event an ESP reported through its webhook; duplicates are dropped by ESP event id."""
 
+    class BounceKind(models.TextChoices):
+        HARD = "hard", _("Hard")
+        SOFT = "soft", _("Soft")
+
+    class Outcome(models.TextChoices):
+        BOUNCED = "bounced", _("Reader bounced")
+        SOFT_BOUNCE = "soft-bounce", _("Soft bounce counted")
+        COMPLAINED = "complained", _("Reader complained")
+        UNSUBSCRIBED = "unsubscribed", _("Reader unsubscribed")
+        UNMATCHED = "unmatched", _("No delivery or reader found")
+        ERASED = "erased", _("Reader erased: nothing kept")
+
     esp = models.CharField(_("ESP"), max_length=30)
     event_type = models.CharField(_("event"), max_length=30)
     esp_event_id = models.CharField(
@@ -366,11 +378,71 @@ class TrackingEvent(models.Model):
     mta_response = models.TextField(blank=True)
     click_url = models.URLField(max_length=1000, blank=True)
     payload = models.JSONField(default=dict, blank=True)
+    bounce_kind = models.CharField(
+        _("bounce"), max_length=4, choices=BounceKind.choices, blank=True
+    )
+    outcome = models.CharField(
+        _("outcome"),
+        max_length=20,
+        choices=Outcome.choices,
+        blank=True,
+        help_text=_("What this event did to the reader, if anything."),
+    )
 
     class Meta:
         ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["event_type", "received_at"]),
+            models.Index(fields=["outcome", "received_at"]),
+            # The sweep looks only for events no task has processed yet.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(processed_at__isnull=True),
+                name="trackingevent_unprocessed",
+            ),
+        ]
         verbose_name = _("tracking event")
         verbose_name_plural = _("tracking events")
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} {self.message_id}"
+
+
+class Repermission(models.Model):
+    """A sunset request: a reader who stopped opening was asked whether to keep sending.
+
+    No answer (a click on the button, or any open or click) within the grace period
+    pauses the reader; an answer at any time, even after the pause, resumes them.
+    """
+
+    class Outcome(models.TextChoices):
+        ASKED = "asked", _("Asked, no answer yet")
+        KEPT = "kept", _("Answered: keep sending")
+        ENGAGED = "engaged", _("Opened or clicked since: kept")
+        PAUSED = "paused", _("No answer: paused")
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="repermissions"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(_("email sent"), null=True, blank=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=Outcome.choices, default=Outcome.ASKED
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # At most one open question per reader, however often the sunset task runs.
+            models.UniqueConstraint(
+                fields=["subscriber"],
+                condition=models.Q(outcome="asked"),
+                name="repermission_one_open_per_reader",
+            )
+        ]
+        verbose_name = _("re-permission request")
+        verbose_name_plural = _("re-permission requests")
+
+    def __str__(self) -> str:
+        return f"{self.subscriber_id} {self.outcome}"

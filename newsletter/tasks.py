@@ -86,3 +86,49 @@ def reclaim_expired_leases() -> None:
         for start in range(0, len(ids), settings.NEWSLETTER_BATCH_SIZE):
             chunk = ids[start : start + settings.NEWSLETTER_BATCH_SIZE]
             send_batch.delay(issue.pk, chunk[0], chunk[-1])
+
+
+# --- List hygiene: ESP tracking events and sunset ----------------------------------------
+
+
+@shared_task(bind=True, max_retries=30, acks_late=True)
+def process_tracking_event(self, event_id: int) -> None:
+    """Apply the list-hygiene policy to one stored ESP event."""
+    from newsletter.services.tracking import DeliveryNotSettled, tracking_event_process
+
+    # A batch still sending this delivery would overwrite a bounce with "sent": wait for
+    # it, but not for ever (30 tries a minute apart outlast any batch lease).
+    wait = not self.request.is_eager and self.request.retries < self.max_retries
+    try:
+        tracking_event_process(event_id=event_id, wait_for_send=wait)
+    except DeliveryNotSettled:
+        raise self.retry(countdown=60) from None
+
+
+@shared_task
+def process_stale_tracking_events() -> None:
+    """Process events whose task never ran (lost on the way, or the broker was down)."""
+    from newsletter.services.tracking import (
+        DeliveryNotSettled,
+        tracking_event_process,
+        tracking_events_unprocessed,
+    )
+
+    older_than = timezone.now() - timezone.timedelta(minutes=5)
+    for event_id in tracking_events_unprocessed(older_than=older_than, limit=5000):
+        try:
+            tracking_event_process(event_id=event_id)
+        except DeliveryNotSettled:
+            continue  # its batch is still sending; the next sweep takes it
+
+
+@shared_task
+def sunset_readers() -> None:
+    """Ask readers who stopped opening whether to keep sending; pause those who never answer."""
+    from newsletter.services.sunset import sunset_run
+
+    if not settings.NEWSLETTER_SUNSET_AFTER_ISSUES:
+        return
+    for newsletter in Newsletter.objects.filter(is_active=True):
+        result = sunset_run(newsletter=newsletter)
+        logger.info("%s sunset: %s", newsletter.slug, result)

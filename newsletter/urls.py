@@ -1,12 +1,13 @@
 from django.urls import path
 
-from newsletter.views import archive, readers
+from newsletter.views import archive, readers, sunset
 
 app_name = "newsletter"
 
 urlpatterns = [
     path("unsubscribe/<str:token>/", readers.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", readers.preferences, name="preferences"),
+    path("keep/<str:token>/", sunset.keep, name="keep"),
     path("archive/", archive.archive, name="archive"),
     path("archive/<int:number>/", archive.archive_issue, name="archive-issue"),
 ]

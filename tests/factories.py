@@ -10,7 +10,7 @@ from django.apps import apps as django_apps
 from django.utils import timezone
 
 from articles.models import Article, Category, Keyword
-from newsletter.models import Issue, IssueItem, Newsletter, Subscriber
+from newsletter.models import Delivery, Issue, IssueItem, Newsletter, Subscriber
 
 
 def default_newsletter() -> Newsletter:
@@ -90,3 +90,18 @@ class IssueItemFactory(factory.django.DjangoModelFactory):
     article = factory.SubFactory(ArticleFactory)
     section = factory.LazyAttribute(lambda o: o.article.category)
     position = factory.Sequence(lambda n: n)
+
+
+class DeliveryFactory(factory.django.DjangoModelFactory):
+    """A digest that went out: the ledger row a tracking event finds."""
+
+    class Meta:
+        model = Delivery
+
+    issue = factory.SubFactory(
+        IssueFactory, status=Issue.Status.SENT, sent_at=factory.LazyFunction(timezone.now)
+    )
+    subscriber = factory.SubFactory(SubscriberFactory)
+    status = Delivery.Status.SENT
+    sent_at = factory.LazyFunction(timezone.now)
+    esp_message_id = factory.Sequence(lambda n: f"<20261127.{n}.ABCDEF@mg.example.com>")

@@ -1,12 +1,30 @@
-"""Admin for the ledger: deliveries and ESP tracking events (read-only)."""
+"""Admin for the ledger: deliveries, ESP tracking events and sunset requests (read-only).
+
+Their change lists link to the list-health report (newsletter/admin/reports.py).
+"""
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
-from newsletter.models import Delivery, TrackingEvent
+from newsletter.models import Delivery, Repermission, TrackingEvent
+
+WITH_REPORTS = "admin/newsletter/reports/change_list.html"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    change_list_template = WITH_REPORTS
+
+    def has_add_permission(self, request) -> bool:
+        return False  # rows come from sending, ESPs and the sunset task, never by hand
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdmin):
     list_display = [
         "issue",
         "subscriber",
@@ -16,24 +34,40 @@ class DeliveryAdmin(admin.ModelAdmin):
         "esp_message_id",
         "open_count",
         "click_count",
+        "results",
     ]
     list_filter = ["status", "issue"]
     search_fields = ["subscriber__email", "esp_message_id"]
     list_select_related = ["issue__newsletter", "subscriber"]
     raw_id_fields = ["issue", "subscriber"]
-    readonly_fields = [f.name for f in Delivery._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False  # rows come only from sending: the ledger is not edited by hand
+    @admin.display(description=_("issue results"))
+    def results(self, obj: Delivery) -> str:
+        url = reverse("newsletter_reports:issue", args=[obj.issue_id])
+        return format_html('<a href="{}">{}</a>', url, _("results"))
 
 
 @admin.register(TrackingEvent)
-class TrackingEventAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "esp", "event_type", "message_id", "delivery"]
-    list_filter = ["esp", "event_type"]
+class TrackingEventAdmin(ReadOnlyAdmin):
+    list_display = [
+        "received_at",
+        "esp",
+        "event_type",
+        "bounce_kind",
+        "outcome",
+        "message_id",
+        "delivery",
+        "processed_at",
+    ]
+    list_filter = ["esp", "event_type", "bounce_kind", "outcome"]
     search_fields = ["message_id", "esp_event_id"]
     raw_id_fields = ["delivery"]
-    readonly_fields = [f.name for f in TrackingEvent._meta.fields]
+    date_hierarchy = "received_at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
+
+@admin.register(Repermission)
+class RepermissionAdmin(ReadOnlyAdmin):
+    list_display = ["subscriber", "created_at", "sent_at", "outcome", "decided_at"]
+    list_filter = ["outcome"]
+    search_fields = ["subscriber__email"]
+    raw_id_fields = ["subscriber"]

@@ -1,0 +1,24 @@
+"""The one entry point from outside: anymail's tracking signal.
+
+Anymail calls this once per event while the ESP's webhook request waits. It does as
+little as it can — one INSERT, a duplicate dropped by the ESP's event id — and hands
+the event to a Celery task once the row is committed, so a slow policy never makes
+the ESP time out and retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anymail.signals import AnymailTrackingEvent
+from django.db import transaction
+
+from newsletter.services.tracking import tracking_event_store
+
+
+def tracking_received(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
+    from newsletter.tasks import process_tracking_event  # tasks import services; avoid a cycle
+
+    stored = tracking_event_store(event=event, esp_name=esp_name)
+    if stored is not None:
+        transaction.on_commit(lambda: process_tracking_event.delay(stored.pk))

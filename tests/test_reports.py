@@ -1,0 +1,180 @@
+"""The results report of each issue and the list-health report, as an editor sees them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+
+from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
+from newsletter.reports import complaint_level, issue_report
+from tests.factories import (
+    ArticleFactory,
+    DeliveryFactory,
+    IssueFactory,
+    SubscriberFactory,
+)
+
+pytestmark = pytest.mark.django_db
+SENT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
+
+
+@pytest.fixture
+def editor(client):
+    user = User.objects.create_user("editor", password="x", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    client.force_login(user)
+    return user
+
+
+def event(delivery: Delivery, event_type: str, **fields) -> TrackingEvent:
+    return TrackingEvent.objects.create(
+        esp="mailgun",
+        event_type=event_type,
+        delivery=delivery,
+        message_id=delivery.esp_message_id,
+        processed_at=SENT,
+        **fields,
+    )
+
+
+@pytest.fixture
+def issue() -> Issue:
+    """No. 48: 20 readers; 2 bounced, 1 complained, 8 opened, 3 clicked, 2 unsubscribed."""
+    ArticleFactory(title="Gwadar port opens its second berth", url=ARTICLE)
+    issue = IssueFactory(number=48, status=Issue.Status.SENT, send_started_at=SENT, sent_at=SENT)
+    rows = DeliveryFactory.create_batch(17, issue=issue, sent_at=SENT)
+    rows += DeliveryFactory.create_batch(2, issue=issue, status=Delivery.Status.FAILED)
+    rows.append(DeliveryFactory(issue=issue, status=Delivery.Status.SKIPPED))
+    hard, soft, complained = rows[0], rows[1], rows[2]
+    Delivery.objects.filter(pk__in=[hard.pk, soft.pk]).update(status=Delivery.Status.BOUNCED)
+    Delivery.objects.filter(pk=complained.pk).update(status=Delivery.Status.COMPLAINED)
+    event(hard, "bounced", bounce_kind="hard")
+    event(soft, "bounced", bounce_kind="soft")
+    event(complained, "complained", outcome="complained")
+    for n, row in enumerate(rows[3:11]):
+        Delivery.objects.filter(pk=row.pk).update(
+            opened_at=SENT + timedelta(days=n % 2), open_count=2
+        )
+    for row in rows[3:6]:
+        Delivery.objects.filter(pk=row.pk).update(clicked_at=SENT + timedelta(hours=1))
+        event(row, "clicked", click_url=f"{ARTICLE}?utm_source=newsletter&utm_campaign=brw-48")
+    token_url = "http://localhost:8000/newsletter/unsubscribe/1-secrettoken123/"
+    event(rows[6], "clicked", click_url=token_url)
+    with time_machine.travel(SENT - timedelta(days=1)):  # before the issue: not counted
+        ConsentRecord.objects.create(
+            subscriber=rows[12].subscriber, action="withdraw", method="link"
+        )
+    for row, method in ((rows[13], "one-click"), (rows[14], "mailgun unsubscribe")):
+        with time_machine.travel(SENT + timedelta(days=2)):
+            ConsentRecord.objects.create(
+                subscriber=row.subscriber, action="withdraw", method=method
+            )
+    return issue
+
+
+def test_it_counts_what_an_issue_did(issue):
+    report = issue_report(issue=issue)
+    assert (report.recipients, report.accepted, report.delivered) == (20, 17, 15)
+    assert (report.bounced, report.hard_bounces, report.soft_bounces) == (2, 1, 1)
+    assert (report.complained, report.failed, report.skipped) == (1, 2, 1)
+    assert (report.opened, report.clicked, report.opens) == (8, 3, 16)
+    assert report.bounce_rate == pytest.approx(2 / 17)
+    assert report.open_rate == pytest.approx(8 / 15)
+    assert report.click_rate == pytest.approx(3 / 15)
+    assert report.unsubscribe_methods == {"one-click": 1, "mailgun unsubscribe": 1}
+    assert report.complaint_level == "over-limit"  # 1 in 15 is far above 0.3 %
+
+
+def test_unsubscribes_after_the_next_issue_went_out_belong_to_the_next_issue(issue):
+    IssueFactory(number=49, status=Issue.Status.SENT, send_started_at=SENT + timedelta(days=1))
+    assert issue_report(issue=issue).unsubscribed == 0
+
+
+def test_the_results_page_shows_rates_top_articles_and_a_chart_without_reader_tokens(
+    issue, editor, client
+):
+    response = client.get(reverse("newsletter_reports:issue", args=[issue.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Results of No. 48" in page
+    assert "53.3 %" in page  # open rate, 8 of 15 delivered
+    assert "20.0 %" in page  # click rate
+    assert "11.8 %" in page  # bounce rate, 2 of 17 accepted
+    assert "1 hard · 1 soft" in page
+    assert "Gwadar port opens its second berth" in page
+    assert "Unsubscribe link" in page and "secrettoken123" not in page
+    assert "<svg" in page and "opened: " in page
+    assert "At or above the 0.3 % limit" in page
+
+
+def test_the_reports_are_for_staff_who_may_view_deliveries(issue, client):
+    url = reverse("newsletter_reports:issue", args=[issue.pk])
+    assert client.get(url).status_code == 302  # to the admin login
+    client.force_login(User.objects.create_user("intern", password="x", is_staff=True))
+    assert client.get(url).status_code == 403
+    assert client.get(reverse("newsletter_reports:health")).status_code == 403
+
+
+def test_the_issue_report_takes_the_same_queries_for_a_bigger_issue(
+    issue, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(12) as small:
+        issue_report(issue=issue)
+    DeliveryFactory.create_batch(40, issue=issue, sent_at=SENT)
+    with django_assert_max_num_queries(len(small.captured_queries)):
+        issue_report(issue=issue)
+
+
+@pytest.mark.parametrize(
+    ("rate", "level"),
+    [
+        (None, "none"),
+        (0.0, "ok"),
+        (0.00079, "ok"),
+        (0.0008, "near"),
+        (0.001, "over-target"),
+        (0.003, "over-limit"),
+    ],
+)
+def test_complaint_levels_follow_the_bulk_sender_thresholds(rate, level):
+    assert complaint_level(rate) == level
+
+
+@time_machine.travel(datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+def test_list_health_shows_each_week_and_warns_near_the_complaint_target(editor, client):
+    this_week = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    last_week = this_week - timedelta(days=7)
+    issue = IssueFactory(number=50, status=Issue.Status.SENT, send_started_at=last_week)
+    for _ in range(3):
+        with time_machine.travel(last_week):
+            SubscriberFactory()
+    rows = DeliveryFactory.create_batch(1200, issue=issue, sent_at=last_week)
+    with time_machine.travel(last_week + timedelta(hours=5)):
+        event(rows[0], "complained", outcome="complained")
+    response = client.get(reverse("newsletter_reports:health"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Complaint rate, last 30 days" in page
+    assert "0.08 %" in page and "Close to the 0.1 % target" in page
+    assert 'class="warning"' in page
+    assert "No. 50" in page and reverse("newsletter_reports:issue", args=[issue.pk]) in page
+    health_rows = response.context["report"].weeks
+    week = next(w for w in health_rows if w.start == last_week.date())
+    assert (week.complained, week.delivered, week.complaints) == (1, 1200, 1)
+    assert week.new == 3
+    assert "0.3 % limit" in page  # the threshold line on the chart
+
+
+def test_the_ledger_lists_link_to_the_reports(issue, client):
+    client.force_login(User.objects.create_superuser("chief", password="x"))
+    deliveries = client.get(reverse("admin:newsletter_delivery_changelist")).content.decode()
+    assert reverse("newsletter_reports:health") in deliveries
+    assert reverse("newsletter_reports:issue", args=[issue.pk]) in deliveries
+    events = client.get(reverse("admin:newsletter_trackingevent_changelist"))
+    assert events.status_code == 200
+    assert client.get(reverse("admin:newsletter_repermission_changelist")).status_code == 200

@@ -69,7 +69,7 @@ class Newsletter(models.Model):
         default=2,
         validators=[MaxValueValidator(72)],
         help_text=_(
-            "With \"send unless held\": hours between drafting the issue and sending it, "
+            'With "send unless held": hours between drafting the issue and sending it, '
             "for editors to curate it or hold it."
         ),
     )
@@ -275,9 +275,7 @@ class Issue(models.Model):
 class EmptyWeek(models.Model):
     """A week whose scheduled compile found no new article: the editors were told once."""
 
-    newsletter = models.ForeignKey(
-        Newsletter, on_delete=models.CASCADE, related_name="empty_weeks"
-    )
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="empty_weeks")
     week = models.CharField(_("week"), max_length=8)
     noticed_at = models.DateTimeField(_("noticed"), auto_now_add=True)
 

@@ -90,3 +90,34 @@ class IssueItemFactory(factory.django.DjangoModelFactory):
     article = factory.SubFactory(ArticleFactory)
     section = factory.LazyAttribute(lambda o: o.article.category)
     position = factory.Sequence(lambda n: n)
+
+
+def staff_group(name: str):
+    """Return the group ("Editors" or "Publishers") the data migration creates (re-made after a flush)."""
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        migration = importlib.import_module("newsletter.migrations.0003_editors_review_groups")
+        migration.create_groups(django_apps, None)
+        group = Group.objects.get(name=name)
+    return group
+
+
+class StaffUserFactory(factory.django.DjangoModelFactory):
+    """A staff user; pass groups=["Editors"] or ["Publishers"] for a newsroom role."""
+
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"editor{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@newsroom.example.org")
+    is_staff = True
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def groups(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.groups.set([staff_group(name) for name in extracted])

@@ -68,7 +68,9 @@ def test_a_scheduled_issue_goes_out_at_its_time_and_not_before(issue, readers, r
 
 
 def test_scheduling_in_the_past_is_refused_and_changes_nothing(issue):
-    with pytest.raises(IssueActionError, match=r"2026-11-27 08:59 \(Asia/Shanghai\) is in the past"):
+    with pytest.raises(
+        IssueActionError, match=r"2026-11-27 08:59 \(Asia/Shanghai\) is in the past"
+    ):
         issue_schedule(issue=issue, at=NOW - timedelta(minutes=1), now=NOW)
     issue.refresh_from_db()
     assert (issue.status, issue.scheduled_at) == ("draft", None)
@@ -118,7 +120,9 @@ def test_holding_after_the_send_task_was_queued_still_holds(issue, readers, run_
 
 
 def test_only_a_scheduled_issue_can_be_held(issue):
-    with pytest.raises(IssueActionError, match="No. 5 is a draft, not scheduled; it cannot be held"):
+    with pytest.raises(
+        IssueActionError, match="No. 5 is a draft, not scheduled; it cannot be held"
+    ):
         issue_hold(issue=issue)
 
 
@@ -134,9 +138,7 @@ def test_cancelling_stops_the_issue_for_good_and_frees_its_articles(readers, run
         issue_start_sending(issue=issue)
     assert mail.outbox == []
     again = issue_compile(newsletter=default_newsletter(), week=week, now=NOW).issue
-    assert again.number == 2 and list(again.items.values_list("article", flat=True)) == [
-        article.pk
-    ]
+    assert again.number == 2 and list(again.items.values_list("article", flat=True)) == [article.pk]
 
 
 def test_a_sent_issue_cannot_be_cancelled(issue):

@@ -113,12 +113,14 @@ class IssueItemInline(admin.TabularInline):
     classes = ["issue-items"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("article", "section")
+        return (
+            super().get_queryset(request).select_related("article", "section", "issue__newsletter")
+        )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "abstract_override" and field is not None:
-            field.widget.attrs.update(rows=2, cols=40, placeholder=_t("The article's abstract"))
+            field.widget.attrs.update(rows=2, cols=28, placeholder=_t("The article's abstract"))
         if db_field.name == "position" and field is not None:
             field.widget.attrs.update(style="width: 4em")
         return field
@@ -127,7 +129,8 @@ class IssueItemInline(admin.TabularInline):
     def published(self, obj: IssueItem) -> str:
         if not obj.pk:
             return "—"
-        return timezone.localtime(obj.article.published_at).strftime("%Y-%m-%d %H:%M")
+        tz = obj.issue.newsletter.tz
+        return timezone.localtime(obj.article.published_at, tz).strftime("%a %d %b %H:%M")
 
     def _editable(self, obj: Issue | None) -> bool:
         return obj is None or obj.status in EDITABLE
@@ -160,7 +163,10 @@ class IssueAdmin(admin.ModelAdmin):
     list_filter = ["status", "newsletter"]
     search_fields = ["title", "week"]
     fieldsets = [
-        (None, {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_at"]}),
+        (
+            None,
+            {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_for"]},
+        ),
         (
             _("Editor's note"),
             {
@@ -185,10 +191,9 @@ class IssueAdmin(admin.ModelAdmin):
             _("Sending"),
             {
                 "fields": [
-                    "window_start",
-                    "window_end",
-                    "send_started_at",
-                    "sent_at",
+                    "articles_from",
+                    "started",
+                    "finished",
                     "recipients_count",
                     "sent_count",
                     "failed_count",
@@ -205,11 +210,10 @@ class IssueAdmin(admin.ModelAdmin):
         "number",
         "week",
         "status",
-        "scheduled_at",
-        "window_start",
-        "window_end",
-        "send_started_at",
-        "sent_at",
+        "scheduled_for",
+        "articles_from",
+        "started",
+        "finished",
         "recipients_count",
         "sent_count",
         "failed_count",
@@ -244,11 +248,23 @@ class IssueAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("scheduled / sent"))
     def when(self, obj: Issue) -> str:
-        moment = obj.sent_at or obj.send_started_at or obj.scheduled_at
-        if moment is None:
-            return "—"
-        local = timezone.localtime(moment, obj.newsletter.tz)
-        return f"{local:%Y-%m-%d %H:%M} ({obj.newsletter.timezone})"
+        return local_time(obj, obj.sent_at or obj.send_started_at or obj.scheduled_at)
+
+    @admin.display(description=_("scheduled for"))
+    def scheduled_for(self, obj: Issue) -> str:
+        return local_time(obj, obj.scheduled_at)
+
+    @admin.display(description=_("articles published"))
+    def articles_from(self, obj: Issue) -> str:
+        return f"{local_time(obj, obj.window_start)} to {local_time(obj, obj.window_end)}"
+
+    @admin.display(description=_("sending started"))
+    def started(self, obj: Issue) -> str:
+        return local_time(obj, obj.send_started_at)
+
+    @admin.display(description=_("sending finished"))
+    def finished(self, obj: Issue) -> str:
+        return local_time(obj, obj.sent_at)
 
     # --- permissions -----------------------------------------------------------------
 
@@ -565,7 +581,12 @@ class IssueAdmin(admin.ModelAdmin):
             request,
             issue,
             "progress.html",
-            _t("Sending No. %(number)s") % {"number": issue.number},
+            (
+                _t("Sending No. %(number)s")
+                if issue.status == Issue.Status.SENDING
+                else _t("No. %(number)s: %(status)s")
+            )
+            % {"number": issue.number, "status": issue.get_status_display().lower()},
             progress=progress_payload(issue, issue_progress(issue=issue)),
             results_url=self.results_url(issue),
             web_url=issue_web_url(issue),
@@ -602,6 +623,14 @@ class IssueAdmin(admin.ModelAdmin):
             form=form,
             newsletter=newsletter,
         )
+
+
+def local_time(issue: Issue, moment: datetime | None) -> str:
+    """Return `moment` in the newsletter's time zone, which is the one editors plan in."""
+    if moment is None:
+        return "—"
+    local = timezone.localtime(moment, issue.newsletter.tz)
+    return f"{local:%a %Y-%m-%d %H:%M} ({issue.newsletter.timezone})"
 
 
 def _default_send_time(issue: Issue) -> datetime:

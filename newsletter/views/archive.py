@@ -37,6 +37,8 @@ def archive(request: HttpRequest) -> HttpResponse:
         )
     )
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
+    for issue in page:
+        issue.week_label = week_label(issue)
     return render(
         request,
         "newsletter/archive.html",

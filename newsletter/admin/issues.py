@@ -121,6 +121,11 @@ class IssueItemInline(admin.TabularInline):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "abstract_override" and field is not None:
             field.widget.attrs.update(rows=2, cols=28, placeholder=_t("The article's abstract"))
+        if db_field.name in ("section", "article") and field is not None:
+            # Keep the rows narrow: sections are chosen, not made, from here.
+            field.widget.can_add_related = False
+            if db_field.name == "section":
+                field.widget.can_change_related = field.widget.can_view_related = False
         if db_field.name == "position" and field is not None:
             field.widget.attrs.update(style="width: 4em")
         return field

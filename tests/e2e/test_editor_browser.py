@@ -7,14 +7,16 @@ test-output/<test name>/ for a person to look at.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.db import connections
 from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, IssueItem
@@ -40,6 +42,19 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium"),
 ]
+
+
+@pytest.fixture
+def live_server(transactional_db) -> Iterator:
+    """Serve the site on 127.0.0.1 at a free port, for this test only.
+
+    pytest-django's own live server binds "localhost" and lives for the whole session.
+    """
+    from pytest_django.live_server_helper import LiveServer
+
+    server = LiveServer("127.0.0.1:0")
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -79,6 +94,24 @@ def browser_page(request) -> Iterator:
         finally:
             browser.close()
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def closes_connections(test: Callable) -> Callable:
+    """Close the test's database connections when it ends, in its own context.
+
+    Under Playwright's sync API the test body runs in another context than its
+    fixtures, so Django gives it a connection of its own that pytest-django never
+    sees; left open, PostgreSQL refuses to drop the test database at the end.
+    """
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        try:
+            return test(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return run
 
 
 def week_of_news() -> Issue:
@@ -134,6 +167,7 @@ def finance_titles(issue: Issue) -> list[str]:
     ]
 
 
+@closes_connections
 def test_an_editor_curates_previews_tests_and_schedules_the_draft(live_server, browser_page):
     page, shot = browser_page
     issue = week_of_news()
@@ -202,6 +236,7 @@ def test_an_editor_curates_previews_tests_and_schedules_the_draft(live_server, b
     assert len(mail.outbox) == 2  # the tests only: no reader got anything
 
 
+@closes_connections
 def test_the_progress_page_and_the_web_archive_look_right(live_server, browser_page):
     page, shot = browser_page
     StaffUserFactory(username="amina", groups=["Editors"])

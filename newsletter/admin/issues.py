@@ -47,6 +47,17 @@ from newsletter.weeks import IsoWeek, current_week
 SEND_PERMISSION = "newsletter.send_issue"
 # What an issue in each status still allows; the rest of the page is read-only.
 EDITABLE = (Issue.Status.DRAFT, Issue.Status.SCHEDULED)
+SENDING_FIELDS = [
+    "articles_from",
+    "started",
+    "finished",
+    "recipients_count",
+    "sent_count",
+    "failed_count",
+    "skipped_count",
+    "created_at",
+    "updated_at",
+]
 
 
 @admin.register(Newsletter)
@@ -195,37 +206,12 @@ class IssueAdmin(admin.ModelAdmin):
         (
             _("Sending"),
             {
-                "fields": [
-                    "articles_from",
-                    "started",
-                    "finished",
-                    "recipients_count",
-                    "sent_count",
-                    "failed_count",
-                    "skipped_count",
-                    "created_at",
-                    "updated_at",
-                ],
+                "fields": SENDING_FIELDS,
                 "classes": ["collapse"],
             },
         ),
     ]
-    readonly_fields = [
-        "newsletter",
-        "number",
-        "week",
-        "status",
-        "scheduled_for",
-        "articles_from",
-        "started",
-        "finished",
-        "recipients_count",
-        "sent_count",
-        "failed_count",
-        "skipped_count",
-        "created_at",
-        "updated_at",
-    ]
+    readonly_fields = ["newsletter", "number", "week", "status", "scheduled_for", *SENDING_FIELDS]
     inlines = [IssueItemInline]
     save_on_top = True
 
@@ -399,6 +385,11 @@ class IssueAdmin(admin.ModelAdmin):
             },
         )
 
+    def _record(self, request: HttpRequest, issue: Issue, message: str) -> None:
+        """Write what was done to the issue's admin history and tell the user."""
+        self.log_change(request, issue, message)
+        self.message_user(request, message, messages.SUCCESS)
+
     def _back(self, issue: Issue) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse("admin:newsletter_issue_change", args=[issue.pk]))
 
@@ -452,8 +443,7 @@ class IssueAdmin(admin.ModelAdmin):
                     "number": issue.number,
                     "to": ", ".join(to),
                 }
-                self.log_change(request, issue, message)
-                self.message_user(request, message, messages.SUCCESS)
+                self._record(request, issue, message)
                 if sent < len(to):
                     self.message_user(
                         request, _t("Only %(n)s went out.") % {"n": sent}, messages.WARNING
@@ -496,8 +486,7 @@ class IssueAdmin(admin.ModelAdmin):
                             "at": f"{local:%Y-%m-%d %H:%M}",
                             "tz": issue.newsletter.timezone,
                         }
-                        self.log_change(request, issue, message)
-                        self.message_user(request, message, messages.SUCCESS)
+                        self._record(request, issue, message)
                         return self._back(issue)
             else:
                 form = ScheduleForm(initial={"at": _default_send_time(issue)})
@@ -523,8 +512,7 @@ class IssueAdmin(admin.ModelAdmin):
                 "number": issue.number,
                 "n": queued,
             }
-            self.log_change(request, issue, message)
-            self.message_user(request, message, messages.SUCCESS)
+            self._record(request, issue, message)
             return HttpResponseRedirect(reverse("admin:newsletter_issue_progress", args=[issue.pk]))
         if issue.status not in EDITABLE:
             self.message_user(
@@ -555,8 +543,7 @@ class IssueAdmin(admin.ModelAdmin):
                 message = _t(
                     "Held No. %(number)s: back to draft, it is not sent until scheduled again."
                 ) % {"number": issue.number}
-                self.log_change(request, issue, message)
-                self.message_user(request, message, messages.SUCCESS)
+                self._record(request, issue, message)
         return self._back(issue)
 
     def cancel_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -570,8 +557,7 @@ class IssueAdmin(admin.ModelAdmin):
                 message = _t("Cancelled No. %(number)s: it will not be sent.") % {
                     "number": issue.number
                 }
-                self.log_change(request, issue, message)
-                self.message_user(request, message, messages.SUCCESS)
+                self._record(request, issue, message)
             return self._back(issue)
         return self._page(
             request,

@@ -55,6 +55,15 @@ def _refused(issue: Issue, action: str) -> str:
     return f"No. {issue.number} {reason}; it cannot be {action}{again}."
 
 
+def _transition(issue: Issue, *, allowed: list[str], action: str, **values) -> Issue:
+    """Write `values` only if the issue's status is still one of `allowed` (a conditional
+    UPDATE); otherwise say why `action` is refused and change nothing."""
+    if not Issue.objects.filter(pk=issue.pk, status__in=allowed).update(**values):
+        raise IssueActionError(_refused(issue, action))
+    issue.refresh_from_db()
+    return issue
+
+
 def _require_items(issue: Issue, action: str) -> None:
     if not IssueItem.objects.filter(issue=issue, removed=False).exists():
         raise IssueNotSendable(
@@ -201,35 +210,31 @@ def issue_schedule(*, issue: Issue, at: datetime, now: datetime | None = None) -
             f"({issue.newsletter.timezone}) is in the past: choose a later time."
         )
     _require_items(issue, "scheduled")
-    changed = Issue.objects.filter(pk=issue.pk, status__in=[Status.DRAFT, Status.SCHEDULED]).update(
-        status=Status.SCHEDULED, scheduled_at=at
+    return _transition(
+        issue,
+        allowed=[Status.DRAFT, Status.SCHEDULED],
+        action="scheduled",
+        status=Status.SCHEDULED,
+        scheduled_at=at,
     )
-    if not changed:
-        raise IssueActionError(_refused(issue, "scheduled"))
-    issue.refresh_from_db()
-    return issue
 
 
 def issue_hold(*, issue: Issue) -> Issue:
     """Take a scheduled issue back to draft: it is not sent until someone schedules it again."""
-    changed = Issue.objects.filter(pk=issue.pk, status=Status.SCHEDULED).update(
-        status=Status.DRAFT, scheduled_at=None
+    return _transition(
+        issue, allowed=[Status.SCHEDULED], action="held", status=Status.DRAFT, scheduled_at=None
     )
-    if not changed:
-        raise IssueActionError(_refused(issue, "held"))
-    issue.refresh_from_db()
-    return issue
 
 
 def issue_cancel(*, issue: Issue) -> Issue:
     """Cancel a draft or scheduled issue for good; its articles become free for a later issue."""
-    changed = Issue.objects.filter(pk=issue.pk, status__in=[Status.DRAFT, Status.SCHEDULED]).update(
-        status=Status.CANCELLED, scheduled_at=None
+    return _transition(
+        issue,
+        allowed=[Status.DRAFT, Status.SCHEDULED],
+        action="cancelled",
+        status=Status.CANCELLED,
+        scheduled_at=None,
     )
-    if not changed:
-        raise IssueActionError(_refused(issue, "cancelled"))
-    issue.refresh_from_db()
-    return issue
 
 
 def issue_send_scheduled(*, issue: Issue, now: datetime | None = None) -> int:

@@ -77,7 +77,7 @@
         try {
           const doc = frame.contentDocument;
           if (doc && doc.readyState === "complete" && doc.body) {
-            frame.style.height = doc.documentElement.scrollHeight + 20 + "px";
+            frame.style.height = doc.body.scrollHeight + 24 + "px";
           }
         } catch (error) {
           /* not same-origin: keep the CSS height */

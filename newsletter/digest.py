@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import markdown
 from django.conf import settings
@@ -31,6 +31,9 @@ PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
 
 UNCATEGORISED = 0
 RELATED_LIMIT = 3
+# Keyword matches are looked for among this many of the newest (article, keyword) pairs,
+# so a keyword on thousands of articles does not make every digest read them all.
+RELATED_CANDIDATE_ROWS = 5000
 
 Variant = tuple[int, ...]
 
@@ -80,13 +83,19 @@ class Digest:
         return sum(len(section.items) for section in self.sections)
 
 
-def tracked_url(url: str, issue: Issue) -> str:
-    """Return `url` with the issue's UTM tags added (existing query kept)."""
+def tracked_url(url: str, issue: Issue, *, medium: str | None = None) -> str:
+    """Return `url`, absolute, with the issue's UTM tags added (existing query kept).
+
+    `medium` replaces the issue's utm_medium (the web archive says "web"), but only
+    when the issue has one: an editor who cleared the tags gets untagged links.
+    """
+    if not urlsplit(url).scheme:
+        url = urljoin(settings.SITE_URL + "/", url)
     tags = {
         key: value
         for key, value in (
             ("utm_source", issue.utm_source),
-            ("utm_medium", issue.utm_medium),
+            ("utm_medium", (medium or issue.utm_medium) if issue.utm_medium else ""),
             ("utm_campaign", issue.utm_campaign),
         )
         if value
@@ -113,13 +122,55 @@ def editor_note_html(issue: Issue) -> SafeString:
     return mark_safe(sanitise_html(markdown.markdown(issue.editor_note)))  # noqa: S308 - nh3-sanitised
 
 
-def _related(article: Article, issue: Issue) -> list[tuple[str, str]]:
-    chosen = list(article.related.all())[:RELATED_LIMIT]
-    return [(a.title, tracked_url(a.url, issue)) for a in chosen]
+def _related_by_keywords(
+    wanted: dict[int, set[int]], *, exclude: set[int], until
+) -> dict[int, list[Article]]:
+    """Return, for each article id in `wanted` (id -> its keyword ids), related articles.
+
+    Up to RELATED_LIMIT published articles (not in `exclude`, published by `until`)
+    sharing the most keywords, the newest first among equals. Two queries in all.
+    """
+    if not wanted:
+        return {}
+    keyword_ids = set().union(*wanted.values())
+    pairs = (
+        Article.keywords.through.objects.filter(
+            keyword_id__in=keyword_ids,
+            article__status=Article.Status.PUBLISHED,
+            article__published_at__lte=until,
+        )
+        .exclude(article_id__in=exclude)
+        .order_by("-article__published_at", "-article_id")
+        .values_list("article_id", "keyword_id")[:RELATED_CANDIDATE_ROWS]
+    )
+    candidates: dict[int, set[int]] = {}  # insertion order: newest first
+    for article_id, keyword_id in pairs:
+        candidates.setdefault(article_id, set()).add(keyword_id)
+    recency = {article_id: rank for rank, article_id in enumerate(candidates)}
+    chosen: dict[int, list[int]] = {}
+    for article_id, keywords in wanted.items():
+        scored = [
+            (-len(keywords & theirs), recency[other])
+            for other, theirs in candidates.items()
+            if keywords & theirs
+        ]
+        ranked = sorted(scored)[:RELATED_LIMIT]
+        order = list(candidates)
+        chosen[article_id] = [order[rank] for _, rank in ranked]
+    found = Article.objects.in_bulk({pk for ids in chosen.values() for pk in ids})
+    return {
+        article_id: [found[pk] for pk in ids if pk in found] for article_id, ids in chosen.items()
+    }
 
 
-def digest_build(issue: Issue, *, include_removed: bool = False) -> Digest:
-    """Return the issue's sections in order, with a fixed number of queries."""
+def digest_build(
+    issue: Issue, *, include_removed: bool = False, utm_medium: str | None = None
+) -> Digest:
+    """Return the issue's sections in order, with a fixed number of queries.
+
+    Each article lists up to three related articles: the editor's choice when there
+    is one, else those sharing the most keywords with it (never one in this issue).
+    """
     items = (
         IssueItem.objects.filter(issue=issue)
         .select_related("article", "section")
@@ -133,9 +184,22 @@ def digest_build(issue: Issue, *, include_removed: bool = False) -> Digest:
     )
     if not include_removed:
         items = items.filter(removed=False)
+    items = list(items)
+    by_keywords = _related_by_keywords(
+        {
+            item.article_id: {k.pk for k in item.article.keywords.all()}
+            for item in items
+            if not item.article.related.all() and item.article.keywords.all()
+        },
+        exclude={item.article_id for item in items},
+        until=issue.window_end,
+    )
     by_key: dict[int, DigestSection] = {}
     order: dict[int, tuple[int, str]] = {}
     for item in items:
+        related = list(item.article.related.all())[:RELATED_LIMIT] or by_keywords.get(
+            item.article_id, []
+        )
         section: Category | None = item.section
         key = section.pk if section else UNCATEGORISED
         if key not in by_key:
@@ -145,9 +209,9 @@ def digest_build(issue: Issue, *, include_removed: bool = False) -> Digest:
             DigestItem(
                 article=item.article,
                 abstract=item.abstract,
-                url=tracked_url(item.article.url, issue),
+                url=tracked_url(item.article.url, issue, medium=utm_medium),
                 keywords=[k.name for k in item.article.keywords.all()],
-                related=_related(item.article, issue),
+                related=[(a.title, tracked_url(a.url, issue, medium=utm_medium)) for a in related],
                 pinned=item.pinned,
             )
         )

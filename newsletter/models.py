@@ -5,6 +5,7 @@ import zoneinfo
 from datetime import time
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -62,6 +63,15 @@ class Newsletter(models.Model):
     )
     approval_policy = models.CharField(
         _("approval policy"), max_length=10, choices=Approval.choices, default=Approval.HOLD
+    )
+    review_hours = models.PositiveSmallIntegerField(
+        _("review time (hours)"),
+        default=2,
+        validators=[MaxValueValidator(72)],
+        help_text=_(
+            'With "send unless held": hours between drafting the issue and sending it, '
+            "for editors to curate it or hold it."
+        ),
     )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -260,6 +270,24 @@ class Issue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.newsletter.name} No. {self.number} ({self.week})"
+
+
+class EmptyWeek(models.Model):
+    """A week whose scheduled compile found no new article: the editors were told once."""
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="empty_weeks")
+    week = models.CharField(_("week"), max_length=8)
+    noticed_at = models.DateTimeField(_("noticed"), auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["newsletter", "week"], name="empty_week_unique")
+        ]
+        verbose_name = _("empty week")
+        verbose_name_plural = _("empty weeks")
+
+    def __str__(self) -> str:
+        return f"{self.newsletter} {self.week}"
 
 
 class IssueItem(models.Model):

@@ -1,10 +1,28 @@
-"""Reads for the newsletter: what pages, emails and commands show."""
+"""Reads for the newsletter: what pages, emails, admin and commands show."""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from newsletter.models import Issue, Newsletter
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from newsletter.digest import (
+    UNCATEGORISED,
+    Digest,
+    Variant,
+    digest_build,
+    digest_render,
+    fill_placeholders,
+)
+from newsletter.emails import RenderedEmail
+from newsletter.models import Delivery, Issue, Newsletter, Subscriber
+from newsletter.sending.messages import reader_links
+
+EDITORS_GROUP = "Editors"
 
 
 def newsletter_default() -> Newsletter:
@@ -16,15 +34,150 @@ def newsletter_default() -> Newsletter:
 
 
 def issues_published(*, newsletter: Newsletter) -> QuerySet[Issue]:
-    """Return the issues readers may see on the web: sent ones only, newest first."""
-    return Issue.objects.filter(newsletter=newsletter, status=Issue.Status.SENT).order_by("-number")
+    """Return the issues readers may see on the web, newest first.
+
+    An issue is public from the moment it starts sending: readers open "view in your
+    browser" from the first emails while later batches are still going out. Drafts,
+    scheduled and cancelled issues never are.
+    """
+    return Issue.objects.filter(
+        newsletter=newsletter, status__in=[Issue.Status.SENDING, Issue.Status.SENT]
+    ).order_by("-number")
 
 
 def issue_counts(*, issue: Issue) -> dict[str, int]:
     """Return the number of deliveries in each status."""
-    from django.db.models import Count
-
-    counts = {
+    return {
         row["status"]: row["n"] for row in issue.deliveries.values("status").annotate(n=Count("id"))
     }
-    return counts
+
+
+def editor_addresses() -> list[str]:
+    """Return the email addresses of the active members of the Editors group, once each."""
+    emails = (
+        get_user_model()
+        .objects.filter(groups__name=EDITORS_GROUP, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    unique: dict[str, str] = {}
+    for email in emails:
+        unique.setdefault(email.lower(), email)
+    return sorted(unique.values(), key=str.lower)
+
+
+def readers_eligible(*, newsletter: Newsletter, now: datetime) -> QuerySet[Subscriber]:
+    """Return the readers a send started now would queue: active and not paused."""
+    return Subscriber.objects.filter(newsletter=newsletter, status=Subscriber.Status.ACTIVE).filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
+    )
+
+
+@dataclass(frozen=True)
+class Audience:
+    readers: int  # rows a send would queue
+    receiving: int  # of them, readers with at least one of their sections in the issue
+
+    @property
+    def skipped(self) -> int:
+        return self.readers - self.receiving
+
+
+def issue_audience(
+    *, issue: Issue, now: datetime | None = None, digest: Digest | None = None
+) -> Audience:
+    """Return how many readers a send of `issue` started now would reach."""
+    now = now or timezone.now()
+    digest = digest or digest_build(issue)
+    readers = readers_eligible(newsletter=issue.newsletter, now=now)
+    categories = [key for key in digest.section_keys if key != UNCATEGORISED]
+    receiving = (
+        readers.filter(Q(categories__isnull=True) | Q(categories__in=categories)).distinct().count()
+        if digest.sections
+        else 0
+    )
+    return Audience(readers=readers.count(), receiving=receiving)
+
+
+@dataclass(frozen=True)
+class Progress:
+    queued: int
+    in_flight: int
+    sent: int
+    failed: int
+    skipped: int
+    elapsed: timedelta | None
+    finished: bool
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.in_flight + self.done
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.skipped
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.total else min(100, self.done * 100 // self.total)
+
+    @property
+    def rate_per_minute(self) -> float | None:
+        """Readers served per minute since the send started."""
+        if not self.elapsed or self.elapsed.total_seconds() < 1 or not self.done:
+            return None
+        return self.done * 60 / self.elapsed.total_seconds()
+
+    @property
+    def eta(self) -> timedelta | None:
+        """Time left at the rate so far; None when finished or no rate yet."""
+        remaining = self.total - self.done
+        rate = self.rate_per_minute
+        if self.finished or not remaining or not rate:
+            return None
+        return timedelta(seconds=round(remaining * 60 / rate))
+
+
+def issue_progress(*, issue: Issue, now: datetime | None = None) -> Progress:
+    """Return how far the send of `issue` has gone, from its Delivery rows."""
+    now = now or timezone.now()
+    counts = issue_counts(issue=issue)
+    status = Delivery.Status
+    finished = issue.status == Issue.Status.SENT
+    end = issue.sent_at if finished and issue.sent_at else now
+    return Progress(
+        queued=counts.get(status.QUEUED, 0),
+        in_flight=counts.get(status.SENDING, 0),
+        # Bounces and complaints arrive after the message was sent: it still counts as sent.
+        sent=sum(counts.get(s, 0) for s in (status.SENT, status.BOUNCED, status.COMPLAINED)),
+        failed=counts.get(status.FAILED, 0),
+        skipped=counts.get(status.SKIPPED, 0),
+        elapsed=(end - issue.send_started_at) if issue.send_started_at else None,
+        finished=finished,
+    )
+
+
+@dataclass(frozen=True)
+class Preview:
+    digest: Digest
+    variant: Variant
+    email: RenderedEmail
+
+
+def issue_preview(*, issue: Issue, categories: Iterable[int] = ()) -> Preview:
+    """Render the issue as a reader who chose `categories` gets it (none: every section).
+
+    The per-reader links are filled in for a stand-in reader, so the preview is the
+    message byte for byte apart from the reader's own tokens.
+    """
+    digest = digest_build(issue)
+    variant = digest.variant_for(categories)
+    rendered = digest_render(digest, variant)
+    sample = Subscriber(pk=0, newsletter=issue.newsletter, email="", token_secret="preview")
+    links = reader_links(sample)
+    email = RenderedEmail(
+        subject=rendered.subject,
+        text=fill_placeholders(rendered.text, links),
+        html=fill_placeholders(rendered.html, links),
+    )
+    return Preview(digest=digest, variant=variant, email=email)

@@ -10,8 +10,11 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Newsletter
 from newsletter.sending.batch import delivery_batch_send
-from newsletter.services.issues import IssueNotSendable, issue_compile, issue_start_sending
-from newsletter.weeks import current_week, send_moment
+from newsletter.services.issues import (
+    IssueNotSendable,
+    issue_compile_due,
+    issue_send_scheduled,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +41,10 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
 
 @shared_task
 def start_sending(issue_id: int) -> None:
-    issue = Issue.objects.get(pk=issue_id)
+    """Start sending a scheduled issue whose time has come (a held one stays held)."""
+    issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
     try:
-        issue_start_sending(issue=issue)
+        issue_send_scheduled(issue=issue)
     except IssueNotSendable as exc:
         logger.warning("%s", exc)
 
@@ -50,13 +54,9 @@ def compile_due_issues() -> None:
     """Draft this week's issue of each newsletter whose weekday and time have come."""
     now = timezone.now()
     for newsletter in Newsletter.objects.filter(is_active=True):
-        week = current_week(newsletter, now)
-        if now < send_moment(newsletter, week):
-            continue
-        if Issue.objects.filter(newsletter=newsletter, week=str(week)).exists():
-            continue
-        result = issue_compile(newsletter=newsletter, week=week, now=now)
-        logger.info("%s: %s", newsletter.slug, result.message)
+        result = issue_compile_due(newsletter=newsletter, now=now)
+        if result is not None:
+            logger.info("%s: %s", newsletter.slug, result.message)
 
 
 @shared_task

@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.decorators.cache import cache_page
 
 from newsletter.views import archive, readers, sunset
 
@@ -10,4 +11,6 @@ urlpatterns = [
     path("keep/<str:token>/", sunset.keep, name="keep"),
     path("archive/", archive.archive, name="archive"),
     path("archive/<int:number>/", archive.archive_issue, name="archive-issue"),
+    # Feed readers poll often; five minutes' lag on a weekly feed costs nothing.
+    path("feed/", cache_page(300)(archive.IssueFeed()), name="feed"),
 ]

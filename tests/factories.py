@@ -105,3 +105,34 @@ class DeliveryFactory(factory.django.DjangoModelFactory):
     status = Delivery.Status.SENT
     sent_at = factory.LazyFunction(timezone.now)
     esp_message_id = factory.Sequence(lambda n: f"<20261127.{n}.ABCDEF@mg.example.com>")
+
+
+def staff_group(name: str):
+    """Return the group ("Editors" or "Publishers") the data migration creates (re-made after a flush)."""
+    from django.contrib.auth.models import Group
+
+    group = Group.objects.filter(name=name).first()
+    if group is None:
+        migration = importlib.import_module("newsletter.migrations.0004_editors_review_groups")
+        migration.create_groups(django_apps, None)
+        group = Group.objects.get(name=name)
+    return group
+
+
+class StaffUserFactory(factory.django.DjangoModelFactory):
+    """A staff user; pass groups=["Editors"] or ["Publishers"] for a newsroom role."""
+
+    class Meta:
+        model = "auth.User"
+        django_get_or_create = ("username",)
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"editor{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@newsroom.example.org")
+    is_staff = True
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def groups(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.groups.set([staff_group(name) for name in extracted])

@@ -141,3 +141,145 @@ def test_the_command_refuses_a_bad_week_or_newsletter():
         call_command("compile_issue", "--week", "2026-W60")
     with pytest.raises(CommandError, match="No newsletter with slug 'nope'"):
         call_command("compile_issue", "--newsletter", "nope")
+
+
+# --- The scheduled compile (Celery beat) and what it tells the editors ------------------
+
+
+@pytest.fixture
+def editors():
+    from tests.factories import StaffUserFactory
+
+    return [
+        StaffUserFactory(username="amina", groups=["Editors"]),
+        StaffUserFactory(username="bo", groups=["Editors"]),
+    ]
+
+
+def run_compile_tick(moment: datetime) -> None:
+    from newsletter.tasks import compile_due_issues
+
+    with time_machine.travel(moment, tick=False):
+        compile_due_issues.delay()
+
+
+def test_the_beat_runs_the_compile_and_send_ticks(settings):
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"newsletter.tasks.compile_due_issues", "newsletter.tasks.send_due_issues"} <= tasks
+
+
+def test_the_scheduled_compile_waits_for_the_newsletters_weekday_and_time(editors):
+    from django.core import mail
+
+    ArticleFactory(published_at=at(2))
+    run_compile_tick(at(0.01))  # Friday 08:45 in Shanghai: not yet
+    assert Issue.objects.count() == 0 and mail.outbox == []
+    run_compile_tick(at(-0.01))  # Friday 09:14
+    issue = Issue.objects.get()
+    assert (issue.week, issue.status, issue.scheduled_at) == ("2026-W48", "draft", None)
+
+
+def test_the_send_time_is_read_in_the_newsletters_time_zone(editors):
+    newsletter = default_newsletter()
+    newsletter.timezone = "Europe/Athens"  # Friday 09:00 in Athens is 15:00 in Shanghai
+    newsletter.save()
+    ArticleFactory(published_at=at(2))
+    run_compile_tick(at(-0.01))
+    assert Issue.objects.count() == 0
+    run_compile_tick(datetime(2026, 11, 27, 9, 1, tzinfo=ZoneInfo("Europe/Athens")))
+    assert Issue.objects.get().week == "2026-W48"
+
+
+def test_the_editors_get_an_email_linking_to_the_draft(editors, settings):
+    from django.core import mail
+
+    from tests.factories import StaffUserFactory
+
+    settings.SITE_URL = "https://weekly.example.org"
+    StaffUserFactory(username="outsider")  # staff, but not an editor
+    StaffUserFactory(username="gone", groups=["Editors"], is_active=False)
+    ArticleFactory(title="Port upgrade in Piraeus", published_at=at(2))
+    run_compile_tick(at(-0.01))
+    issue = Issue.objects.get()
+    assert sorted(m.to[0] for m in mail.outbox) == [
+        "amina@newsroom.example.org",
+        "bo@newsroom.example.org",
+    ]
+    message = mail.outbox[0]
+    assert message.subject.startswith("For approval: Belt & Road Weekly No. 1 · Week 48, 2026")
+    link = f"https://weekly.example.org/admin/newsletter/issue/{issue.pk}/change/"
+    assert link in message.body
+    assert "Port upgrade in Piraeus" in message.body
+    assert "waits for approval" in message.body
+    assert link in message.alternatives[0][0]
+
+
+def test_a_second_tick_in_the_same_week_does_nothing_more(editors):
+    from django.core import mail
+
+    ArticleFactory(published_at=at(2))
+    run_compile_tick(at(-0.01))
+    ArticleFactory(published_at=at(1))
+    run_compile_tick(at(-0.05))
+    assert Issue.objects.count() == 1 and len(mail.outbox) == 2
+    assert Issue.objects.get().items.count() == 1
+
+
+def test_an_empty_week_makes_no_issue_and_tells_the_editors_once(editors):
+    from django.core import mail
+
+    from newsletter.models import EmptyWeek
+
+    run_compile_tick(at(-0.01))
+    run_compile_tick(at(-0.05))
+    run_compile_tick(at(-1))
+    assert Issue.objects.count() == 0
+    assert len(mail.outbox) == 2  # one per editor, once
+    assert mail.outbox[0].subject == (
+        "No issue this week: Belt & Road Weekly found no new articles for 2026-W48"
+    )
+    assert "Compile this week's issue" in mail.outbox[0].body
+    assert EmptyWeek.objects.filter(week="2026-W48").count() == 1
+    # The next week is a new week: it is compiled (and reported) again.
+    ArticleFactory(published_at=at(-3))
+    run_compile_tick(at(-7.01))
+    assert Issue.objects.get().week == "2026-W49"
+
+
+def test_a_cancelled_week_is_not_compiled_again_by_the_scheduler(editors):
+    ArticleFactory(published_at=at(2))
+    run_compile_tick(at(-0.01))
+    Issue.objects.update(status=Issue.Status.CANCELLED)
+    run_compile_tick(at(-0.05))
+    assert Issue.objects.count() == 1
+
+
+def test_under_send_unless_held_the_draft_is_scheduled_after_the_review_time(editors):
+    from django.core import mail
+
+    newsletter = default_newsletter()
+    newsletter.approval_policy = newsletter.Approval.AUTO
+    newsletter.review_hours = 3
+    newsletter.save()
+    ArticleFactory(published_at=at(2))
+    moment = at(-0.01)
+    run_compile_tick(moment)
+    issue = Issue.objects.get()
+    assert issue.status == Issue.Status.SCHEDULED
+    assert issue.scheduled_at == moment + timedelta(hours=3)
+    assert mail.outbox[0].subject.startswith("Ready to go: Belt & Road Weekly No. 1")
+    assert "unless an editor holds it" in mail.outbox[0].body
+    assert "Friday 27 November, 12:14 (Asia/Shanghai)" in mail.outbox[0].body
+
+
+def test_recompiling_keeps_the_editors_order():
+    a, b, c = (ArticleFactory(published_at=at(days)) for days in (4, 3, 2))
+    week = IsoWeek.parse("2026-W48")
+    issue = issue_compile(newsletter=default_newsletter(), week=week, now=at(1)).issue
+    issue.items.filter(article=a).update(position=30)
+    issue.items.filter(article=c).update(position=5)
+    ArticleFactory(published_at=at(0.5))
+    issue_compile(newsletter=default_newsletter(), week=week, now=at(-1))
+    positions = dict(issue.items.values_list("article_id", "position"))
+    assert (positions[a.pk], positions[c.pk]) == (30, 5)
+    assert issue.items.count() == 4 and positions[b.pk] < 30

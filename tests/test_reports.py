@@ -26,7 +26,7 @@ ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 @pytest.fixture
 def editor(client):
     user = User.objects.create_user("editor", password="x", is_staff=True)
-    user.user_permissions.add(Permission.objects.get(codename="view_delivery"))
+    user.user_permissions.add(Permission.objects.get(codename="view_issue"))
     client.force_login(user)
     return user
 
@@ -112,7 +112,7 @@ def test_the_results_page_shows_rates_top_articles_and_a_chart_without_reader_to
     assert "At or above the 0.3 % limit" in page
 
 
-def test_the_reports_are_for_staff_who_may_view_deliveries(issue, client):
+def test_the_reports_are_for_staff_who_may_view_issues(issue, client):
     url = reverse("newsletter_reports:issue", args=[issue.pk])
     assert client.get(url).status_code == 302  # to the admin login
     client.force_login(User.objects.create_user("intern", password="x", is_staff=True))

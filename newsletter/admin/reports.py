@@ -31,7 +31,9 @@ app_name = "newsletter_reports"
 
 
 def _allowed(request: HttpRequest) -> None:
-    if not request.user.has_perm("newsletter.view_delivery"):
+    # The reports are aggregates with no reader's address in them, so everyone in the
+    # newsroom who may see issues (Editors, Publishers) may see how they did.
+    if not request.user.has_perm("newsletter.view_issue"):
         raise PermissionDenied
 
 

@@ -1,13 +1,16 @@
-"""Writes for the newsletter: compiling issues, starting a send, test sends, readers.
+"""Writes for issues: compile, schedule, hold, cancel, start sending, test sends.
 
 Each function is keyword-only and does one thing; views, admin actions, commands and
-tasks call these and present the result.
+tasks call these and present the result. Every change of an issue's status is a
+conditional UPDATE that names the status it expects, so two people (or a person and
+the scheduler) acting at once never both succeed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -16,14 +19,56 @@ from django.utils import timezone
 
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
-from newsletter.models import Issue, IssueItem, Newsletter, Subscriber
+from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
-from newsletter.weeks import IsoWeek, current_week, issue_window
+from newsletter.services.editors import (
+    editors_notify_drafted,
+    editors_notify_empty_week,
+    editors_notify_not_sent,
+)
+from newsletter.weeks import IsoWeek, current_week, issue_window, send_moment
+
+Status = Issue.Status
 
 
-class IssueNotSendable(Exception):
+class IssueActionError(Exception):
+    """The action cannot be done to the issue in its present state; the message says why."""
+
+
+class IssueNotSendable(IssueActionError):
     """The issue cannot start sending; the message says why."""
+
+
+def _refused(issue: Issue, action: str) -> str:
+    """Return why `action` is refused, from the issue's status as it is in the database now."""
+    issue.refresh_from_db(fields=["status", "scheduled_at"])
+    status = Status(issue.status)
+    reason = {
+        Status.DRAFT: "is a draft, not scheduled",
+        Status.SCHEDULED: "is scheduled for a later time",
+        Status.SENDING: "is sending",
+        Status.SENT: "is sent",
+        Status.CANCELLED: "was cancelled",
+    }[status]
+    again = " again" if action == "sent" and status in (Status.SENDING, Status.SENT) else ""
+    return f"No. {issue.number} {reason}; it cannot be {action}{again}."
+
+
+def _transition(issue: Issue, *, allowed: list[str], action: str, **values) -> Issue:
+    """Write `values` only if the issue's status is still one of `allowed` (a conditional
+    UPDATE); otherwise say why `action` is refused and change nothing."""
+    if not Issue.objects.filter(pk=issue.pk, status__in=allowed).update(**values):
+        raise IssueActionError(_refused(issue, action))
+    issue.refresh_from_db()
+    return issue
+
+
+def _require_items(issue: Issue, action: str) -> None:
+    if not IssueItem.objects.filter(issue=issue, removed=False).exists():
+        raise IssueNotSendable(
+            f"No. {issue.number} has no articles; add some before it is {action}."
+        )
 
 
 @dataclass
@@ -120,27 +165,121 @@ def issue_compile(
     )
 
 
-def issue_start_sending(*, issue: Issue, now: datetime | None = None) -> int:
+def issue_compile_due(
+    *, newsletter: Newsletter, now: datetime | None = None
+) -> CompileResult | None:
+    """Run the scheduled compile of `newsletter` if its weekday and time have come.
+
+    Return None when there is nothing to do: not yet time, the week already has an
+    issue (even a cancelled one: an editor decided), or the week was found empty
+    before — the editors are told about an empty week once, not at every tick.
+    A new draft is announced to the editors and, under "send unless held", scheduled
+    after the newsletter's review time.
+    """
+    now = now or timezone.now()
+    week = current_week(newsletter, now)
+    if now < send_moment(newsletter, week):
+        return None
+    if Issue.objects.filter(newsletter=newsletter, week=str(week)).exists():
+        return None
+    if EmptyWeek.objects.filter(newsletter=newsletter, week=str(week)).exists():
+        return None
+    result = issue_compile(newsletter=newsletter, week=week, now=now)
+    if result.issue is None:
+        _, first_time = EmptyWeek.objects.get_or_create(newsletter=newsletter, week=str(week))
+        if first_time:
+            editors_notify_empty_week(newsletter=newsletter, week=str(week))
+        return result
+    if result.created:
+        if newsletter.approval_policy == Newsletter.Approval.AUTO:
+            Issue.objects.filter(pk=result.issue.pk, status=Status.DRAFT).update(
+                status=Status.SCHEDULED,
+                scheduled_at=now + timedelta(hours=newsletter.review_hours),
+            )
+            result.issue.refresh_from_db()
+        editors_notify_drafted(issue=result.issue)
+    return result
+
+
+def issue_schedule(*, issue: Issue, at: datetime, now: datetime | None = None) -> Issue:
+    """Schedule a draft (or move a scheduled issue) to be sent at `at`, which must be ahead."""
+    now = now or timezone.now()
+    if at <= now:
+        raise IssueActionError(
+            f"{timezone.localtime(at, issue.newsletter.tz):%Y-%m-%d %H:%M} "
+            f"({issue.newsletter.timezone}) is in the past: choose a later time."
+        )
+    _require_items(issue, "scheduled")
+    return _transition(
+        issue,
+        allowed=[Status.DRAFT, Status.SCHEDULED],
+        action="scheduled",
+        status=Status.SCHEDULED,
+        scheduled_at=at,
+    )
+
+
+def issue_hold(*, issue: Issue) -> Issue:
+    """Take a scheduled issue back to draft: it is not sent until someone schedules it again."""
+    return _transition(
+        issue, allowed=[Status.SCHEDULED], action="held", status=Status.DRAFT, scheduled_at=None
+    )
+
+
+def issue_cancel(*, issue: Issue) -> Issue:
+    """Cancel a draft or scheduled issue for good; its articles become free for a later issue."""
+    return _transition(
+        issue,
+        allowed=[Status.DRAFT, Status.SCHEDULED],
+        action="cancelled",
+        status=Status.CANCELLED,
+        scheduled_at=None,
+    )
+
+
+def issue_send_scheduled(*, issue: Issue, now: datetime | None = None) -> int:
+    """Start sending a scheduled issue whose time has come; return the readers queued.
+
+    Only an issue still scheduled, for a time already past, is claimed: one held
+    back to draft a moment ago stays held. An issue that cannot go (an editor removed
+    every article) goes back to draft and the editors are told, instead of failing
+    again at every tick.
+    """
+    now = now or timezone.now()
+    try:
+        return issue_start_sending(issue=issue, now=now, scheduled=True)
+    except IssueNotSendable as exc:
+        reverted = Issue.objects.filter(
+            pk=issue.pk, status=Status.SCHEDULED, scheduled_at__lte=now
+        ).update(status=Status.DRAFT, scheduled_at=None)
+        if reverted:
+            editors_notify_not_sent(issue=issue, reason=str(exc))
+        raise
+
+
+def issue_start_sending(
+    *, issue: Issue, now: datetime | None = None, scheduled: bool = False
+) -> int:
     """Claim the issue for sending, snapshot its readers and enqueue the batches.
 
     A conditional UPDATE claims the issue: of two editors pressing "send" at once,
     one changes the row and the other sees zero rows changed and gets an error.
+    With `scheduled`, only a scheduled issue whose time has come is claimed.
     Returns the number of readers queued.
     """
     from newsletter.tasks import send_batch  # tasks import services; import here to avoid a cycle
 
     now = now or timezone.now()
-    if not IssueItem.objects.filter(issue=issue, removed=False).exists():
-        raise IssueNotSendable(f"No. {issue.number} has no articles; add some before sending.")
+    _require_items(issue, "sent")
+    claimable = (
+        Issue.objects.filter(pk=issue.pk, status=Status.SCHEDULED, scheduled_at__lte=now)
+        if scheduled
+        else Issue.objects.filter(pk=issue.pk, status__in=[Status.DRAFT, Status.SCHEDULED])
+    )
     with transaction.atomic():
-        claimed = Issue.objects.filter(
-            pk=issue.pk, status__in=[Issue.Status.DRAFT, Issue.Status.SCHEDULED]
-        ).update(status=Issue.Status.SENDING, send_started_at=now)
+        claimed = claimable.update(status=Status.SENDING, send_started_at=now)
         if not claimed:
-            issue.refresh_from_db(fields=["status"])
-            raise IssueNotSendable(
-                f"No. {issue.number} is {issue.get_status_display().lower()}; it cannot be sent again."
-            )
+            raise IssueNotSendable(_refused(issue, "sent"))
         queued = deliveries_snapshot(issue=issue, now=now)
         Issue.objects.filter(pk=issue.pk).update(recipients_count=queued)
         ranges = list(batch_ranges(issue=issue, size=settings.NEWSLETTER_BATCH_SIZE))
@@ -152,10 +291,19 @@ def issue_start_sending(*, issue: Issue, now: datetime | None = None) -> int:
     return queued
 
 
-def issue_send_test(*, issue: Issue, to: list[str]) -> int:
-    """Send the full issue, subject marked [TEST], to `to`; no Delivery is written."""
+def issue_send_test(*, issue: Issue, to: list[str], categories: Iterable[int] | None = None) -> int:
+    """Send the issue, subject marked [TEST], to `to`; no Delivery is written.
+
+    With `categories`, send the variant a reader who chose them receives; without,
+    every section.
+    """
     digest = digest_build(issue)
-    rendered = digest_render(digest, digest.section_keys, test=True)
+    variant = digest.variant_for(categories or [])
+    if not variant:
+        raise IssueActionError(
+            "None of the chosen sections is in this issue: a reader who chose them gets nothing."
+        )
+    rendered = digest_render(digest, variant, test=True)
     probe = Subscriber(pk=0, newsletter=issue.newsletter, email="", token_secret="test-send")
     sent = 0
     for address in to:

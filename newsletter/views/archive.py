@@ -1,24 +1,100 @@
-"""Past issues on the web: the archive and each sent issue as a page."""
+"""Past issues on the web: the archive, each issue as a page, and their RSS feed.
+
+Only issues that went out are public (sending or sent); drafts, scheduled and
+cancelled issues answer 404 like a number that never existed.
+"""
 
 from __future__ import annotations
 
+from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
+from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.feedgenerator import Rss201rev2Feed
 
-from newsletter.digest import digest_build, digest_context
+from newsletter.digest import absolute, digest_build, digest_context, issue_web_url, week_label
+from newsletter.models import Issue, IssueItem
 from newsletter.selectors import issues_published, newsletter_default
+
+ISSUES_PER_PAGE = 20
+FEED_ISSUES = 20
+# Links from the web archive are told apart from the email's in analytics.
+WEB_MEDIUM = "web"
 
 
 def archive(request: HttpRequest) -> HttpResponse:
     newsletter = newsletter_default()
-    page = Paginator(issues_published(newsletter=newsletter), 20).get_page(request.GET.get("page"))
-    return render(request, "newsletter/archive.html", {"newsletter": newsletter, "page": page})
+    issues = issues_published(newsletter=newsletter).prefetch_related(
+        Prefetch(
+            "items",
+            queryset=IssueItem.objects.filter(removed=False)
+            .select_related("article")
+            .order_by("-pinned", "position", "id"),
+            to_attr="shown_items",
+        )
+    )
+    page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
+    for issue in page:
+        issue.week_label = week_label(issue)
+    return render(
+        request,
+        "newsletter/archive.html",
+        {"newsletter": newsletter, "page": page, "feed_url": reverse("newsletter:feed")},
+    )
 
 
 def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     newsletter = newsletter_default()
     issue = get_object_or_404(issues_published(newsletter=newsletter), number=number)
-    digest = digest_build(issue)
+    digest = digest_build(issue, utm_medium=WEB_MEDIUM)
     context = digest_context(digest, digest.section_keys)
+    context["feed_url"] = reverse("newsletter:feed")
+    context["share_title"] = f"{newsletter.name} No. {issue.number} · {week_label(issue)}"
     return render(request, "newsletter/archive_issue.html", context)
+
+
+class IssueFeed(Feed):
+    """RSS 2.0 of the newest issues that went out, each linking to its archive page."""
+
+    feed_type = Rss201rev2Feed
+
+    def get_object(self, request: HttpRequest, *args, **kwargs):
+        return newsletter_default()
+
+    def title(self, newsletter) -> str:
+        return newsletter.name
+
+    def link(self, newsletter) -> str:
+        return absolute(reverse("newsletter:archive"))
+
+    def feed_url(self, newsletter) -> str:
+        return absolute(reverse("newsletter:feed"))
+
+    def description(self, newsletter) -> str:
+        return newsletter.description or newsletter.name
+
+    def items(self, newsletter):
+        return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]
+
+    def item_title(self, issue: Issue) -> str:
+        return f"{issue.newsletter.name} No. {issue.number} · {week_label(issue)}"
+
+    def item_link(self, issue: Issue) -> str:
+        return issue_web_url(issue)
+
+    def item_guid(self, issue: Issue) -> str:
+        return issue_web_url(issue)
+
+    item_guid_is_permalink = True
+
+    def item_description(self, issue: Issue) -> str:
+        digest = digest_build(issue, utm_medium=WEB_MEDIUM)
+        return render_to_string(
+            "newsletter/archive_feed_item.html", digest_context(digest, digest.section_keys)
+        )
+
+    def item_pubdate(self, issue: Issue):
+        return issue.sent_at or issue.send_started_at

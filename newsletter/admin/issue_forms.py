@@ -1,0 +1,90 @@
+"""Forms of the issue admin's own pages: preview variant, test send, schedule, compile."""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
+
+from articles.models import Category
+from newsletter.digest import Digest
+from newsletter.weeks import IsoWeek
+
+TEST_RECIPIENTS_MAX = 20
+
+
+class VariantForm(forms.Form):
+    """The sections a reader chose; none ticked is a reader who takes every section."""
+
+    categories = forms.ModelMultipleChoiceField(
+        label=_("Reader's sections"),
+        queryset=Category.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text=_("Tick none for a reader who chose none: they get every section."),
+    )
+
+    def __init__(self, *args, digest: Digest, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["categories"].queryset = Category.objects.filter(
+            pk__in=digest.section_keys
+        ).order_by("position", "name")
+
+    def category_ids(self) -> list[int]:
+        return [c.pk for c in self.cleaned_data.get("categories") or []]
+
+
+class SendTestForm(VariantForm):
+    to = forms.CharField(
+        label=_("Send to"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
+        help_text=_("One or more addresses, separated by commas or new lines (at most %(n)s).")
+        % {"n": TEST_RECIPIENTS_MAX},
+    )
+    field_order = ["to", "categories"]
+
+    def clean_to(self) -> list[str]:
+        addresses: dict[str, str] = {}
+        for address in filter(None, re.split(r"[\s,;]+", self.cleaned_data["to"])):
+            try:
+                validate_email(address)
+            except ValidationError:
+                raise ValidationError(
+                    _("%(address)s is not a valid email address."), params={"address": address}
+                ) from None
+            addresses.setdefault(address.lower(), address)
+        if not addresses:
+            raise ValidationError(_("Give at least one address."))
+        if len(addresses) > TEST_RECIPIENTS_MAX:
+            raise ValidationError(
+                _("A test goes to at most %(n)s addresses; send the issue for everyone."),
+                params={"n": TEST_RECIPIENTS_MAX},
+            )
+        return list(addresses.values())
+
+
+class ScheduleForm(forms.Form):
+    """The send time, read in the newsletter's time zone (the view activates it)."""
+
+    at = forms.DateTimeField(
+        label=_("Send at"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+class CompileForm(forms.Form):
+    week = forms.CharField(
+        label=_("Week"),
+        max_length=8,
+        help_text=_("ISO week, e.g. 2026-W48. Re-compiling a draft keeps the editors' work."),
+    )
+
+    def clean_week(self) -> IsoWeek:
+        try:
+            return IsoWeek.parse(self.cleaned_data["week"])
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None

@@ -11,5 +11,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("newsletter/", include("newsletter.urls")),
     path("anymail/", include("anymail.urls")),
+    path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
 ]

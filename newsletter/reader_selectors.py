@@ -26,6 +26,23 @@ def consent_text_current(*, newsletter: Newsletter) -> ConsentText | None:
     return ConsentText.objects.filter(newsletter=newsletter).order_by("-version").first()
 
 
+def consent_text_agreed(*, subscriber: Subscriber) -> ConsentText | None:
+    """Return the text a reader agrees to by confirming: their latest signup's, else the current one.
+
+    Readers imported without prior consent never saw a form, so the confirm page shows
+    them the current text and confirming records that version.
+    """
+    signup = (
+        subscriber.consent_records.filter(action="signup", consent_text__isnull=False)
+        .select_related("consent_text")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if signup is not None:
+        return signup.consent_text
+    return consent_text_current(newsletter=subscriber.newsletter)
+
+
 def subscriber_by_email(*, newsletter: Newsletter, email: str) -> Subscriber | None:
     """Return the reader of `newsletter` with this address in any spelling, if any.
 

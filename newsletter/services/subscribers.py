@@ -29,7 +29,11 @@ from newsletter.models import (
     Subscriber,
     TrackingEvent,
 )
-from newsletter.reader_selectors import latest_issue_url, subscriber_by_email
+from newsletter.reader_selectors import (
+    consent_text_agreed,
+    latest_issue_url,
+    subscriber_by_email,
+)
 from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 from newsletter.suppression import is_suppressed, normalise_email, suppress
 from newsletter.tokens import confirmation_tokens
@@ -224,6 +228,7 @@ def subscriber_confirm(
             .order_by("-at", "-id")
             .first()
         )
+        consent_text = consent_text_agreed(subscriber=subscriber)
         subscriber.status = Subscriber.Status.ACTIVE
         subscriber.confirmed_at = now
         subscriber.unsubscribed_at = None
@@ -236,8 +241,8 @@ def subscriber_confirm(
             ip=ip,
             user_agent=user_agent,
             method="link",
-            form=signup.form if signup else "",
-            consent_text=signup.consent_text if signup else None,
+            form=signup.form if signup else subscriber.source,
+            consent_text=consent_text,
         )
         _queue_email(WELCOME, subscriber)
     return "confirmed"

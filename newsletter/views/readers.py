@@ -21,7 +21,11 @@ from django.views.decorators.http import require_http_methods
 from newsletter import abuse
 from newsletter.forms import EmailChangeForm, EraseForm, PauseForm, ProfileForm, SubscribeForm
 from newsletter.models import Newsletter, Subscriber
-from newsletter.reader_selectors import consent_text_current, subscriber_data_export
+from newsletter.reader_selectors import (
+    consent_text_agreed,
+    consent_text_current,
+    subscriber_data_export,
+)
 from newsletter.selectors import newsletter_default
 from newsletter.services.subscribers import (
     subscriber_confirm,
@@ -223,6 +227,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         context["problem"] = check.problem
         return render(request, "newsletter/confirm_problem.html", context, status=410)
     if request.method == "GET":
+        context["consent_text"] = consent_text_agreed(subscriber=subscriber)
         return render(request, "newsletter/confirm.html", context)
     outcome = subscriber_confirm(
         subscriber=subscriber,

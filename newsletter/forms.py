@@ -133,6 +133,7 @@ class ProfileForm(forms.Form):
 class IdentifyingCodeInput(CaptchaTextInput):
     """The captcha as the portal shows it: the image, a reload button, the box to type in."""
 
+    # In the app's templates/: widgets render with the form renderer, which reads app dirs only.
     template_name = "newsletter/widgets/identifying_code.html"
 
 

@@ -36,6 +36,8 @@ class CommitClient(Client):
 @pytest.fixture
 def client() -> CommitClient:
     return CommitClient()
+
+
 URL = re.compile(r"https?://[^\s<>\"']+")
 
 
@@ -72,11 +74,7 @@ def html_of(message: EmailMultiAlternatives) -> str:
 
 def links(message: EmailMultiAlternatives, path_part: str) -> list[str]:
     """Return the paths of the links in the text part that contain `path_part`."""
-    return [
-        urlsplit(url).path
-        for url in URL.findall(message.body)
-        if path_part in url
-    ]
+    return [urlsplit(url).path for url in URL.findall(message.body) if path_part in url]
 
 
 def link(message: EmailMultiAlternatives, path_part: str) -> str:

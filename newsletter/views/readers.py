@@ -71,6 +71,7 @@ def _subscribe_page(
     *,
     status: int = 200,
     notice: str = "",
+    alert: str = "",
 ) -> HttpResponse:
     context = {
         "newsletter": newsletter,
@@ -78,6 +79,7 @@ def _subscribe_page(
         "consent_text": form.consent_text,
         "privacy_url": form.consent_text.privacy_url or settings.NEWSLETTER_PRIVACY_URL,
         "notice": notice,
+        "alert": alert,
     }
     return render(request, "newsletter/subscribe.html", context, status=status)
 
@@ -156,9 +158,9 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         if "captcha" in form.errors and len(form.errors) == 1:
             # Only the code was wrong: show the form again with a new picture.
+            alert = form.errors["captcha"][0]
             form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
-            notice = _("The identifying code did not match; here is a new one to type.")
-            return _subscribe_page(request, newsletter, form, status=400, notice=notice)
+            return _subscribe_page(request, newsletter, form, status=400, alert=alert)
         return _subscribe_page(request, newsletter, form, status=400)
 
     email = form.cleaned_data["email"]

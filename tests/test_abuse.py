@@ -134,9 +134,7 @@ def test_a_wrong_code_gets_a_new_picture_and_sends_nothing(client, settings):
     settings.NEWSLETTER_CAPTCHA_ALWAYS = True
     page = client.get(SUBSCRIBE).content
     answer = _solve(page)
-    response = client.post(
-        SUBSCRIBE, signup_data(captcha_0=answer["captcha_0"], captcha_1="wrong")
-    )
+    response = client.post(SUBSCRIBE, signup_data(captcha_0=answer["captcha_0"], captcha_1="wrong"))
     assert response.status_code == 400
     assert b"did not match" in response.content
     assert _solve(response.content)["captcha_0"] != answer["captcha_0"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -30,7 +29,7 @@ class Command(BaseCommand):
     ):
         target = newsletter_from_option(newsletter)
         try:
-            handle = open(output, "w", newline="", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
+            handle = open(output, "w", newline="", encoding="utf-8") if output else self.stdout  # noqa: SIM115
         except OSError as exc:
             raise CommandError(f"Cannot write {output}: {exc.strerror}") from None
         try:

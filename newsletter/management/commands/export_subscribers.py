@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from django.core.management.base import BaseCommand, CommandError
 
 from newsletter.management.commands._common import newsletter_from_option

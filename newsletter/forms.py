@@ -172,7 +172,7 @@ class SubscribeForm(ProfileForm):
             self.fields["captcha"] = CaptchaField(
                 label=_("Identifying code"),
                 help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
-                widget=IdentifyingCodeInput(),
+                widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
                 error_messages={
                     "invalid": _("The identifying code did not match; here is a new one to type."),
                     "required": _("Type the identifying code shown in the picture."),

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from captcha.models import CaptchaStore
 from django.core import mail
+from django.db import connections
 
 from newsletter.models import Subscriber
 from tests.factories import CategoryFactory
@@ -54,6 +55,10 @@ def browser(monkeypatch):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+        # While Playwright's loop runs, Django keeps this thread's connections in a
+        # context variable of their own; close them here, or one outlives the test run
+        # and PostgreSQL refuses to drop the test database.
+        connections.close_all()
 
 
 @pytest.fixture

@@ -202,7 +202,10 @@ def test_the_portals_plain_html_snippet_opens_our_form_filled_in(browser, site, 
     page.get_by_role("textbox", name="Email address").fill("portal.reader@example.com")
     page.get_by_role("button", name="Subscribe").click()
     page.wait_for_url(f"{site}/newsletter/subscribe/embed/")
-    assert page.get_by_role("textbox", name="Email address").input_value() == "portal.reader@example.com"
+    assert (
+        page.get_by_role("textbox", name="Email address").input_value()
+        == "portal.reader@example.com"
+    )
     assert "Almost done" in page.get_by_role("status").inner_text()
     shots(page, "02-prefilled")
     assert not Subscriber.objects.exists()

@@ -38,6 +38,15 @@ def client() -> CommitClient:
     return CommitClient()
 
 
+@pytest.fixture
+def admin_client(django_user_model) -> CommitClient:
+    """A logged-in superuser whose admin actions send their emails, as in production."""
+    user = django_user_model.objects.create_superuser("editor", "editor@example.com", "pw")
+    client = CommitClient()
+    client.force_login(user)
+    return client
+
+
 URL = re.compile(r"https?://[^\s<>\"']+")
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 
 from newsletter.models import ConsentRecord, ConsentText, Subscriber
@@ -13,21 +12,13 @@ from newsletter.tokens import reader_tokens
 from tests.factories import default_newsletter
 from tests.reader_steps import (
     SUBSCRIBE,
-    CommitClient,
+    admin_client,  # noqa: F401 - the fixture: a superuser whose requests commit
     client,  # noqa: F401 - the fixture: requests that commit
     link,
     signup_data,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client():
-    user = get_user_model().objects.create_superuser("editor", "editor@example.com", "pw")
-    client = CommitClient()
-    client.force_login(user)
-    return client
 
 
 def test_the_whole_life_of_a_subscription_is_recorded(client):

@@ -6,7 +6,6 @@ import csv
 import io
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
@@ -14,7 +13,7 @@ from django.core.management import CommandError, call_command
 from newsletter.models import ConsentRecord, Subscriber
 from newsletter.suppression import suppress
 from tests.factories import CategoryFactory, SubscriberFactory, default_newsletter
-from tests.reader_steps import CommitClient, sent_to
+from tests.reader_steps import admin_client, sent_to  # noqa: F401 - admin_client is a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -174,14 +173,6 @@ def test_an_export_imports_back_into_another_list_unchanged(tmp_path, run_on_com
 
 
 # --- In admin --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin_client():
-    user = get_user_model().objects.create_superuser("editor", "editor@example.com", "pw")
-    client = CommitClient()
-    client.force_login(user)
-    return client
 
 
 def test_admin_imports_a_file_and_shows_the_report(admin_client):

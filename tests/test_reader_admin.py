@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.core import mail
 
 from newsletter.models import Subscriber, Suppression
 from newsletter.reader_selectors import consent_text_current
 from newsletter.services.subscribers import Profile, subscriber_signup
 from tests.factories import SubscriberFactory, default_newsletter
-from tests.reader_steps import CommitClient, sent_to
+from tests.reader_steps import admin_client, sent_to  # noqa: F401 - admin_client is a fixture
 
 pytestmark = pytest.mark.django_db
 LIST = "/admin/newsletter/subscriber/"
-
-
-@pytest.fixture
-def admin_client():
-    user = get_user_model().objects.create_superuser("editor", "editor@example.com", "pw")
-    client = CommitClient()
-    client.force_login(user)
-    return client
 
 
 def test_the_list_filters_by_status_with_counts_and_searches(admin_client):

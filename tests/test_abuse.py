@@ -209,3 +209,25 @@ def test_the_limits_are_shared_by_every_process_through_the_cache(client, settin
     other = CommitClient()
     assert b"captcha_1" in other.get(SUBSCRIBE, REMOTE_ADDR="192.0.2.50").content
     assert b"captcha_1" not in other.get(SUBSCRIBE, REMOTE_ADDR="192.0.2.51").content
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"NEWSLETTER_IP_SOFT_LIMIT": "30", "NEWSLETTER_IP_HARD_LIMIT": "10"},
+            "NEWSLETTER_IP_SOFT_LIMIT (30) must be below NEWSLETTER_IP_HARD_LIMIT (10)",
+        ),
+        (
+            {"NEWSLETTER_EMAIL_INTERVAL_HOURS": "0"},
+            "NEWSLETTER_EMAIL_INTERVAL_HOURS=0 is too small",
+        ),
+        ({"NEWSLETTER_CAPTCHA_ALWAYS": "sometimes"}, "NEWSLETTER_CAPTCHA_ALWAYS='sometimes'"),
+    ],
+)
+def test_a_bad_limit_setting_stops_start_up_naming_it(env, message):
+    from tests.test_settings import load
+
+    result = load(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and message in result.stderr

@@ -75,8 +75,9 @@ def ip_bucket(ip: str | None) -> str:
 
 
 def _window_key(scope: str, ident: str, window: int) -> tuple[str, int]:
-    number = int(time.time()) // window
-    return f"nl:rl:{scope}:{ident}:{number}", window - int(time.time()) % window + 1
+    """Return the counter's key for the current window and the seconds it has left."""
+    now = int(time.time())
+    return f"nl:rl:{scope}:{ident}:{now // window}", window - now % window + 1
 
 
 def _count(scope: str, ident: str, window: int) -> int:

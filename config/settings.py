@@ -62,6 +62,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "anymail",
+    "captcha",
+    "django_countries",
     "articles",
     "newsletter",
 ]
@@ -232,6 +234,37 @@ NEWSLETTER_SUPPRESS_COMPLAINED = env_bool("NEWSLETTER_SUPPRESS_COMPLAINED", True
 # opens are only known when the ESP tracks them).
 NEWSLETTER_SUNSET_AFTER_ISSUES = env_int("NEWSLETTER_SUNSET_AFTER_ISSUES", 0, minimum=0)
 NEWSLETTER_SUNSET_GRACE_DAYS = env_int("NEWSLETTER_SUNSET_GRACE_DAYS", 14, minimum=1)
+
+# --- Abuse resistance of the signup paths (newsletter/abuse.py) ---------------------------
+# Counters live in the cache (Redis in production), shared by every web process.
+# At most one signup email (confirmation or "you are already subscribed") per address
+# in this many hours, however often the address is submitted.
+NEWSLETTER_EMAIL_INTERVAL_HOURS = env_int("NEWSLETTER_EMAIL_INTERVAL_HOURS", 24, minimum=1)
+# Submissions per client IP (an IPv6 /64) per hour: past the soft limit the form asks
+# for the identifying code; past the hard limit submissions are dropped silently.
+NEWSLETTER_IP_SOFT_LIMIT = env_int("NEWSLETTER_IP_SOFT_LIMIT", 3, minimum=0)
+NEWSLETTER_IP_HARD_LIMIT = env_int("NEWSLETTER_IP_HARD_LIMIT", 30, minimum=1)
+# Submissions naming one address per day, from anywhere; more are dropped silently.
+NEWSLETTER_ADDRESS_LIMIT = env_int("NEWSLETTER_ADDRESS_LIMIT", 5, minimum=1)
+# A form sent back sooner than this after it was shown was filled by a bot.
+NEWSLETTER_MIN_FILL_SECONDS = env_int("NEWSLETTER_MIN_FILL_SECONDS", 2, minimum=0)
+# Show the identifying code on every signup, not only past the soft limit.
+NEWSLETTER_CAPTCHA_ALWAYS = env_bool("NEWSLETTER_CAPTCHA_ALWAYS", False)
+# Reverse proxies in front of the app that append to X-Forwarded-For (0: none, use
+# REMOTE_ADDR). Per-IP limits need the real client address, never one a client typed.
+NEWSLETTER_PROXY_COUNT = env_int("NEWSLETTER_PROXY_COUNT", 0, minimum=0)
+if NEWSLETTER_IP_SOFT_LIMIT >= NEWSLETTER_IP_HARD_LIMIT:
+    raise ImproperlyConfigured(
+        f"NEWSLETTER_IP_SOFT_LIMIT ({NEWSLETTER_IP_SOFT_LIMIT}) must be below "
+        f"NEWSLETTER_IP_HARD_LIMIT ({NEWSLETTER_IP_HARD_LIMIT}): the identifying code comes first."
+    )
+
+# django-simple-captcha: the portal's "Identifying code", four letters, five minutes.
+CAPTCHA_LENGTH = 4
+CAPTCHA_TIMEOUT = 5
+CAPTCHA_FONT_SIZE = 30
+CAPTCHA_LETTER_ROTATION = (-25, 25)
+CAPTCHA_FOREGROUND_COLOR = "#7a1616"
 
 if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
     raise ImproperlyConfigured(

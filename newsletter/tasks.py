@@ -10,11 +10,13 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Newsletter
 from newsletter.sending.batch import delivery_batch_send
+from newsletter.sending.errors import is_permanent, retry_delay
 from newsletter.services.issues import (
     IssueNotSendable,
     issue_compile_due,
     issue_send_scheduled,
 )
+from newsletter.services.subscribers import reader_email_send
 
 logger = logging.getLogger(__name__)
 
@@ -132,3 +134,21 @@ def sunset_readers() -> None:
     for newsletter in Newsletter.objects.filter(is_active=True):
         result = sunset_run(newsletter=newsletter)
         logger.info("%s sunset: %s", newsletter.slug, result)
+
+
+@shared_task(bind=True, max_retries=6, acks_late=True)
+def send_reader_email(self, name: str, subscriber_id: int, to: str = "") -> bool:
+    """Send one reader email (confirmation, welcome, ...); retry while the ESP is down.
+
+    A refused address fails alone and is logged. Run in process (the embedded default),
+    a failure is logged rather than raised, so the reader's page stays the same.
+    """
+    try:
+        return reader_email_send(name=name, subscriber_id=subscriber_id, to=to)
+    except Exception as exc:
+        if is_permanent(exc) or self.request.is_eager:
+            logger.warning("reader email %s to subscriber %s failed: %s", name, subscriber_id, exc)
+            return False
+        raise self.retry(
+            exc=exc, countdown=retry_delay(self.request.retries + 1, jitter=0.5)
+        ) from exc

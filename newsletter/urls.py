@@ -6,6 +6,10 @@ from newsletter.views import archive, readers, sunset
 app_name = "newsletter"
 
 urlpatterns = [
+    path("subscribe/", readers.subscribe, name="subscribe"),
+    path("subscribe/embed/", readers.subscribe_embed, name="subscribe-embed"),
+    path("confirm/<str:token>/", readers.confirm, name="confirm"),
+    path("privacy/", readers.privacy, name="privacy"),
     path("unsubscribe/<str:token>/", readers.unsubscribe, name="unsubscribe"),
     path("preferences/<str:token>/", readers.preferences, name="preferences"),
     path("keep/<str:token>/", sunset.keep, name="keep"),

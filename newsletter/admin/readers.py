@@ -1,46 +1,140 @@
-"""Admin for readers: subscribers, consent and suppressions."""
+"""Admin for readers: subscribers (actions, CSV import and export), consent and suppressions."""
 
-from django.contrib import admin
+from __future__ import annotations
+
+import io
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from newsletter.forms import SubscriberImportForm
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, Suppression
+from newsletter.services.subscriber_csv import (
+    ImportFileError,
+    subscribers_export,
+    subscribers_import,
+)
+from newsletter.services.subscribers import (
+    consent_text_publish,
+    subscriber_confirmation_resend,
+    subscriber_erase,
+    subscriber_unsubscribe,
+)
+from newsletter.suppression import is_suppressed, normalise_email
 
 
 @admin.register(ConsentText)
 class ConsentTextAdmin(admin.ModelAdmin):
     list_display = ["newsletter", "version", "created_at"]
     list_filter = ["newsletter"]
-    readonly_fields = ["created_at"]
+    fields = ["newsletter", "text", "privacy_url", "version", "created_at"]
+    readonly_fields = ["version", "created_at"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         # A consent text is what readers agreed to; a change is a new version.
         return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # consent records point at it
+
+    def save_model(self, request, obj: ConsentText, form, change: bool) -> None:
+        published = consent_text_publish(
+            newsletter=obj.newsletter, text=obj.text, privacy_url=obj.privacy_url
+        )
+        obj.pk, obj.version, obj.created_at = published.pk, published.version, published.created_at
 
 
 class ConsentRecordInline(admin.TabularInline):
     model = ConsentRecord
     extra = 0
     can_delete = False
-    fields = ["at", "action", "method", "form", "consent_text", "ip", "user_agent", "note"]
+    verbose_name_plural = _("consent history")
+    fields = [
+        "at",
+        "action",
+        "method",
+        "form",
+        "consent_version",
+        "ip",
+        "user_agent",
+        "note",
+    ]
     readonly_fields = fields
+    ordering = ["at", "id"]
+
+    @admin.display(description=_("consent text"))
+    def consent_version(self, obj: ConsentRecord) -> str:
+        return f"v{obj.consent_text.version}" if obj.consent_text_id else "—"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("consent_text")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SubscriberAdminForm(forms.ModelForm):
+    class Meta:
+        model = Subscriber
+        fields = [
+            "newsletter",
+            "email",
+            "name",
+            "organisation",
+            "country",
+            "language",
+            "status",
+            "categories",
+            "source",
+            "paused_until",
+        ]
+
+    def clean_email(self) -> str:
+        email = normalise_email(self.cleaned_data["email"])
+        newsletter = self.cleaned_data.get("newsletter") or getattr(
+            self.instance, "newsletter", None
+        )
+        changed = self.instance.pk is None or email != normalise_email(self.instance.email)
+        if changed and newsletter and is_suppressed(newsletter=newsletter, email=email):
+            raise forms.ValidationError(
+                _(
+                    "This address is suppressed (erased, bounced or complained) and must not "
+                    "be mailed. Delete its suppression first if its owner asked to come back."
+                )
+            )
+        return email
+
 
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
+    form = SubscriberAdminForm
+    change_list_template = "admin/newsletter/subscriber/change_list.html"
     list_display = [
         "email",
         "name",
         "organisation",
         "country",
         "status",
+        "paused_until",
         "newsletter",
+        "source",
         "created_at",
         "confirmed_at",
     ]
-    list_filter = ["status", "newsletter", "country", "categories"]
+    list_filter = ["status", "newsletter", "source", "country", "categories"]
+    # Counts beside every filter choice: how many readers are active, pending, ...
+    show_facets = admin.ShowFacets.ALWAYS
     search_fields = ["email", "name", "organisation"]
     date_hierarchy = "created_at"
     filter_horizontal = ["categories"]
@@ -50,16 +144,131 @@ class SubscriberAdmin(admin.ModelAdmin):
         "confirmed_at",
         "unsubscribed_at",
         "soft_bounce_count",
+        "last_confirmation_sent_at",
     ]
     inlines = [ConsentRecordInline]
+    actions = ["resend_confirmation", "unsubscribe", "erase", "export_csv"]
+
+    def get_readonly_fields(self, request, obj: Subscriber | None = None):
+        if obj is not None and obj.status == Subscriber.Status.ERASED:
+            return [f.name for f in Subscriber._meta.fields] + ["categories"]
+        return self.readonly_fields
+
+    @admin.action(description=_("Resend the confirmation email"))
+    def resend_confirmation(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        sent = sum(
+            subscriber_confirmation_resend(subscriber=reader, force=True)
+            for reader in queryset.exclude(status=Subscriber.Status.ACTIVE)
+        )
+        skipped = queryset.count() - sent
+        self.message_user(
+            request,
+            ngettext("Sent %(sent)d confirmation.", "Sent %(sent)d confirmations.", sent)
+            % {"sent": sent}
+            + (
+                " " + _("%(n)d skipped: already active, erased or suppressed.") % {"n": skipped}
+                if skipped
+                else ""
+            ),
+            messages.SUCCESS if sent else messages.WARNING,
+        )
+
+    @admin.action(description=_("Unsubscribe"))
+    def unsubscribe(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> None:
+        done = sum(
+            subscriber_unsubscribe(subscriber=reader, method="admin")
+            for reader in queryset.select_related("newsletter")
+        )
+        self.message_user(
+            request,
+            ngettext("Unsubscribed %(n)d reader.", "Unsubscribed %(n)d readers.", done)
+            % {"n": done},
+        )
+
+    @admin.action(description=_("Erase personal data (cannot be undone)"))
+    def erase(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse | None:
+        readers = queryset.exclude(status=Subscriber.Status.ERASED)
+        if request.POST.get("confirm") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "title": _("Erase these readers?"),
+                "readers": readers[:50],
+                "count": readers.count(),
+                "selected": request.POST.getlist(ACTION_CHECKBOX_NAME),
+                "action_checkbox_name": ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            }
+            return TemplateResponse(
+                request, "admin/newsletter/subscriber/erase_confirm.html", context
+            )
+        count = 0
+        for reader in readers:
+            subscriber_erase(subscriber=reader, method="admin")
+            count += 1
+        self.message_user(
+            request,
+            ngettext("Erased %(n)d reader.", "Erased %(n)d readers.", count) % {"n": count},
+        )
+        return None
+
+    @admin.action(description=_("Export selected as CSV"))
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
+        out = io.StringIO()
+        subscribers_export(out=out, readers=queryset)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+        stamp = timezone.now().strftime("%Y%m%d-%H%M")
+        response["Content-Disposition"] = f'attachment; filename="readers-{stamp}.csv"'
+        return response
+
+    def get_urls(self):
+        extra = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="newsletter_subscriber_import",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse(status=403)
+        report = None
+        if request.method == "POST":
+            form = SubscriberImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    report = subscribers_import(
+                        newsletter=data["newsletter"],
+                        source=data["file"].read(),
+                        prior_consent=data["prior_consent"],
+                        dry_run=data["dry_run"],
+                    )
+                except ImportFileError as exc:
+                    form.add_error("file", str(exc))
+        else:
+            form = SubscriberImportForm()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Import readers from CSV"),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/newsletter/subscriber/import.html", context)
 
 
 @admin.register(Suppression)
 class SuppressionAdmin(admin.ModelAdmin):
-    list_display = ["email_hash", "reason", "newsletter", "created_at"]
+    list_display = ["short_hash", "reason", "newsletter", "created_at"]
     list_filter = ["reason", "newsletter"]
     readonly_fields = ["email_hash", "reason", "newsletter", "created_at"]
+    show_facets = admin.ShowFacets.ALWAYS
 
     @admin.display(description=_("hash"))
     def short_hash(self, obj: Suppression) -> str:
         return obj.email_hash[:12]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # rows come from erasure, bounces and complaints

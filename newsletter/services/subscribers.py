@@ -1,10 +1,338 @@
-"""Writes for readers: subscribing, confirming, preferences, unsubscribing."""
+"""Writes for readers: signing up, confirming, preferences, pausing, unsubscribing, erasing.
+
+Every email a reader gets from here is sent by a Celery task after the transaction
+commits, so the signup page answers in the same time whatever the address's state
+(no timing oracle), and a slow mail server never holds a web request.
+"""
 
 from __future__ import annotations
 
-from django.utils import timezone
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from newsletter.models import ConsentRecord, Subscriber
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.crypto import get_random_string
+
+from articles.models import Category
+from newsletter.abuse import email_allowance, email_allowance_reset
+from newsletter.digest import absolute
+from newsletter.emails import build_message, render_email
+from newsletter.models import (
+    ConsentRecord,
+    ConsentText,
+    Delivery,
+    Newsletter,
+    Subscriber,
+)
+from newsletter.reader_selectors import (
+    consent_text_agreed,
+    latest_issue_url,
+    subscriber_by_email,
+)
+from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
+from newsletter.suppression import is_suppressed, normalise_email, suppress
+from newsletter.tokens import confirmation_tokens
+
+logger = logging.getLogger(__name__)
+
+# The reader emails, each templates/emails/<name>.{subject.txt,txt,html}.
+CONFIRM = "confirm"
+CONFIRM_EMAIL_CHANGE = "confirm_email_change"
+ALREADY_SUBSCRIBED = "already_subscribed"
+WELCOME = "welcome"
+EMAIL_CHANGED = "email_changed"
+READER_EMAILS = (CONFIRM, CONFIRM_EMAIL_CHANGE, ALREADY_SUBSCRIBED, WELCOME, EMAIL_CHANGED)
+
+PAUSE_WEEKS = (4, 8)
+OUT = (Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What a reader tells us about themselves; categories empty means every section."""
+
+    name: str = ""
+    organisation: str = ""
+    country: str = ""
+    categories: tuple[Category, ...] = ()
+
+
+def _queue_email(name: str, subscriber: Subscriber, to: str = "") -> None:
+    from newsletter.tasks import send_reader_email  # tasks import services
+
+    transaction.on_commit(lambda: send_reader_email.delay(name, subscriber.pk, to))
+
+
+def _record(subscriber: Subscriber, action: str, **fields) -> ConsentRecord:
+    fields["user_agent"] = (fields.get("user_agent") or "")[:300]
+    return ConsentRecord.objects.create(subscriber=subscriber, action=action, **fields)
+
+
+def _apply_profile(subscriber: Subscriber, profile: Profile) -> None:
+    subscriber.name = profile.name
+    subscriber.organisation = profile.organisation
+    subscriber.country = profile.country
+    subscriber.save(update_fields=["name", "organisation", "country", "updated_at"])
+    subscriber.categories.set(profile.categories)
+
+
+def consent_text_publish(
+    *, newsletter: Newsletter, text: str, privacy_url: str = ""
+) -> ConsentText:
+    """Make `text` the consent wording new signups agree to, as the next version.
+
+    Earlier versions stay as they are: each consent record points at the exact text
+    its reader agreed to.
+    """
+    with transaction.atomic():
+        Newsletter.objects.select_for_update().get(pk=newsletter.pk)  # one version at a time
+        last = ConsentText.objects.filter(newsletter=newsletter).order_by("-version").first()
+        return ConsentText.objects.create(
+            newsletter=newsletter,
+            version=(last.version if last else 0) + 1,
+            text=text.strip(),
+            privacy_url=privacy_url,
+        )
+
+
+def subscriber_signup(
+    *,
+    newsletter: Newsletter,
+    email: str,
+    profile: Profile,
+    consent_text: ConsentText,
+    ip: str | None,
+    user_agent: str,
+    form: str,
+) -> str:
+    """Sign an address up; return what happened, which the caller must not show anyone.
+
+    New or pending: a confirmation email. Active: an email to the owner with their
+    preferences link, and nothing changed (a stranger must not edit a reader's
+    profile). Unsubscribed, bounced or complained: a fresh confirmation; the reader
+    stays out until they confirm. A suppressed (erased) address: nothing at all.
+    Whatever happens, at most one such email per address per interval.
+    """
+    email = normalise_email(email)
+    if is_suppressed(newsletter=newsletter, email=email):
+        return "suppressed"
+    with transaction.atomic():
+        subscriber = subscriber_by_email(newsletter=newsletter, email=email)
+        created = subscriber is None
+        if created:
+            try:
+                with transaction.atomic():
+                    subscriber = Subscriber.objects.create(
+                        newsletter=newsletter,
+                        email=email,
+                        status=Subscriber.Status.PENDING,
+                        source=form[:100],
+                    )
+            except IntegrityError:  # the same address, submitted at the same moment
+                subscriber = subscriber_by_email(newsletter=newsletter, email=email)
+                created = False
+        assert subscriber is not None
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            if email_allowance(newsletter=newsletter, email=email):
+                _queue_email(ALREADY_SUBSCRIBED, subscriber)
+            return "active"
+        _apply_profile(subscriber, profile)
+        _record(
+            subscriber,
+            ConsentRecord.Action.SIGNUP,
+            ip=ip,
+            user_agent=user_agent,
+            form=form[:100],
+            consent_text=consent_text,
+        )
+        if email_allowance(newsletter=newsletter, email=email):
+            Subscriber.objects.filter(pk=subscriber.pk).update(
+                last_confirmation_sent_at=timezone.now()
+            )
+            _queue_email(CONFIRM, subscriber)
+        return "created" if created else subscriber.status
+
+
+def subscriber_confirmation_resend(
+    *, subscriber: Subscriber, email: str = "", force: bool = False
+) -> bool:
+    """Send a fresh confirmation link (to `email` for a change of address); False if none went.
+
+    `force` is for an admin who resends on purpose; otherwise the one-email-per-
+    interval rule holds here too, so a leaked expired link cannot mail-bomb anyone.
+    """
+    email = normalise_email(email or subscriber.email)
+    changing = email != normalise_email(subscriber.email)
+    if subscriber.status == Subscriber.Status.ERASED:
+        return False
+    if not changing and subscriber.status == Subscriber.Status.ACTIVE:
+        return False
+    if is_suppressed(newsletter=subscriber.newsletter, email=email):
+        return False
+    if force:
+        email_allowance_reset(newsletter=subscriber.newsletter, email=email)
+    if not email_allowance(newsletter=subscriber.newsletter, email=email):
+        return False
+    with transaction.atomic():
+        if changing:
+            _queue_email(CONFIRM_EMAIL_CHANGE, subscriber, email)
+        else:
+            Subscriber.objects.filter(pk=subscriber.pk).update(
+                last_confirmation_sent_at=timezone.now()
+            )
+            _queue_email(CONFIRM, subscriber)
+    return True
+
+
+def subscriber_confirm(
+    *, subscriber: Subscriber, email: str, ip: str | None, user_agent: str
+) -> str:
+    """Confirm a subscription or a change of address from a checked token.
+
+    Return "confirmed", "changed", "already" (nothing left to do) or "taken" (the new
+    address belongs to another subscription of this newsletter, or may not be mailed).
+    """
+    email = normalise_email(email)
+    now = timezone.now()
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if subscriber.status == Subscriber.Status.ERASED:
+            return "taken"
+        if email != normalise_email(subscriber.email):
+            other = subscriber_by_email(newsletter=subscriber.newsletter, email=email)
+            if other is not None or is_suppressed(newsletter=subscriber.newsletter, email=email):
+                return "taken"
+            old = subscriber.email
+            subscriber.email = email
+            subscriber.save(update_fields=["email", "updated_at"])
+            _record(
+                subscriber,
+                ConsentRecord.Action.CHANGE,
+                ip=ip,
+                user_agent=user_agent,
+                method="email-change",
+                note="email address changed, confirmed from the new address",
+            )
+            _queue_email(EMAIL_CHANGED, subscriber, old)
+            return "changed"
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            return "already"
+        signup = (
+            subscriber.consent_records.filter(action=ConsentRecord.Action.SIGNUP)
+            .order_by("-at", "-id")
+            .first()
+        )
+        consent_text = consent_text_agreed(subscriber=subscriber)
+        subscriber.status = Subscriber.Status.ACTIVE
+        subscriber.confirmed_at = now
+        subscriber.unsubscribed_at = None
+        subscriber.paused_until = None
+        subscriber.soft_bounce_count = 0
+        subscriber.save()
+        _record(
+            subscriber,
+            ConsentRecord.Action.CONFIRM,
+            ip=ip,
+            user_agent=user_agent,
+            method="link",
+            form=signup.form if signup else subscriber.source,
+            consent_text=consent_text,
+        )
+        _queue_email(WELCOME, subscriber)
+    return "confirmed"
+
+
+def subscriber_update_profile(
+    *, subscriber: Subscriber, profile: Profile, ip: str | None, user_agent: str
+) -> list[str]:
+    """Save a reader's details and sections; return the names of the fields that changed."""
+    before = {
+        "name": subscriber.name,
+        "organisation": subscriber.organisation,
+        "country": subscriber.country,
+        "sections": sorted(subscriber.categories.values_list("pk", flat=True)),
+    }
+    after = {
+        "name": profile.name,
+        "organisation": profile.organisation,
+        "country": profile.country,
+        "sections": sorted(c.pk for c in profile.categories),
+    }
+    changed = [key for key in before if before[key] != after[key]]
+    if changed:
+        with transaction.atomic():
+            _apply_profile(subscriber, profile)
+            _record(
+                subscriber,
+                ConsentRecord.Action.CHANGE,
+                ip=ip,
+                user_agent=user_agent,
+                method="preferences",
+                note="changed: " + ", ".join(changed),
+            )
+    return changed
+
+
+def subscriber_email_change_request(*, subscriber: Subscriber, new_email: str) -> None:
+    """Send a confirmation to `new_email`; nothing changes until its owner confirms.
+
+    Whether the address is free, taken or suppressed, the reader is told the same
+    thing, so the form cannot be used to find out who else subscribes.
+    """
+    new_email = normalise_email(new_email)
+    if new_email == normalise_email(subscriber.email):
+        return
+    if subscriber_by_email(newsletter=subscriber.newsletter, email=new_email) is not None:
+        return
+    subscriber_confirmation_resend(subscriber=subscriber, email=new_email)
+
+
+def subscriber_pause(
+    *,
+    subscriber: Subscriber,
+    weeks: int,
+    ip: str | None,
+    user_agent: str,
+    now: datetime | None = None,
+) -> datetime:
+    """Hold the reader's digests for `weeks` (4 or 8); return when they start again."""
+    if weeks not in PAUSE_WEEKS:
+        raise ValueError(f"a pause is {' or '.join(map(str, PAUSE_WEEKS))} weeks, not {weeks}")
+    until = (now or timezone.now()) + timedelta(weeks=weeks)
+    with transaction.atomic():
+        Subscriber.objects.filter(pk=subscriber.pk).update(paused_until=until)
+        _record(
+            subscriber,
+            ConsentRecord.Action.CHANGE,
+            ip=ip,
+            user_agent=user_agent,
+            method="preferences",
+            note=f"paused for {weeks} weeks, until {until:%Y-%m-%d}",
+        )
+    subscriber.paused_until = until
+    return until
+
+
+def subscriber_resume(*, subscriber: Subscriber, ip: str | None, user_agent: str) -> None:
+    """End a pause now: the next issue goes to the reader again."""
+    with transaction.atomic():
+        if Subscriber.objects.filter(pk=subscriber.pk, paused_until__isnull=False).update(
+            paused_until=None
+        ):
+            _record(
+                subscriber,
+                ConsentRecord.Action.CHANGE,
+                ip=ip,
+                user_agent=user_agent,
+                method="preferences",
+                note="pause ended",
+            )
+    subscriber.paused_until = None
 
 
 def subscriber_unsubscribe(
@@ -25,3 +353,91 @@ def subscriber_unsubscribe(
         )
         subscriber.refresh_from_db()
     return bool(changed)
+
+
+def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
+    """Erase a reader's personal data, keeping only a keyed hash of the address.
+
+    The row stays, anonymised, so the deliveries that point at it become anonymous
+    rather than vanish from the issue's counts; the suppression hash makes sure no
+    later signup, import or webhook brings the address back. Every link in every
+    email sent so far dies with the rotated token secret.
+    """
+    with transaction.atomic():
+        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if subscriber.status == Subscriber.Status.ERASED:
+            return
+        suppress(newsletter=subscriber.newsletter, email=subscriber.email, reason="erased")
+        if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING):
+            _record(subscriber, ConsentRecord.Action.WITHDRAW, method=method, note="erased")
+        subscriber.consent_records.update(ip=None, user_agent="")
+        # tracking imports this module (ESP unsubscribes), hence the import here.
+        from newsletter.services.tracking import tracking_events_forget
+
+        tracking_events_forget(subscriber=subscriber)
+        Delivery.objects.filter(subscriber=subscriber).update(last_error="")
+        now = timezone.now()
+        subscriber.email = f"erased-{subscriber.pk}@erased.invalid"
+        subscriber.name = subscriber.organisation = subscriber.country = ""
+        subscriber.source = ""
+        subscriber.status = Subscriber.Status.ERASED
+        subscriber.token_secret = get_random_string(32)
+        subscriber.paused_until = None
+        subscriber.unsubscribed_at = subscriber.unsubscribed_at or now
+        subscriber.save()
+        subscriber.categories.clear()
+
+
+# --- The reader emails --------------------------------------------------------------------
+
+
+def _confirm_url(token: str) -> str:
+    return absolute(reverse("newsletter:confirm", args=[token]))
+
+
+def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
+    """Render and send reader email `name`; False when it no longer applies.
+
+    Links and tokens are made now, from the reader's current state, so a queued
+    email never carries a link that its own sending has already outdated.
+    """
+    if name not in READER_EMAILS:
+        raise ValueError(f"unknown reader email {name!r}")
+    subscriber = Subscriber.objects.select_related("newsletter").filter(pk=subscriber_id).first()
+    if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
+        return False
+    newsletter = subscriber.newsletter
+    context: dict = {"newsletter": newsletter}
+    headers: dict[str, str] = {}
+    recipient = subscriber.email
+    if name == CONFIRM:
+        if subscriber.status == Subscriber.Status.ACTIVE:
+            return False
+        context["confirm_url"] = _confirm_url(confirmation_tokens.make_token(subscriber))
+    elif name == CONFIRM_EMAIL_CHANGE:
+        recipient = normalise_email(to)
+        token = confirmation_tokens.make_token(subscriber, email=recipient)
+        context["confirm_url"] = _confirm_url(token)
+    elif name == EMAIL_CHANGED:
+        recipient = to
+        context["new_email"] = subscriber.email
+    else:  # WELCOME, ALREADY_SUBSCRIBED: to a subscribed reader, so they carry one-click
+        if subscriber.status != Subscriber.Status.ACTIVE:
+            return False
+        context["preferences_url"] = preferences_url(subscriber)
+        context["unsubscribe_url"] = unsubscribe_url(subscriber)
+        context["latest_issue_url"] = latest_issue_url(newsletter=newsletter)
+        headers = {
+            "List-Id": list_id(newsletter),
+            "List-Unsubscribe": f"<{context['unsubscribe_url']}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+    if name in (CONFIRM, CONFIRM_EMAIL_CHANGE):
+        context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
+    message = build_message(
+        render_email(name, context), newsletter=newsletter, to=recipient, headers=headers
+    )
+    message.tags = ["reader", name]
+    message.metadata = {"subscriber": str(subscriber.pk), "email": name}
+    message.send()
+    return True

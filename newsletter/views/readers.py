@@ -1,26 +1,352 @@
+"""Pages a reader reaches: subscribe, confirm, preferences, unsubscribe, privacy.
+
+None of them tells a visitor whether an address is on the list: a signup always
+answers the same page, and every bad or outdated link gets one generic page.
+"""
+
 from __future__ import annotations
 
-from django import forms
+import json
+import logging
+
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.translation import gettext_lazy as _
+from django.utils.text import slugify
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
-from articles.models import Category
-from newsletter.models import Subscriber
-from newsletter.services.subscribers import subscriber_unsubscribe
-from newsletter.tokens import reader_tokens
+from newsletter import abuse
+from newsletter.forms import EmailChangeForm, EraseForm, PauseForm, ProfileForm, SubscribeForm
+from newsletter.models import Newsletter, Subscriber
+from newsletter.reader_selectors import (
+    consent_text_agreed,
+    consent_text_current,
+    subscriber_data_export,
+)
+from newsletter.selectors import newsletter_default
+from newsletter.services.subscribers import (
+    subscriber_confirm,
+    subscriber_confirmation_resend,
+    subscriber_email_change_request,
+    subscriber_erase,
+    subscriber_pause,
+    subscriber_resume,
+    subscriber_signup,
+    subscriber_unsubscribe,
+    subscriber_update_profile,
+)
+from newsletter.suppression import normalise_email
+from newsletter.tokens import confirmation_tokens, reader_tokens
+
+logger = logging.getLogger(__name__)
+
+FORM_PAGE = "subscribe-page"
+# What the embeddable snippet may carry over to our page; the rest is typed here.
+EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
+    return abuse.client_ip(request)
+
+
+def _user_agent(request: HttpRequest) -> str:
+    return request.headers.get("User-Agent", "")[:300]
 
 
 def _bad_link(request: HttpRequest) -> HttpResponse:
     # One generic page for every bad token: it tells nobody whether an address exists.
     return render(request, "newsletter/bad_link.html", status=404)
+
+
+# --- Subscribe ----------------------------------------------------------------------------
+
+
+def _subscribe_page(
+    request: HttpRequest,
+    newsletter: Newsletter,
+    form: SubscribeForm,
+    *,
+    status: int = 200,
+    notice: str = "",
+    alert: str = "",
+) -> HttpResponse:
+    context = {
+        "newsletter": newsletter,
+        "form": form,
+        "consent_text": form.consent_text,
+        "privacy_url": form.consent_text.privacy_url or settings.NEWSLETTER_PRIVACY_URL,
+        "notice": notice,
+        "alert": alert,
+    }
+    return render(request, "newsletter/subscribe.html", context, status=status)
+
+
+def _fresh_form(
+    request: HttpRequest, newsletter: Newsletter, consent_text, *, initial: dict | None = None
+) -> SubscribeForm:
+    initial = {**(initial or {}), "stamp": abuse.form_stamp()}
+    return SubscribeForm(
+        initial=initial,
+        newsletter=newsletter,
+        consent_text=consent_text,
+        captcha=abuse.captcha_required(request),
+    )
+
+
+def _posted_initial(request: HttpRequest) -> dict:
+    """Return what the visitor typed, to show again in a fresh form (never the code)."""
+    data = request.POST
+    return {
+        "email": data.get("email", "")[:254],
+        "name": data.get("name", "")[:100],
+        "organisation": data.get("organisation", "")[:150],
+        "country": data.get("country", "")[:2],
+        "categories": data.getlist("categories")[:50],
+        "consent": data.get("consent") == "on",
+    }
+
+
+def _check_your_inbox(request: HttpRequest, newsletter: Newsletter, email: str) -> HttpResponse:
+    # The one answer to every submission that got past validation: new, pending,
+    # active, unsubscribed, erased, trapped or throttled alike.
+    context = {"newsletter": newsletter, "email": email[:254]}
+    return render(request, "newsletter/subscribe_done.html", context)
+
+
+def _closed(request: HttpRequest) -> HttpResponse:
+    return render(request, "newsletter/subscribe_closed.html", status=503)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def subscribe(request: HttpRequest) -> HttpResponse:
+    newsletter = newsletter_default()
+    consent_text = consent_text_current(newsletter=newsletter)
+    if consent_text is None:
+        return _closed(request)
+    if request.method == "GET":
+        return _subscribe_page(request, newsletter, _fresh_form(request, newsletter, consent_text))
+
+    attempts = abuse.record_attempt(request)
+    if "reload_code" in request.POST:
+        # The no-JavaScript reload button: the same form again with a new picture.
+        form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
+        return _subscribe_page(request, newsletter, form)
+    # Echoed on the page exactly as a valid submission would show it.
+    typed_email = normalise_email(request.POST.get("email", "")[:254])
+    stamp = request.POST.get("stamp", "")
+    if abuse.stamp_expired(stamp):
+        form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
+        notice = _("This page was open for a long time: please check your details and send again.")
+        return _subscribe_page(request, newsletter, form, notice=notice)
+    verdict = abuse.trap_check(honeypot=request.POST.get("website", ""), stamp=stamp)
+    if verdict.allowed and abuse.ip_over_limit(attempts):
+        verdict = abuse.Verdict(False, "ip-limit")
+    if not verdict.allowed:
+        logger.info("signup dropped: %s from %s", verdict.reason, client_ip(request))
+        return _check_your_inbox(request, newsletter, typed_email)
+
+    form = SubscribeForm(
+        request.POST,
+        newsletter=newsletter,
+        consent_text=consent_text,
+        captcha=abuse.captcha_needed(attempts),
+    )
+    if not form.is_valid():
+        if "captcha" in form.errors and len(form.errors) == 1:
+            # Only the code was wrong: show the form again with a new picture.
+            alert = form.errors["captcha"][0]
+            form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
+            return _subscribe_page(request, newsletter, form, status=400, alert=alert)
+        return _subscribe_page(request, newsletter, form, status=400)
+
+    email = form.cleaned_data["email"]
+    verdict = abuse.address_limit_check(newsletter=newsletter, email=email)
+    if verdict.allowed:
+        subscriber_signup(
+            newsletter=newsletter,
+            email=email,
+            profile=form.profile(),
+            consent_text=consent_text,
+            ip=client_ip(request),
+            user_agent=_user_agent(request),
+            form=slugify(request.POST.get("form_name", ""))[:50] or FORM_PAGE,
+        )
+    else:
+        logger.info("signup dropped: %s", verdict.reason)
+    return _check_your_inbox(request, newsletter, email)
+
+
+# The portal's pages live on another origin and cannot carry our CSRF token, so the
+# plain-HTML snippet posts here, and this view only shows our own subscription page
+# with the address filled in: it writes nothing and sends nothing, so there is
+# nothing to forge. The reader then reads the consent text and sends our form, with
+# our CSRF token, honeypot, timing and limits. An endpoint that subscribed directly
+# would let any site make its visitors' browsers sign up strangers from a thousand IPs.
+@csrf_exempt
+@never_cache
+@require_http_methods(["GET", "POST"])
+def subscribe_embed(request: HttpRequest) -> HttpResponse:
+    newsletter = newsletter_default()
+    if request.method == "GET":
+        context = {"newsletter": newsletter, "site_url": settings.SITE_URL}
+        return render(request, "newsletter/embed.html", context)
+    consent_text = consent_text_current(newsletter=newsletter)
+    if consent_text is None:
+        return _closed(request)
+    initial = {
+        field: " ".join(request.POST.get(field, "").split())[:limit]
+        for field, limit in EMBED_FIELDS.items()
+    }
+    form = _fresh_form(request, newsletter, consent_text, initial=initial)
+    notice = _("Almost done: choose your sections, read the consent text and press Subscribe.")
+    return _subscribe_page(request, newsletter, form, notice=notice)
+
+
+# --- Confirm ------------------------------------------------------------------------------
+
+
+# Link scanners open (GET) every link in a message, so GET only shows a button.
+@never_cache
+@require_http_methods(["GET", "POST"])
+def confirm(request: HttpRequest, token: str) -> HttpResponse:
+    check = confirmation_tokens.check_token(token)
+    subscriber = check.subscriber
+    if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
+        return _bad_link(request)
+    context = {"subscriber": subscriber, "newsletter": subscriber.newsletter, "email": check.email}
+    changing = check.email.lower() != subscriber.email.lower()
+    context["changing"] = changing
+    if request.method == "POST" and "resend" in request.POST and check.problem:
+        subscriber_confirmation_resend(subscriber=subscriber, email=check.email if changing else "")
+        return render(request, "newsletter/confirm_resent.html", context)
+    if check.problem:
+        if not changing and subscriber.status == Subscriber.Status.ACTIVE:
+            return _confirmed_page(request, subscriber, already=True)
+        context["problem"] = check.problem
+        return render(request, "newsletter/confirm_problem.html", context, status=410)
+    if request.method == "GET":
+        context["consent_text"] = consent_text_agreed(subscriber=subscriber)
+        return render(request, "newsletter/confirm.html", context)
+    outcome = subscriber_confirm(
+        subscriber=subscriber,
+        email=check.email,
+        ip=client_ip(request),
+        user_agent=_user_agent(request),
+    )
+    if outcome == "taken":
+        return render(request, "newsletter/confirm_taken.html", context, status=409)
+    subscriber.refresh_from_db()
+    return _confirmed_page(
+        request, subscriber, already=outcome == "already", changed=outcome == "changed"
+    )
+
+
+def _confirmed_page(
+    request: HttpRequest, subscriber: Subscriber, *, already: bool = False, changed: bool = False
+) -> HttpResponse:
+    context = {
+        "subscriber": subscriber,
+        "newsletter": subscriber.newsletter,
+        "already": already,
+        "changed": changed,
+        "pref_token": reader_tokens.make_token(subscriber, "preferences"),
+    }
+    return render(request, "newsletter/confirmed.html", context)
+
+
+# --- Preferences --------------------------------------------------------------------------
+
+
+def _profile_initial(subscriber: Subscriber) -> dict:
+    return {
+        "name": subscriber.name,
+        "organisation": subscriber.organisation,
+        "country": subscriber.country,
+        "categories": list(subscriber.categories.values_list("pk", flat=True)),
+    }
+
+
+def _data_download(subscriber: Subscriber) -> HttpResponse:
+    data = subscriber_data_export(subscriber=subscriber)
+    response = HttpResponse(
+        json.dumps(data, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    filename = f"{slugify(subscriber.newsletter.name)}-my-data.json"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def preferences(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = reader_tokens.check_token(token, "preferences")
+    if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
+        return _bad_link(request)
+    newsletter = subscriber.newsletter
+    action = request.POST.get("action", "profile") if request.method == "POST" else ""
+    data = request.POST if request.method == "POST" else None
+    ip, agent = client_ip(request), _user_agent(request)
+    forms = {
+        "profile": ProfileForm(
+            data if action == "profile" else None,
+            newsletter=newsletter,
+            initial=_profile_initial(subscriber),
+        ),
+        "email": EmailChangeForm(data if action == "email" else None),
+        "pause": PauseForm(data if action == "pause" else None),
+        "erase": EraseForm(data if action == "erase" else None),
+    }
+    done = ""
+    status = 200
+    if action == "export":
+        return _data_download(subscriber)
+    if action == "unsubscribe":
+        subscriber_unsubscribe(subscriber=subscriber, method="preferences", ip=ip, user_agent=agent)
+        return render(request, "newsletter/unsubscribed.html", {"subscriber": subscriber})
+    if action == "resume":
+        subscriber_resume(subscriber=subscriber, ip=ip, user_agent=agent)
+        done = "resumed"
+    elif action in forms:
+        form = forms[action]
+        if not form.is_valid():
+            status = 400
+        elif action == "profile":
+            subscriber_update_profile(
+                subscriber=subscriber, profile=form.profile(), ip=ip, user_agent=agent
+            )
+            done = "saved"
+        elif action == "email":
+            subscriber_email_change_request(
+                subscriber=subscriber, new_email=form.cleaned_data["email"]
+            )
+            done = "email"
+            forms["email"] = EmailChangeForm()
+        elif action == "pause":
+            subscriber_pause(
+                subscriber=subscriber, weeks=form.cleaned_data["weeks"], ip=ip, user_agent=agent
+            )
+            done = "paused"
+        elif action == "erase":
+            subscriber_erase(subscriber=subscriber, method="preferences")
+            return render(request, "newsletter/erased.html", {"newsletter": newsletter})
+    subscriber.refresh_from_db()
+    context = {
+        "subscriber": subscriber,
+        "newsletter": newsletter,
+        "token": token,
+        "unsubscribe_token": reader_tokens.make_token(subscriber, "unsubscribe"),
+        "done": done,
+        "action": action,
+        **{f"{name}_form": form for name, form in forms.items()},
+    }
+    return render(request, "newsletter/preferences.html", context, status=status)
+
+
+# --- Unsubscribe --------------------------------------------------------------------------
 
 
 # Mail servers and link scanners open (GET) every link in a message, so GET only
@@ -40,42 +366,26 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             subscriber=subscriber,
             method="one-click" if one_click else "link",
             ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent", ""),
+            user_agent=_user_agent(request),
         )
         # Always 200 with the page, never a redirect: RFC 8058 senders must not redirect.
         return render(request, "newsletter/unsubscribed.html", {"subscriber": subscriber})
     context = {
         "subscriber": subscriber,
         "pref_token": reader_tokens.make_token(subscriber, "preferences"),
+        "pause_weeks": PauseForm.base_fields["weeks"].choices,
     }
     return render(request, "newsletter/unsubscribe.html", context)
 
 
-class CategoriesForm(forms.Form):
-    categories = forms.ModelMultipleChoiceField(
-        queryset=Category.objects.all(),
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        label=_("Sections"),
-    )
+# --- Privacy ------------------------------------------------------------------------------
 
 
-@never_cache
-@require_http_methods(["GET", "POST"])
-def preferences(request: HttpRequest, token: str) -> HttpResponse:
-    subscriber = reader_tokens.check_token(token, "preferences")
-    if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
-        return _bad_link(request)
-    saved = False
-    if request.method == "POST":
-        form = CategoriesForm(request.POST)
-        if form.is_valid():
-            subscriber.categories.set(form.cleaned_data["categories"])
-            saved = True
-    else:
-        form = CategoriesForm(initial={"categories": subscriber.categories.all()})
-    return render(
-        request,
-        "newsletter/preferences.html",
-        {"subscriber": subscriber, "form": form, "saved": saved, "token": token},
-    )
+def privacy(request: HttpRequest) -> HttpResponse:
+    newsletter = newsletter_default()
+    context = {
+        "newsletter": newsletter,
+        "consent_text": consent_text_current(newsletter=newsletter),
+        "confirm_days": settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS,
+    }
+    return render(request, "newsletter/privacy.html", context)

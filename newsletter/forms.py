@@ -1,0 +1,236 @@
+"""Forms readers fill in: subscribe, preferences, change of address, pause, erase; admin import.
+
+Every text field refuses line breaks and control characters, so nothing a reader
+types can reach an email header; addresses are normalised (case, spaces, IDN
+domains) before they are validated or compared.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+from captcha.fields import CaptchaField, CaptchaTextInput
+from django import forms
+from django.core.validators import EmailValidator
+from django.utils.translation import gettext_lazy as _
+from django_countries import countries
+
+from newsletter.models import ConsentText, Newsletter
+from newsletter.reader_selectors import categories_offered
+from newsletter.services.subscribers import PAUSE_WEEKS, Profile
+from newsletter.suppression import normalise_email
+
+# Bidi overrides can make text read differently from what it is (spoofed names).
+_BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def has_control_characters(value: str) -> bool:
+    """Whether `value` holds CR, LF, tab, another control character or a bidi override."""
+    return any(
+        unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS for char in value
+    )
+
+
+class OneLineField(forms.CharField):
+    """Text on one line: trimmed, and refused when it holds a line break or control character."""
+
+    default_error_messages = {
+        "one_line": _("Please write this on one line, without line breaks or control characters.")
+    }
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if value and has_control_characters(value):
+            raise forms.ValidationError(self.error_messages["one_line"], code="one_line")
+
+
+class ReaderEmailField(forms.EmailField):
+    """An address, normalised before it is checked: "  Li@Bücher.DE " becomes "li@xn--bcher-kva.de"."""
+
+    default_error_messages = {
+        "invalid": _("Enter a valid email address, like name@example.com."),
+        "one_line": _("An email address cannot contain line breaks or control characters."),
+    }
+    default_validators = [
+        EmailValidator(message=_("Enter a valid email address, like name@example.com."))
+    ]
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault("label", _("Email address"))
+        super().__init__(**kwargs)
+        self.widget.attrs.update(
+            {"autocomplete": "email", "inputmode": "email", "spellcheck": "false"}
+        )
+
+    def to_python(self, value: str | None) -> str:
+        value = super().to_python(value)
+        if value and has_control_characters(value):
+            raise forms.ValidationError(self.error_messages["one_line"], code="one_line")
+        return normalise_email(value) if value else value
+
+    def clean(self, value):
+        # A raw value with CR/LF is refused before any normalising could hide it.
+        if isinstance(value, str) and ("\r" in value or "\n" in value):
+            raise forms.ValidationError(self.error_messages["one_line"], code="one_line")
+        return super().clean(value)
+
+
+class CategoriesField(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("label", _("Sections"))
+        kwargs.setdefault(
+            "help_text", _("Tick the sections you want, or none to receive every section.")
+        )
+        kwargs.setdefault(
+            "error_messages",
+            {
+                "invalid_choice": _("%(value)s is not one of our sections; choose from the list."),
+                "invalid_pk_value": _("%(pk)s is not one of our sections; choose from the list."),
+            },
+        )
+        super().__init__(queryset=kwargs.pop("queryset"), **kwargs)
+
+    def label_from_instance(self, obj) -> str:
+        return obj.name
+
+
+def country_choices() -> list[tuple[str, str]]:
+    return [("", _("— Choose your country or region —")), *countries]
+
+
+class ProfileForm(forms.Form):
+    """The details a reader gives: name, organisation, country and sections."""
+
+    name = OneLineField(label=_("Name"), max_length=100, required=False)
+    organisation = OneLineField(label=_("Organisation"), max_length=150, required=False)
+    country = forms.ChoiceField(
+        label=_("Country or region"), choices=country_choices, required=False
+    )
+
+    def __init__(self, *args, newsletter: Newsletter, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].widget.attrs["autocomplete"] = "name"
+        self.fields["organisation"].widget.attrs["autocomplete"] = "organization"
+        self.fields["country"].widget.attrs["autocomplete"] = "country"
+        self.fields["categories"] = CategoriesField(
+            queryset=categories_offered(newsletter=newsletter)
+        )
+
+    def profile(self) -> Profile:
+        data = self.cleaned_data
+        return Profile(
+            name=data["name"],
+            organisation=data["organisation"],
+            country=data["country"],
+            categories=tuple(data["categories"]),
+        )
+
+
+class IdentifyingCodeInput(CaptchaTextInput):
+    """The captcha as the portal shows it: the image, a reload button, the box to type in."""
+
+    # In the app's templates/: widgets render with the form renderer, which reads app dirs only.
+    template_name = "newsletter/widgets/identifying_code.html"
+
+
+class SubscribeForm(ProfileForm):
+    """The subscription form; field order is the order on the page."""
+
+    email = ReaderEmailField()
+    consent = forms.BooleanField(
+        required=True,
+        error_messages={
+            "required": _("Please tick the box to agree, or we cannot send the newsletter.")
+        },
+    )
+    consent_version = forms.IntegerField(widget=forms.HiddenInput)
+    # Bots fill in every field they find; people never see this one.
+    website = forms.CharField(required=False, label=_("Leave this empty"))
+    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    field_order = ["email", "name", "organisation", "country", "categories", "consent"]
+
+    def __init__(
+        self,
+        *args,
+        newsletter: Newsletter,
+        consent_text: ConsentText,
+        captcha: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, newsletter=newsletter, **kwargs)
+        self.consent_text = consent_text
+        self.fields["email"].widget.attrs["required"] = True
+        self.fields["consent"].label = consent_text.text
+        self.fields["website"].widget.attrs.update({"tabindex": "-1", "autocomplete": "off"})
+        self.initial.setdefault("consent_version", consent_text.version)
+        if captcha:
+            self.fields["captcha"] = CaptchaField(
+                label=_("Identifying code"),
+                help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
+                widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
+                error_messages={
+                    "invalid": _("The identifying code did not match; here is a new one to type."),
+                    "required": _("Type the identifying code shown in the picture."),
+                },
+            )
+        self.order_fields(self.field_order)
+
+    def clean_consent_version(self) -> int:
+        version = self.cleaned_data["consent_version"]
+        if version != self.consent_text.version:
+            raise forms.ValidationError(
+                _(
+                    "Our consent text changed while the form was open: please read it and tick the box again."
+                )
+            )
+        return version
+
+
+class EmailChangeForm(forms.Form):
+    email = ReaderEmailField(label=_("New email address"))
+
+
+class PauseForm(forms.Form):
+    weeks = forms.TypedChoiceField(
+        coerce=int,
+        choices=[(weeks, _("%(weeks)s weeks") % {"weeks": weeks}) for weeks in PAUSE_WEEKS],
+        label=_("Pause for"),
+    )
+
+
+class EraseForm(forms.Form):
+    confirm = forms.BooleanField(
+        required=True,
+        label=_("I understand that my details and history are deleted for good."),
+        error_messages={"required": _("Tick the box to confirm that we should erase your data.")},
+    )
+
+
+class SubscriberImportForm(forms.Form):
+    """The admin's CSV import: the same checks as import_subscribers."""
+
+    file = forms.FileField(
+        label=_("CSV file"),
+        help_text=_(
+            "UTF-8, with a header row. Columns: email (required), name, organisation, "
+            "country (ISO code), categories (slugs or names separated by ';')."
+        ),
+    )
+    newsletter = forms.ModelChoiceField(queryset=Newsletter.objects.all(), label=_("Newsletter"))
+    prior_consent = OneLineField(
+        required=False,
+        max_length=300,
+        label=_("Prior consent"),
+        help_text=_(
+            "Only if these readers already agreed to receive the newsletter: say where and "
+            "when (e.g. “Signed up at the Boao Forum stand, 12 March 2026”). They are then "
+            "imported as active and this note is kept with their consent record. Leave empty "
+            "to import them as pending and send each a confirmation email."
+        ),
+    )
+    dry_run = forms.BooleanField(required=False, label=_("Only check the file; import nothing"))

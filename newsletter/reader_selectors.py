@@ -1,0 +1,125 @@
+"""Reads about readers: lookups by address, the consent text in force, a reader's data export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.db.models.functions import Lower
+
+from articles.models import Category
+from newsletter.models import ConsentText, Delivery, Newsletter, Subscriber
+from newsletter.selectors import issues_published
+from newsletter.suppression import normalise_email
+
+
+def categories_offered(*, newsletter: Newsletter) -> QuerySet[Category]:
+    """Return the sections a reader of `newsletter` may choose (all when it offers none)."""
+    offered = newsletter.categories.all()
+    if not offered.exists():
+        offered = Category.objects.all()
+    return offered.order_by("position", "name")
+
+
+def consent_text_current(*, newsletter: Newsletter) -> ConsentText | None:
+    """Return the consent wording new signups agree to: the newsletter's latest version."""
+    return ConsentText.objects.filter(newsletter=newsletter).order_by("-version").first()
+
+
+def consent_text_agreed(*, subscriber: Subscriber) -> ConsentText | None:
+    """Return the text a reader agrees to by confirming: their latest signup's, else the current one.
+
+    Readers imported without prior consent never saw a form, so the confirm page shows
+    them the current text and confirming records that version.
+    """
+    signup = (
+        subscriber.consent_records.filter(action="signup", consent_text__isnull=False)
+        .select_related("consent_text")
+        .order_by("-at", "-id")
+        .first()
+    )
+    if signup is not None:
+        return signup.consent_text
+    return consent_text_current(newsletter=subscriber.newsletter)
+
+
+def subscriber_by_email(*, newsletter: Newsletter, email: str) -> Subscriber | None:
+    """Return the reader of `newsletter` with this address in any spelling, if any.
+
+    Filtering on LOWER(email) lets PostgreSQL use the case-insensitive unique index.
+    """
+    return (
+        Subscriber.objects.alias(email_lower=Lower("email"))
+        .filter(newsletter=newsletter, email_lower=normalise_email(email))
+        .first()
+    )
+
+
+def latest_issue_url(*, newsletter: Newsletter) -> str:
+    """Return the web link of the newsletter's latest sent issue, or "" before the first."""
+    from newsletter.digest import issue_web_url  # digest imports emails; keep this module light
+
+    issue = issues_published(newsletter=newsletter).first()
+    return issue_web_url(issue) if issue else ""
+
+
+def _when(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
+    """Return everything stored about a reader, as the GDPR's right of access asks."""
+    records = subscriber.consent_records.select_related("consent_text").order_by("at", "id")
+    deliveries = (
+        Delivery.objects.filter(subscriber=subscriber)
+        .select_related("issue")
+        .order_by("issue__number")
+    )
+    return {
+        "newsletter": subscriber.newsletter.name,
+        "profile": {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "organisation": subscriber.organisation,
+            "country": subscriber.country,
+            "language": subscriber.language,
+            "status": subscriber.status,
+            "sections": [c.name for c in subscriber.categories.order_by("position", "name")]
+            or ["all"],
+            "source": subscriber.source,
+            "signed_up_at": _when(subscriber.created_at),
+            "confirmed_at": _when(subscriber.confirmed_at),
+            "unsubscribed_at": _when(subscriber.unsubscribed_at),
+            "paused_until": _when(subscriber.paused_until),
+        },
+        "consent_history": [
+            {
+                "action": record.action,
+                "at": _when(record.at),
+                "ip": record.ip,
+                "user_agent": record.user_agent,
+                "form": record.form,
+                "method": record.method,
+                "note": record.note,
+                "consent_text_version": record.consent_text.version
+                if record.consent_text
+                else None,
+                "consent_text": record.consent_text.text if record.consent_text else None,
+            }
+            for record in records
+        ],
+        "deliveries": [
+            {
+                "issue": delivery.issue.number,
+                "title": delivery.issue.title,
+                "week": delivery.issue.week,
+                "status": delivery.status,
+                "sent_at": _when(delivery.sent_at),
+                "first_opened_at": _when(delivery.opened_at),
+                "opens": delivery.open_count,
+                "first_clicked_at": _when(delivery.clicked_at),
+                "clicks": delivery.click_count,
+            }
+            for delivery in deliveries
+        ],
+    }

@@ -179,6 +179,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Sunset (off unless NEWSLETTER_SUNSET_AFTER_ISSUES is set): ask, then pause.
     "sunset-readers": {"task": "newsletter.tasks.sunset_readers", "schedule": 3600.0},
+    # Signups nobody confirmed are deleted once NEWSLETTER_PENDING_PURGE_DAYS have passed.
+    "purge-unconfirmed-signups": {
+        "task": "newsletter.tasks.purge_unconfirmed_signups",
+        "schedule": 86400.0,
+    },
 }
 
 # --- Email -----------------------------------------------------------------------------
@@ -222,6 +227,8 @@ NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
 NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newsletter/privacy/")
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
+# Signups never confirmed are deleted after this many days (data minimisation, GDPR art. 5).
+NEWSLETTER_PENDING_PURGE_DAYS = env_int("NEWSLETTER_PENDING_PURGE_DAYS", 30, minimum=1)
 # List hygiene (newsletter/services/tracking.py). A hard bounce or a complaint takes the
 # reader off the list at once; soft bounces do after this many issues in a row (0: never).
 NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, minimum=0)

@@ -16,7 +16,7 @@ from newsletter.services.issues import (
     issue_compile_due,
     issue_send_scheduled,
 )
-from newsletter.services.subscribers import reader_email_send
+from newsletter.services.subscribers import reader_email_send, subscribers_purge_unconfirmed
 
 logger = logging.getLogger(__name__)
 
@@ -152,3 +152,12 @@ def send_reader_email(self, name: str, subscriber_id: int, to: str = "") -> bool
         raise self.retry(
             exc=exc, countdown=retry_delay(self.request.retries + 1, jitter=0.5)
         ) from exc
+
+
+@shared_task
+def purge_unconfirmed_signups() -> int:
+    """Delete signups nobody confirmed within NEWSLETTER_PENDING_PURGE_DAYS."""
+    older_than = timezone.now() - timezone.timedelta(days=settings.NEWSLETTER_PENDING_PURGE_DAYS)
+    deleted = subscribers_purge_unconfirmed(older_than=older_than)
+    logger.info("deleted %s unconfirmed signups", deleted)
+    return deleted

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import pytest
-from django.core import mail
+from datetime import timedelta
 
-from newsletter.models import ConsentRecord, ConsentText, Subscriber
+import pytest
+import time_machine
+from django.core import mail
+from django.utils import timezone
+
+from newsletter.models import ConsentRecord, ConsentText, Delivery, Subscriber
 from newsletter.services.subscriber_csv import subscribers_import
 from newsletter.services.subscribers import consent_text_publish
+from newsletter.tasks import purge_unconfirmed_signups
 from newsletter.tokens import reader_tokens
-from tests.factories import default_newsletter
+from tests.factories import IssueFactory, SubscriberFactory, default_newsletter
 from tests.reader_steps import (
     SUBSCRIBE,
     admin_client,  # noqa: F401 - the fixture: a superuser whose requests commit
@@ -137,3 +142,18 @@ def test_confirming_an_imported_reader_records_the_text_shown_on_the_confirm_pag
     record = ConsentRecord.objects.get(action="confirm")
     assert record.consent_text == ConsentText.objects.get(version=2)
     assert record.form == "import"
+
+
+def test_signups_nobody_confirmed_are_deleted_after_the_purge_period(settings):
+    settings.NEWSLETTER_PENDING_PURGE_DAYS = 30
+    now = timezone.now()
+    with time_machine.travel(now - timedelta(days=31)):
+        stale = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+        returning = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+        Delivery.objects.create(issue=IssueFactory(), subscriber=returning, status="sent")
+        active = SubscriberFactory()
+    fresh = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
+    assert purge_unconfirmed_signups.delay().get() == 1
+    remaining = set(Subscriber.objects.values_list("pk", flat=True))
+    assert stale.pk not in remaining
+    assert {returning.pk, active.pk, fresh.pk} <= remaining

@@ -388,6 +388,23 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
         subscriber.categories.clear()
 
 
+def subscribers_purge_unconfirmed(*, older_than: datetime) -> int:
+    """Delete signups that were never confirmed and began before `older_than`.
+
+    Only readers who never confirmed and never received an issue go: a former reader
+    who signed up again keeps the history their consent records prove.
+    """
+    stale = Subscriber.objects.filter(
+        status=Subscriber.Status.PENDING,
+        confirmed_at__isnull=True,
+        created_at__lt=older_than,
+        deliveries__isnull=True,
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    _, per_model = Subscriber.objects.filter(pk__in=ids).delete()
+    return per_model.get(Subscriber._meta.label, 0)
+
+
 # --- The reader emails --------------------------------------------------------------------
 
 

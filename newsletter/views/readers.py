@@ -387,5 +387,6 @@ def privacy(request: HttpRequest) -> HttpResponse:
         "newsletter": newsletter,
         "consent_text": consent_text_current(newsletter=newsletter),
         "confirm_days": settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS,
+        "purge_days": settings.NEWSLETTER_PENDING_PURGE_DAYS,
     }
     return render(request, "newsletter/privacy.html", context)

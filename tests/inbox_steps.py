@@ -46,14 +46,19 @@ def ask_data(**overrides) -> dict:
 def write_data(**overrides) -> dict:
     """Return the POST body of a correctly filled "Write to Us" form (no file)."""
     return ask_data(
-        **{"body": STORY, "link": "https://example.org/apples", "email": "erlan@example.kz", **overrides}
+        **{
+            "body": STORY,
+            "link": "https://example.org/apples",
+            "email": "erlan@example.kz",
+            **overrides,
+        }
     )
 
 
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 32 + b"\xff\xd9"
-TEXT = "Apples, rails and a cooperative: notes from Almaty.\n".encode()
+TEXT = "Apples, rails and a cooperative: notes from Алматы.\n".encode()
 EXE = b"MZ\x90\x00" + b"\x00" * 60
 
 

@@ -108,7 +108,11 @@ def test_a_question_becomes_a_new_ticket_acknowledged_with_a_reference_and_told_
         "NG",
     )
     assert ticket.body == QUESTION
-    assert (ticket.ip, ticket.user_agent, ticket.form) == ("198.51.100.7", "Firefox/140", "ask-page")
+    assert (ticket.ip, ticket.user_agent, ticket.form) == (
+        "198.51.100.7",
+        "Firefox/140",
+        "ask-page",
+    )
     assert ticket.consent_text.startswith("I agree that the Belt & Road Weekly editors keep")
     assert not ticket.subscribe_requested and not Subscriber.objects.exists()
 
@@ -387,7 +391,9 @@ def test_stored_text_is_shown_escaped_in_the_editors_notice(client, editors):
 # --- Embeddable snippets -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("url", "action"), [(ASK, "/newsletter/ask/embed/"), (WRITE, "/newsletter/write-to-us/embed/")])
+@pytest.mark.parametrize(
+    ("url", "action"), [(ASK, "/newsletter/ask/embed/"), (WRITE, "/newsletter/write-to-us/embed/")]
+)
 def test_the_snippet_page_shows_plain_html_that_posts_to_our_site(client, url, action):
     page = client.get(f"{url}embed/").content.decode()
     assert f'action="http://localhost:8000{action}" method="post"' in page

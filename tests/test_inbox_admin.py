@@ -84,9 +84,7 @@ def test_the_ticket_page_shows_the_message_escaped_and_the_reply_box(editor_clie
     assert "None yet." in page
 
 
-def test_an_answer_is_emailed_to_the_sender_and_recorded_with_who_and_when(
-    editor, editor_client
-):
+def test_an_answer_is_emailed_to_the_sender_and_recorded_with_who_and_when(editor, editor_client):
     ticket = _ticket()
     mail.outbox.clear()
     response = editor_client.post(

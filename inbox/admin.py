@@ -15,7 +15,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat, linebreaksbr
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -76,17 +78,7 @@ class TicketAdminForm(forms.ModelForm):
 @admin.register(Ticket)
 class TicketAdmin(admin.ModelAdmin):
     form = TicketAdminForm
-    list_display = [
-        "reference",
-        "kind",
-        "status",
-        "summary",
-        "name",
-        "email",
-        "assignee",
-        "created_at",
-        "answered_at",
-    ]
+    list_display = ["reference", "status", "summary", "name", "email", "assignee", "created_at"]
     list_display_links = ["reference", "summary"]
     list_filter = ["status", "kind", ("assignee", admin.RelatedOnlyFieldListFilter)]
     show_facets = admin.ShowFacets.ALWAYS
@@ -190,7 +182,7 @@ class TicketAdmin(admin.ModelAdmin):
             (
                 (
                     reply.author_name,
-                    reply.created_at.strftime("%Y-%m-%d %H:%M"),
+                    date_format(localtime(reply.created_at), "DATETIME_FORMAT"),
                     _state(reply),
                     linebreaksbr(reply.body, autoescape=True),
                 )

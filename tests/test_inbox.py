@@ -443,3 +443,22 @@ def test_the_preferences_page_says_erasure_includes_questions_and_stories(client
     token = reader_tokens.make_token(SubscriberFactory(), "preferences")
     page = client.get(f"/newsletter/preferences/{token}/").content.decode()
     assert "with any questions and stories you sent the editors" in page
+
+
+def test_download_my_data_includes_the_readers_questions_and_the_answers(client):
+    import json
+
+    from inbox.services import ticket_reply
+    from newsletter.tokens import reader_tokens
+
+    reader = SubscriberFactory(email="amina@example.org")
+    client.post(ASK, ask_data())
+    client.post(ASK, ask_data(email="someone.else@example.org"))
+    ticket = Ticket.objects.get(email="amina@example.org")
+    ticket_reply(ticket=ticket, author=StaffUserFactory(first_name="Wang"), body="Friday.")
+    token = reader_tokens.make_token(reader, "preferences")
+    response = client.post(f"/newsletter/preferences/{token}/", {"action": "export"})
+    (exported,) = json.loads(response.content)["questions_and_contributions"]
+    assert (exported["reference"], exported["message"]) == (ticket.reference, QUESTION)
+    assert exported["ip"] == "127.0.0.1" and exported["organisation"] == "Lagos Port Authority"
+    assert [(a["by"], a["answer"]) for a in exported["answers"]] == [("Wang", "Friday.")]

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django_countries",
     "articles",
     "newsletter",
+    "inbox",
 ]
 
 MIDDLEWARE = [
@@ -265,6 +266,10 @@ if NEWSLETTER_IP_SOFT_LIMIT >= NEWSLETTER_IP_HARD_LIMIT:
         f"NEWSLETTER_IP_SOFT_LIMIT ({NEWSLETTER_IP_SOFT_LIMIT}) must be below "
         f"NEWSLETTER_IP_HARD_LIMIT ({NEWSLETTER_IP_HARD_LIMIT}): the identifying code comes first."
     )
+
+# Reader questions and contributions (inbox/): the largest attachment a contribution may
+# carry. Files are kept under MEDIA_ROOT, which no URL serves; editors download them in admin.
+INBOX_ATTACHMENT_MAX_MB = env_int("INBOX_ATTACHMENT_MAX_MB", 10, minimum=1)
 
 # django-simple-captcha: the portal's "Identifying code", four letters, five minutes.
 CAPTCHA_LENGTH = 4

@@ -12,6 +12,7 @@ urlpatterns = [
     path("admin/newsletter/reports/", include("newsletter.admin.reports")),
     path("admin/", admin.site.urls),
     path("newsletter/", include("newsletter.urls")),
+    path("newsletter/", include("inbox.urls")),
     # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
     path("anymail/", include("newsletter.webhooks")),
     path("anymail/", include("anymail.urls")),

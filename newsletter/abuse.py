@@ -163,6 +163,36 @@ def ip_over_limit(attempts: int) -> bool:
     return attempts > settings.NEWSLETTER_IP_HARD_LIMIT
 
 
+@dataclass(frozen=True)
+class Screening:
+    """What the defences make of one POST of a public form, before its fields are read.
+
+    `stale`: the stamp is genuine but older than STAMP_MAX_AGE, so the form goes back to
+    its sender to be sent again. `verdict`: a trapped or over-limit POST is not allowed.
+    `attempts`: this IP's count for the hour, which says whether the code was needed.
+    """
+
+    attempts: int
+    stale: bool
+    verdict: Verdict
+
+    @property
+    def captcha_needed(self) -> bool:
+        return captcha_needed(self.attempts)
+
+
+def submission_screen(request: HttpRequest) -> Screening:
+    """Count the POST against its IP and check the honeypot, fill time and hard limit."""
+    attempts = record_attempt(request)
+    stamp = request.POST.get("stamp", "")
+    if stamp_expired(stamp):
+        return Screening(attempts, stale=True, verdict=Verdict(True))
+    verdict = trap_check(honeypot=request.POST.get("website", ""), stamp=stamp)
+    if verdict.allowed and ip_over_limit(attempts):
+        verdict = Verdict(False, "ip-limit")
+    return Screening(attempts, stale=False, verdict=verdict)
+
+
 def address_limit_check(*, newsletter: Newsletter, email: str) -> Verdict:
     """Count one submission naming `email`, from anywhere; refuse past the daily limit."""
     ident = f"{newsletter.pk}:{email_hash(email)}"

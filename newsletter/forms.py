@@ -137,7 +137,32 @@ class IdentifyingCodeInput(CaptchaTextInput):
     template_name = "newsletter/widgets/identifying_code.html"
 
 
-class SubscribeForm(ProfileForm):
+def identifying_code_field() -> CaptchaField:
+    """Return the "Identifying code" field: the picture, its Reload button, the box to type in."""
+    return CaptchaField(
+        label=_("Identifying code"),
+        help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
+        widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
+        error_messages={
+            "invalid": _("The identifying code did not match; here is a new one to type."),
+            "required": _("Type the identifying code shown in the picture."),
+        },
+    )
+
+
+class TrapFields(forms.Form):
+    """The fields abuse.py reads on every public form: a honeypot and the "shown at" stamp."""
+
+    # Bots fill in every field they find; people never see this one.
+    website = forms.CharField(
+        required=False,
+        label=_("Leave this empty"),
+        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
+    )
+    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+class SubscribeForm(TrapFields, ProfileForm):
     """The subscription form; field order is the order on the page."""
 
     email = ReaderEmailField()
@@ -148,9 +173,6 @@ class SubscribeForm(ProfileForm):
         },
     )
     consent_version = forms.IntegerField(widget=forms.HiddenInput)
-    # Bots fill in every field they find; people never see this one.
-    website = forms.CharField(required=False, label=_("Leave this empty"))
-    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
 
     field_order = ["email", "name", "organisation", "country", "categories", "consent"]
 
@@ -166,18 +188,9 @@ class SubscribeForm(ProfileForm):
         self.consent_text = consent_text
         self.fields["email"].widget.attrs["required"] = True
         self.fields["consent"].label = consent_text.text
-        self.fields["website"].widget.attrs.update({"tabindex": "-1", "autocomplete": "off"})
         self.initial.setdefault("consent_version", consent_text.version)
         if captcha:
-            self.fields["captcha"] = CaptchaField(
-                label=_("Identifying code"),
-                help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
-                widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
-                error_messages={
-                    "invalid": _("The identifying code did not match; here is a new one to type."),
-                    "required": _("Type the identifying code shown in the picture."),
-                },
-            )
+            self.fields["captcha"] = identifying_code_field()
         self.order_fields(self.field_order)
 
     def clean_consent_version(self) -> int:

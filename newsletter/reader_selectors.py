@@ -69,6 +69,8 @@ def _when(value) -> str | None:
 
 def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
     """Return everything stored about a reader, as the GDPR's right of access asks."""
+    from inbox.selectors import tickets_data_export  # inbox imports this app
+
     records = subscriber.consent_records.select_related("consent_text").order_by("at", "id")
     deliveries = (
         Delivery.objects.filter(subscriber=subscriber)
@@ -122,4 +124,5 @@ def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
+        "questions_and_contributions": tickets_data_export(email=subscriber.email),
     }

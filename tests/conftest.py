@@ -66,6 +66,7 @@ def _services_guard(request):
 def _isolated(request, settings, tmp_path):
     """Run tasks in process and start each test with an empty cache and outbox dir."""
     settings.EMAIL_OUTBOX_DIR = tmp_path / "outbox"
+    settings.MEDIA_ROOT = tmp_path / "media"  # attachments readers upload
     eager = "services" not in request.keywords
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager

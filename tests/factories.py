@@ -115,6 +115,7 @@ def staff_group(name: str):
     if group is None:
         migration = importlib.import_module("newsletter.migrations.0004_editors_review_groups")
         migration.create_groups(django_apps, None)
+        importlib.import_module("inbox.migrations.0001_initial").grant_groups(django_apps, None)
         group = Group.objects.get(name=name)
     return group
 

@@ -70,3 +70,8 @@ def editors_notify_empty_week(*, newsletter: Newsletter, week: str) -> int:
 def editors_notify_not_sent(*, issue: Issue, reason: str) -> int:
     """Tell the editors a scheduled issue could not go out and is back in draft."""
     return _notify("issue_not_sent", {**_issue_context(issue), "reason": reason})
+
+
+def editors_notify(*, name: str, context: dict) -> int:
+    """Send templates/emails/<name>.* to every editor (staff mail of other apps); return how many."""
+    return _notify(name, context)

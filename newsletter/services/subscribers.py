@@ -361,7 +361,8 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
     The row stays, anonymised, so the deliveries that point at it become anonymous
     rather than vanish from the issue's counts; the suppression hash makes sure no
     later signup, import or webhook brings the address back. Every link in every
-    email sent so far dies with the rotated token secret.
+    email sent so far dies with the rotated token secret. The questions and
+    contributions sent from the address are deleted with their answers and files.
     """
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
@@ -375,6 +376,10 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
         from newsletter.services.tracking import tracking_events_forget
 
         tracking_events_forget(subscriber=subscriber)
+        # Their questions and contributions to the editors go too (inbox/), in this transaction.
+        from inbox.services import tickets_erase
+
+        tickets_erase(email=subscriber.email)
         Delivery.objects.filter(subscriber=subscriber).update(last_error="")
         now = timezone.now()
         subscriber.email = f"erased-{subscriber.pk}@erased.invalid"

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -44,6 +45,9 @@ from newsletter.tokens import confirmation_tokens, reader_tokens
 logger = logging.getLogger(__name__)
 
 FORM_PAGE = "subscribe-page"
+STALE_NOTICE = gettext_lazy(
+    "This page was open for a long time: please check your details and send again."
+)
 # What the embeddable snippet may carry over to our page; the rest is typed here.
 EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
 
@@ -130,30 +134,25 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _subscribe_page(request, newsletter, _fresh_form(request, newsletter, consent_text))
 
-    attempts = abuse.record_attempt(request)
+    screening = abuse.submission_screen(request)
     if "reload_code" in request.POST:
         # The no-JavaScript reload button: the same form again with a new picture.
         form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
         return _subscribe_page(request, newsletter, form)
     # Echoed on the page exactly as a valid submission would show it.
     typed_email = normalise_email(request.POST.get("email", "")[:254])
-    stamp = request.POST.get("stamp", "")
-    if abuse.stamp_expired(stamp):
+    if screening.stale:
         form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
-        notice = _("This page was open for a long time: please check your details and send again.")
-        return _subscribe_page(request, newsletter, form, notice=notice)
-    verdict = abuse.trap_check(honeypot=request.POST.get("website", ""), stamp=stamp)
-    if verdict.allowed and abuse.ip_over_limit(attempts):
-        verdict = abuse.Verdict(False, "ip-limit")
-    if not verdict.allowed:
-        logger.info("signup dropped: %s from %s", verdict.reason, client_ip(request))
+        return _subscribe_page(request, newsletter, form, notice=str(STALE_NOTICE))
+    if not screening.verdict.allowed:
+        logger.info("signup dropped: %s from %s", screening.verdict.reason, client_ip(request))
         return _check_your_inbox(request, newsletter, typed_email)
 
     form = SubscribeForm(
         request.POST,
         newsletter=newsletter,
         consent_text=consent_text,
-        captcha=abuse.captcha_needed(attempts),
+        captcha=screening.captcha_needed,
     )
     if not form.is_valid():
         if "captcha" in form.errors and len(form.errors) == 1:

@@ -339,10 +339,35 @@ def subscriber_unsubscribe(
     *, subscriber: Subscriber, method: str, ip: str | None = None, user_agent: str = ""
 ) -> bool:
     """Unsubscribe the reader and record the withdrawal; return False if already out."""
-    now = timezone.now()
+    return subscriber_withdraw(
+        subscriber=subscriber,
+        status=Subscriber.Status.UNSUBSCRIBED,
+        method=method,
+        ip=ip,
+        user_agent=user_agent,
+    )
+
+
+def subscriber_withdraw(
+    *,
+    subscriber: Subscriber,
+    status: str,
+    method: str,
+    ip: str | None = None,
+    user_agent: str = "",
+    note: str = "",
+    now: datetime | None = None,
+) -> bool:
+    """Take a subscribed (or pending) reader out with `status` and record the withdrawal.
+
+    A conditional UPDATE makes it idempotent: only the call that changes the row
+    records a withdrawal, so a repeated one-click POST or a duplicate ESP event adds
+    nothing. Return whether this call took the reader out.
+    """
+    now = now or timezone.now()
     changed = Subscriber.objects.filter(
         pk=subscriber.pk, status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
-    ).update(status=Subscriber.Status.UNSUBSCRIBED, unsubscribed_at=now, updated_at=now)
+    ).update(status=status, unsubscribed_at=now, updated_at=now)
     if changed:
         ConsentRecord.objects.create(
             subscriber=subscriber,
@@ -350,6 +375,7 @@ def subscriber_unsubscribe(
             method=method,
             ip=ip,
             user_agent=user_agent[:300],
+            note=note[:300],
         )
         subscriber.refresh_from_db()
     return bool(changed)

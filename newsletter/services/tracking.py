@@ -38,8 +38,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce, Least
 from django.utils import timezone
 
-from newsletter.models import ConsentRecord, Delivery, Subscriber, TrackingEvent
-from newsletter.services.subscribers import subscriber_unsubscribe
+from newsletter.models import Delivery, Subscriber, TrackingEvent
+from newsletter.services.subscribers import subscriber_unsubscribe, subscriber_withdraw
 from newsletter.suppression import normalise_email, suppress
 
 Outcome = TrackingEvent.Outcome
@@ -371,16 +371,13 @@ def _reader_bounced(subscriber: Subscriber, address: str, now: datetime) -> bool
 
 
 def _reader_complained(subscriber: Subscriber, address: str, esp: str, now: datetime) -> bool:
-    had_consent = Subscriber.objects.filter(
-        pk=subscriber.pk, status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
-    ).update(status=Subscriber.Status.COMPLAINED, unsubscribed_at=now, updated_at=now)
-    if had_consent:
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            action=ConsentRecord.Action.WITHDRAW,
-            method=COMPLAINT_METHOD,
-            note=f"Marked the newsletter as spam (reported by {esp}).",
-        )
+    had_consent = subscriber_withdraw(
+        subscriber=subscriber,
+        status=Subscriber.Status.COMPLAINED,
+        method=COMPLAINT_METHOD,
+        note=f"Marked the newsletter as spam (reported by {esp}).",
+        now=now,
+    )
     other = Subscriber.objects.filter(
         pk=subscriber.pk, status__in=[Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.BOUNCED]
     ).update(status=Subscriber.Status.COMPLAINED, updated_at=now)

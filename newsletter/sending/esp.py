@@ -21,6 +21,7 @@ and SMTP, take the per-message path (transport.py).
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class BatchProfile:
     field_format: str  # how a merge field is written in the body, "{}" is the key
     key_format: str = "{}"  # how its key is written in merge_data
     esp_extra: dict = field(default_factory=dict)
+    max_tags: int = 10  # Mailjet and SparkPost take one tag: the issue's is kept
 
     def merge_keys(self) -> dict[str, str]:
         """Return {placeholder: merge_data key}: %%UNSUBSCRIBE_URL%% -> unsubscribe_url."""
@@ -64,9 +66,15 @@ class BatchProfile:
 BATCH_PROFILES: dict[str, BatchProfile] = {
     "anymail.backends.mailgun.EmailBackend": BatchProfile("Mailgun", 1000, "%recipient.{}%"),
     "anymail.backends.sendgrid.EmailBackend": BatchProfile("SendGrid", 1000, "-{}-", "-{}-"),
-    "anymail.backends.sparkpost.EmailBackend": BatchProfile("SparkPost", 1000, "{{{{{}}}}}"),
+    "anymail.backends.sparkpost.EmailBackend": BatchProfile(
+        "SparkPost", 1000, "{{{{{}}}}}", max_tags=1
+    ),
     "anymail.backends.mailjet.EmailBackend": BatchProfile(
-        "Mailjet", 50, "{{{{var:{}}}}}", esp_extra={"Globals": {"TemplateLanguage": True}}
+        "Mailjet",
+        50,
+        "{{{{var:{}}}}}",
+        esp_extra={"Globals": {"TemplateLanguage": True}},
+        max_tags=1,
     ),
 }
 
@@ -79,9 +87,7 @@ def batch_profile(connection: BaseEmailBackend) -> BatchProfile | None:
         profile = BATCH_PROFILES.get(f"{cls.__module__}.{cls.__qualname__}")
         if profile is not None:
             limit = min(profile.limit, settings.NEWSLETTER_ESP_BATCH_LIMIT or profile.limit)
-            return BatchProfile(
-                profile.esp, limit, profile.field_format, profile.key_format, profile.esp_extra
-            )
+            return dataclasses.replace(profile, limit=limit)
     return None
 
 
@@ -117,7 +123,12 @@ def send_esp_batches(
     while pending:
         chunk = pending.pop()
         message = digest_batch_message(
-            content, issue=issue, recipients=chunk, merge_key=merge_key, esp_extra=profile.esp_extra
+            content,
+            issue=issue,
+            recipients=chunk,
+            merge_key=merge_key,
+            esp_extra=profile.esp_extra,
+            max_tags=profile.max_tags,
         )
         throttle(len(chunk))
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -141,6 +142,7 @@ def digest_batch_message(
     recipients: Sequence[BatchRecipient],
     merge_key: dict[str, str],
     esp_extra: dict | None = None,
+    max_tags: int = 10,
 ) -> AnymailMessage:
     """Return one ESP batch send of a variant: one copy per recipient, personalised by the ESP.
 
@@ -173,7 +175,7 @@ def digest_batch_message(
         )
         for r in recipients
     }
-    message.tags = digest_tags(issue)
+    message.tags = digest_tags(issue)[-max_tags:]
     if esp_extra:
-        message.esp_extra = esp_extra
+        message.esp_extra = copy.deepcopy(esp_extra)
     return message

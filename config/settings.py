@@ -206,6 +206,9 @@ NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
 # another worker re-sends once the lease runs out.
 NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 900, minimum=30)
 NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
+# First retry delay after a transient error; each next one doubles, capped below
+# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.errors.retry_delay).
+NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, minimum=1)
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
 # "auto": one API call per variant and batch where the anymail ESP supports it

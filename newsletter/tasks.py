@@ -21,7 +21,7 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     """Send one keyset range of an issue; come back later for rows not yet settled."""
     result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
     logger.info(
-        "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s",
+        "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",
         issue_id,
         first_id,
         last_id,
@@ -30,6 +30,7 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
         result.failed,
         result.skipped,
         result.requeued,
+        result.recovered,
     )
     if result.retry_in is not None and not (self.request.is_eager and not result.requeued):
         raise self.retry(countdown=result.retry_in)

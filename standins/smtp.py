@@ -14,6 +14,7 @@ of that one reader), `fail_next(n)` answers the next n transactions' DATA with 4
 from __future__ import annotations
 
 import collections
+import logging
 import socket
 import threading
 
@@ -82,6 +83,7 @@ class SmtpSink:
         return "250 Message accepted for delivery"
 
     def start(self) -> SmtpSink:
+        logging.getLogger("mail.log").setLevel(logging.WARNING)  # a line per connection otherwise
         self.port = free_port()
         self._controller = Controller(
             _Handler(self), hostname="127.0.0.1", port=self.port, data_size_limit=10_000_000

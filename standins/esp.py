@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote, unquote_plus
 
 _PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")
 _RECIPIENT_VAR = re.compile(r"%recipient\.([^%]+)%")
@@ -71,6 +71,24 @@ def _address(value: str) -> str:
     return (match.group(1) if match else value).strip()
 
 
+class _Fields(dict):
+    """Form fields, each value decoded only when read: counting a call of a thousand
+    recipients must not cost the decoding of its bodies."""
+
+    def __getitem__(self, key: str) -> list[str]:
+        values = super().__getitem__(key)
+        if values and isinstance(values[0], bytes):
+            values = [unquote_plus(v.decode()) for v in values]
+            super().__setitem__(key, values)
+        return values
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def items(self):
+        return ((key, self[key]) for key in self)
+
+
 def _form(content_type: str, body: bytes) -> dict[str, list[str]]:
     if content_type.startswith("multipart/form-data"):
         message = BytesParser(policy=HTTP).parsebytes(
@@ -83,7 +101,11 @@ def _form(content_type: str, body: bytes) -> dict[str, list[str]]:
                 continue  # attachments are accepted and not recorded
             fields[name].append(part.get_content())
         return dict(fields)
-    return parse_qs(body.decode(), keep_blank_values=True)
+    lazy = _Fields()
+    for pair in body.split(b"&"):
+        key, _, value = pair.partition(b"=")
+        dict.setdefault(lazy, unquote_plus(key.decode()), []).append(value)
+    return lazy
 
 
 class EspStandin:
@@ -213,12 +235,12 @@ class EspStandin:
         return 200, {"id": message_id, "message": "Queued. Thank you."}
 
     def _record(self, domain, fields, recipients, message_id) -> None:
-        variables_of = json.loads(fields.get("recipient-variables", ["{}"])[0] or "{}")
         with self.lock:
             self.received_count.update(r.lower() for r in recipients)
             room = None if self.keep is None else max(0, self.keep - len(self.messages))
         if room == 0:
             return
+        variables_of = json.loads(fields.get("recipient-variables", ["{}"])[0] or "{}")
         first = lambda name: fields.get(name, [""])[0]  # noqa: E731
         copies = []
         for to in recipients[:room] if room is not None else recipients:

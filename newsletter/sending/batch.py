@@ -10,9 +10,10 @@ journal (journal.py), so a crash in between re-sends at most the one call in fli
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -95,28 +96,116 @@ def deliveries_claim(
     return picked
 
 
+@dataclass(slots=True)
+class Reader:
+    """What sending needs of a subscriber, read without building model instances.
+
+    Quacks like a Subscriber for the token generator and the message builders.
+    """
+
+    pk: int
+    email: str
+    status: str
+    paused_until: datetime | None
+    token_secret: str
+    newsletter_id: int
+
+
+@dataclass(slots=True)
+class Row:
+    pk: int
+    attempts: int
+    subscriber: Reader
+
+
+def _claimed_rows(token: uuid.UUID) -> list[Row]:
+    return [
+        Row(pk, attempts, Reader(*reader))
+        for pk, attempts, *reader in Delivery.objects.filter(claim_token=token)
+        .order_by("id")
+        .values_list(
+            "id",
+            "attempts",
+            "subscriber_id",
+            "subscriber__email",
+            "subscriber__status",
+            "subscriber__paused_until",
+            "subscriber__token_secret",
+            "subscriber__newsletter_id",
+        )
+    ]
+
+
+# Rendered variants and their serialised MIME, kept per worker process across batches
+# and keyed by a fingerprint of everything they show: a batch of the same issue
+# reuses them, any change to the issue's content makes new ones.
+_CACHE: OrderedDict[tuple, object] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+def _fingerprint(digest: Digest) -> str:
+    issue, newsletter = digest.issue, digest.issue.newsletter
+    data = (
+        settings.SITE_URL,
+        [getattr(issue, f.attname) for f in issue._meta.concrete_fields if f.name != "updated_at"],
+        [getattr(newsletter, f.attname) for f in newsletter._meta.concrete_fields],
+        [
+            (
+                section.key,
+                section.title,
+                [
+                    (
+                        item.article.pk,
+                        item.article.title,
+                        item.article.source,
+                        item.article.published_at,
+                        item.abstract,
+                        item.url,
+                        item.keywords,
+                        item.related,
+                        item.pinned,
+                    )
+                    for item in section.items
+                ],
+            )
+            for section in digest.sections
+        ],
+    )
+    return hashlib.sha256(repr(data).encode()).hexdigest()
+
+
+def _cached(key: tuple, make):
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    value = _CACHE[key] = make()
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
+
+
 @dataclass
 class _Plan:
     """What a claimed batch does with each row."""
 
-    to_send: dict[Variant, list[Delivery]]
+    to_send: dict[Variant, list[Row]]
     skipped: dict[int, str]  # row id -> reason
     recovered: dict[int, str]  # row id -> ESP message id
 
 
-def _plan(rows: list[Delivery], *, digest: Digest, chosen, recovered, now: datetime) -> _Plan:
-    to_send: dict[Variant, list[Delivery]] = defaultdict(list)
+def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) -> _Plan:
+    to_send: dict[Variant, list[Row]] = defaultdict(list)
     skipped: dict[int, str] = {}
     for row in rows:
         if row.pk in recovered:
             continue
-        reader: Subscriber = row.subscriber
+        reader = row.subscriber
         if reader.status != Subscriber.Status.ACTIVE:
             skipped[row.pk] = f"reader is {reader.status} at send time"
         elif reader.paused_until and reader.paused_until > now:
             skipped[row.pk] = "reader paused at send time"
         else:
-            variant = digest.variant_for(chosen[row.subscriber_id])
+            variant = digest.variant_for(chosen[reader.pk])
             if variant:
                 to_send[variant].append(row)
             else:
@@ -126,6 +215,11 @@ def _plan(rows: list[Delivery], *, digest: Digest, chosen, recovered, now: datet
 
 def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> list[Outcome]:
     """Send every planned row, one render per variant; raise BatchInterrupted to stop."""
+    fingerprint = _fingerprint(digest)
+
+    def rendered(variant: Variant) -> RenderedEmail:
+        return _cached((fingerprint, variant), lambda: _render(digest, variant))
+
     connection = get_connection(fail_silently=False)
     links = ReaderLinks()
     profile = batch_profile(connection)
@@ -139,7 +233,7 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
                     outcomes += send_esp_batches(
                         connection,
                         profile,
-                        rendered=_render(digest, variant),
+                        rendered=rendered(variant),
                         issue=issue,
                         recipients=recipients,
                         token=token,
@@ -153,7 +247,7 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
     if uses_smtp(connection):
         variants = []
         for variant, rows in plan.to_send.items():
-            rendered = _render(digest, variant)
+            content = rendered(variant)
             readers = []
             for row in rows:
                 personal = links(row.subscriber)
@@ -162,21 +256,24 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
                         row.pk,
                         row.subscriber.email,
                         personal,
-                        _factory(rendered, issue, row, personal),
+                        _factory(content, issue, row, personal),
                     )
                 )
-            variants.append((_mime_template(rendered, issue=issue), readers))
+            template = _cached(
+                (fingerprint, variant, "mime"), lambda c=content: _mime_template(c, issue=issue)
+            )
+            variants.append((template, readers))
         return send_smtp_raw(connection, variants, token=token)
 
     messages = []
     for variant, rows in plan.to_send.items():
-        rendered = _render(digest, variant)  # once per variant, not per reader
+        content = rendered(variant)  # once per variant, not per reader
         for row in rows:
             messages.append(
                 (
                     row.pk,
                     digest_message(
-                        rendered,
+                        content,
                         issue=issue,
                         subscriber=row.subscriber,
                         delivery_id=row.pk,
@@ -187,7 +284,7 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
     return send_per_message(messages, connection=connection, token=token)
 
 
-def _factory(rendered: RenderedEmail, issue: Issue, row: Delivery, links: dict):
+def _factory(rendered: RenderedEmail, issue: Issue, row: Row, links: dict):
     return lambda: digest_message(
         rendered, issue=issue, subscriber=row.subscriber, delivery_id=row.pk, links=links
     )
@@ -263,12 +360,10 @@ def delivery_batch_send(
         return result
 
     issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
-    rows = list(
-        Delivery.objects.filter(claim_token=token).select_related("subscriber").order_by("id")
-    )
+    rows = _claimed_rows(token)
     chosen: dict[int, list[int]] = defaultdict(list)
     for subscriber_id, category_id in Subscriber.categories.through.objects.filter(
-        subscriber_id__in=[row.subscriber_id for row in rows]
+        subscriber_id__in=[row.subscriber.pk for row in rows]
     ).values_list("subscriber_id", "category_id"):
         chosen[subscriber_id].append(category_id)
     digest = digest_build(issue)

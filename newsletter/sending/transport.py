@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import smtplib
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -139,7 +140,13 @@ class MimeTemplate:
 
     def __init__(self, message: EmailMessage, *, links_in_source: int) -> None:
         self.from_email = sanitize_address(message.from_email, message.encoding or "utf-8")
+        self.envelope_from = smtplib.quoteaddr(self.from_email)
         raw = message.message().as_bytes(linesep="\r\n")
+        # What smtplib.data() does to every message, done once: dot-stuffing and the
+        # final CRLF. No value put in a token starts a line or holds a line break.
+        raw = re.sub(rb"(?m)^\.", b"..", raw)
+        if not raw.endswith(b"\r\n"):
+            raw += b"\r\n"
         parts = _SPLIT.split(raw)
         # Even items are literal bytes, odd items are tokens.
         self.literals = parts[0::2]
@@ -168,6 +175,40 @@ class MimeTemplate:
         """Return True when the substituted lines stay within SMTP's 998 characters."""
         grow = max(len(v) for v in values.values()) * self.most_tokens_on_a_line
         return self.longest_line + grow <= 998
+
+
+def _smtp_send(smtp: smtplib.SMTP, envelope_from: str, to: str, data: bytes) -> None:
+    """One SMTP transaction for bytes already dot-stuffed, as smtplib.sendmail would do it.
+
+    Raises smtplib's own exceptions, so errors.is_permanent() sorts them the same way.
+    """
+    smtp.ehlo_or_helo_if_needed()
+    code, resp = smtp.docmd("mail", f"FROM:{envelope_from}")
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        else:
+            smtp.rset()
+        raise smtplib.SMTPSenderRefused(code, resp, envelope_from)
+    code, resp = smtp.docmd("rcpt", f"TO:<{to}>")
+    if code not in (250, 251):
+        if code == 421:
+            smtp.close()
+        else:
+            smtp.rset()
+        raise smtplib.SMTPRecipientsRefused({to: (code, resp)})
+    code, resp = smtp.docmd("data")
+    if code != 354:
+        smtp.rset()
+        raise smtplib.SMTPDataError(code, resp)
+    smtp.send(data + b".\r\n")
+    code, resp = smtp.getreply()
+    if code != 250:
+        if code == 421:
+            smtp.close()
+        else:
+            smtp.rset()
+        raise smtplib.SMTPDataError(code, resp)
 
 
 def uses_smtp(connection: BaseEmailBackend) -> bool:
@@ -208,8 +249,11 @@ def send_smtp_raw(
                     if not template.fits(values):
                         values = None
                 if values is not None:
-                    connection.connection.sendmail(
-                        template.from_email, [address], template.render(values)
+                    _smtp_send(
+                        connection.connection,
+                        template.envelope_from,
+                        address,
+                        template.render(values),
                     )
                 else:
                     message = factory()

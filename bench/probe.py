@@ -21,8 +21,16 @@ def _count(execute, sql, params, many, context):
     return execute(sql, params, many, context)
 
 
+_PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+
+
 @task_prerun.connect
 def _start(task_id=None, task=None, **kwargs) -> None:
+    if _PROFILE:
+        import cProfile
+
+        _state["profile"] = cProfile.Profile()
+        _state["profile"].enable()
     _state["queries"] = 0
     _state["wrapper"] = connection.execute_wrapper(_count)
     _state["wrapper"].__enter__()
@@ -35,3 +43,7 @@ def _stop(task_id=None, task=None, **kwargs) -> None:
         wrapper.__exit__(None, None, None)
     if task is not None and task.name.endswith("send_batch"):
         _client.rpush("bench:queries", _state["queries"])
+    profile = _state.pop("profile", None)
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(f"bench/out/profile-{os.getpid()}-{task_id}.pstats")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import uuid
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
@@ -174,6 +175,31 @@ def _fingerprint(digest: Digest) -> str:
     return hashlib.sha256(repr(data).encode()).hexdigest()
 
 
+_WHITESPACE_RUN = re.compile(r"\s*\n\s*")
+_HTML_LINE = 700  # leaves room under SMTP's 998 for the links put in per reader
+
+
+def _compact(rendered: RenderedEmail) -> RenderedEmail:
+    """Return the variant with its HTML on a few long lines instead of a few hundred.
+
+    A line break and indentation in HTML render as one space, so this changes no
+    pixel; every SMTP hop on the way (and the ESP) reads the message line by line.
+    The text part keeps its lines.
+    """
+    flat = _WHITESPACE_RUN.sub(" ", rendered.html)
+    lines, start = [], 0
+    while len(flat) - start > _HTML_LINE:
+        cut = flat.rfind(" ", start, start + _HTML_LINE)
+        if cut <= start:
+            cut = flat.find(" ", start + _HTML_LINE)
+            if cut < 0:
+                break
+        lines.append(flat[start:cut])
+        start = cut + 1
+    lines.append(flat[start:])
+    return RenderedEmail(subject=rendered.subject, text=rendered.text, html="\n".join(lines))
+
+
 def _cached(key: tuple, make):
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -218,7 +244,7 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
     fingerprint = _fingerprint(digest)
 
     def rendered(variant: Variant) -> RenderedEmail:
-        return _cached((fingerprint, variant), lambda: _render(digest, variant))
+        return _cached((fingerprint, variant), lambda: _compact(_render(digest, variant)))
 
     connection = get_connection(fail_silently=False)
     links = ReaderLinks()
@@ -300,7 +326,7 @@ def _mime_template(rendered: RenderedEmail, *, issue: Issue) -> MimeTemplate:
     return MimeTemplate(message, links_in_source=in_source + 1)  # + List-Unsubscribe
 
 
-_SETTLE_CHUNK = 5000  # rows per UPDATE: 25,000 parameters, within PostgreSQL's and SQLite's limits
+_SETTLE_CHUNK = 5000  # SQLite rows per UPDATE: 25,000 parameters, within its limit
 
 
 def _settle(
@@ -314,8 +340,10 @@ def _settle(
 ) -> None:
     """Write every claimed row's outcome and release the claim, in one UPDATE.
 
-    UPDATE … FROM (VALUES …) carries each row's own values; the ORM's CASE WHEN per
-    row would cost more to compile than the sends it records.
+    Each row's own values come from arrays (PostgreSQL: UPDATE … FROM unnest(…)) or a
+    VALUES list (SQLite): the ORM's CASE WHEN per row would cost more to compile than
+    the sends it records. Table and column names come from model metadata; every
+    value is a parameter.
     """
     table = connection.ops.quote_name(Delivery._meta.db_table)
     token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
@@ -324,25 +352,34 @@ def _settle(
         (pk, state, message_ids.get(pk), errors.get(pk), variants.get(pk))
         for pk, state in status.items()
     ]
-    for start in range(0, len(rows), _SETTLE_CHUNK):
-        chunk = rows[start : start + _SETTLE_CHUNK]
-        values = ", ".join(["(CAST(%s AS bigint), %s, %s, %s, %s)"] * len(chunk))
-        sql = f"""
-            WITH v (id, status, mid, err, variant) AS (VALUES {values})
-            UPDATE {table} SET
-                status = v.status,
-                esp_message_id = COALESCE(v.mid, {table}.esp_message_id),
-                last_error = COALESCE(v.err, {table}.last_error),
-                variant = COALESCE(v.variant, {table}.variant),
-                sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END,
-                claim_token = NULL,
-                lease_until = NULL
-            FROM v
-            WHERE {table}.id = v.id AND {table}.claim_token = %s
-        """  # noqa: S608 - the table name comes from model metadata, values are parameters
-        params = [value for row in chunk for value in row]
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, Status.SENT, now_value, token_value])
+    assignments = f"""
+        status = v.status,
+        esp_message_id = COALESCE(v.mid, {table}.esp_message_id),
+        last_error = COALESCE(v.err, {table}.last_error),
+        variant = COALESCE(v.variant, {table}.variant),
+        sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END,
+        claim_token = NULL,
+        lease_until = NULL
+    """
+    where = f"WHERE {table}.id = v.id AND {table}.claim_token = %s"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Five array parameters, however many rows: nothing to parse per row.
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM unnest(%s::bigint[], %s::text[],"  # noqa: S608
+                f" %s::text[], %s::text[], %s::text[]) AS v (id, status, mid, err, variant) {where}",
+                [Status.SENT, now_value, *columns, token_value],
+            )
+            return
+        for start in range(0, len(rows), _SETTLE_CHUNK):
+            chunk = rows[start : start + _SETTLE_CHUNK]
+            values = ", ".join(["(CAST(%s AS bigint), %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"WITH v (id, status, mid, err, variant) AS (VALUES {values})"  # noqa: S608
+                f" UPDATE {table} SET {assignments} FROM v {where}",
+                [*(value for row in chunk for value in row), Status.SENT, now_value, token_value],
+            )
 
 
 def delivery_batch_send(

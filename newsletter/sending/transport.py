@@ -23,6 +23,7 @@ import contextlib
 import re
 import secrets
 import smtplib
+import socket
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -235,6 +236,9 @@ def send_smtp_raw(
     if not jobs:
         return outcomes
     with _opened(connection, outcomes):
+        with contextlib.suppress(AttributeError, OSError):
+            # Commands and replies alternate; never hold a small write back (Nagle).
+            connection.connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for template, (delivery_id, address, links, factory) in _paced(jobs):
             mid = ""
             try:

@@ -304,7 +304,7 @@ def run_engine(path: str, n: int, number: int) -> dict:
     issue, categories = make_issue(number)
     make_readers(n, categories)
     cache = redis.Redis.from_url(REDIS_CACHE_URL)
-    cache.delete("bench:queries")
+    cache.delete("bench:queries", "bench:tasks")
     app.control.purge()
     standin = (EspStandin(keep=3) if path == "esp" else SmtpSink(keep=3)).start()
     if path == "esp":
@@ -346,6 +346,8 @@ def run_engine(path: str, n: int, number: int) -> dict:
         workers.stop()
         standin.stop()
     queries = [int(q) for q in cache.lrange("bench:queries", 0, -1)]
+    tasks = [tuple(map(float, t.decode().split(","))) for t in cache.lrange("bench:tasks", 0, -1)]
+    busy = sum(t[0] for t in tasks)
     counts = standin.received_count
     sent = Delivery.objects.filter(issue=issue, status="sent").count()
     return {
@@ -359,6 +361,9 @@ def run_engine(path: str, n: int, number: int) -> dict:
         "standin_and_harness_cpu_per_1000": round(standin_cpu / n * 1000, 3),
         "peak_worker_rss_mb": round(rss, 1),
         "tasks_run": len(queries),
+        "task_wall_seconds_mean": round(busy / max(len(tasks), 1), 4),
+        "task_cpu_seconds_mean": round(sum(t[1] for t in tasks) / max(len(tasks), 1), 4),
+        "workers_busy_share": round(busy / (2 * seconds), 3),
         "tasks_enqueued": math.ceil(n / settings.NEWSLETTER_BATCH_SIZE),
         "queries_per_batch": {"min": min(queries, default=0), "max": max(queries, default=0)},
         "esp_calls": len(standin.calls) if path == "esp" else None,

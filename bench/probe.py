@@ -7,6 +7,7 @@ reports queries per batch and tasks run without touching the engine's code.
 from __future__ import annotations
 
 import os
+import time
 
 import redis
 from celery.signals import task_postrun, task_prerun
@@ -32,6 +33,7 @@ def _start(task_id=None, task=None, **kwargs) -> None:
         _state["profile"] = cProfile.Profile()
         _state["profile"].enable()
     _state["queries"] = 0
+    _state["clock"] = (time.perf_counter(), time.process_time())
     _state["wrapper"] = connection.execute_wrapper(_count)
     _state["wrapper"].__enter__()
 
@@ -43,6 +45,11 @@ def _stop(task_id=None, task=None, **kwargs) -> None:
         wrapper.__exit__(None, None, None)
     if task is not None and task.name.endswith("send_batch"):
         _client.rpush("bench:queries", _state["queries"])
+        wall, cpu = _state["clock"]
+        _client.rpush(
+            "bench:tasks",
+            f"{time.perf_counter() - wall:.4f},{time.process_time() - cpu:.4f},{time.time():.4f}",
+        )
     profile = _state.pop("profile", None)
     if profile is not None:
         profile.disable()

@@ -290,7 +290,19 @@ class Workers:
 
 
 # --- one run ---------------------------------------------------------------------------
-def run_engine(path: str, n: int, number: int) -> dict:
+def achieved_rate(accepted_at: list[tuple[float, int]]) -> float:
+    """Messages per second between the first and the last accepted call.
+
+    The first call's messages went out at its start, so they are not part of the
+    stretch measured; a rate reserved in slots shows exactly here.
+    """
+    if len(accepted_at) < 2:
+        return 0.0
+    (first, first_n), (last, _) = accepted_at[0], accepted_at[-1]
+    return (sum(n for _, n in accepted_at) - first_n) / (last - first)
+
+
+def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) -> dict:
     import redis
     from django.conf import settings
     from django.db import close_old_connections
@@ -319,7 +331,7 @@ def run_engine(path: str, n: int, number: int) -> dict:
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(standin.port),
         }
-    workers = Workers(env)
+    workers = Workers({**env, **(extra_env or {})})
     try:
         cpu_before = workers.cpu()
         own_before = time.process_time()
@@ -369,14 +381,36 @@ def run_engine(path: str, n: int, number: int) -> dict:
         "esp_calls": len(standin.calls) if path == "esp" else None,
         "received": sum(counts.values()),
         "exactly_once": sent == n and len(counts) == n and set(counts.values()) == {1},
+        "achieved_rate": round(achieved_rate(standin.accepted_at), 1),
     }
+
+
+def rate_checks(number: int) -> list[dict]:
+    """Send with NEWSLETTER_SEND_RATE set, two workers sharing it; measure what came out."""
+    checks = []
+    for path, n, rate in (("smtp", 3_000, 300), ("esp", 20_000, 2_000)):
+        number += 1
+        say(f"rate limit: {path} N={n:,} at {rate:,}/s shared by two workers")
+        run = run_engine(path, n, number, {"NEWSLETTER_SEND_RATE": str(rate)})
+        achieved = run["achieved_rate"]
+        checks.append(
+            {
+                "path": path,
+                "n": n,
+                "configured": rate,
+                "achieved": achieved,
+                "deviation": round(achieved / rate - 1, 4),
+                "within_10_percent": abs(achieved / rate - 1) <= 0.10,
+            }
+        )
+        say(f"  {achieved:,.1f}/s ({checks[-1]['deviation']:+.1%})")
+    return checks
 
 
 def peer_templates(number: int) -> Path:
     """Write the digest, as the engine renders it, as django-newsletter's message templates."""
     from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, digest_build, digest_render
     from newsletter.models import Issue
-
     from newsletter.sending.batch import _compact
 
     issue = Issue.objects.get(number=number)
@@ -426,7 +460,7 @@ def run_peer(python: Path, n: int, templates: Path) -> dict:
                 started = time.perf_counter()
                 import threading
 
-                def show() -> None:
+                def show(started: float = started) -> None:
                     while process.poll() is None:
                         elapsed = time.perf_counter() - started
                         progress(
@@ -565,21 +599,26 @@ def table(results: dict) -> str:
     runs = results["runs"]
     peer = {r["n"]: r for r in runs if r["path"] == "peer"}
     lines = [
-        "| path | N | deliveries/s | × django-newsletter | CPU s/1000 | peak worker RSS MB | queries/batch | tasks enqueued | exactly once |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|:---:|",
+        "| path | N | deliveries/s | x django-newsletter | CPU s/1000 | CPU x less | peak worker RSS MB | queries/batch | tasks enqueued | exactly once |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in runs:
         ratio = (
-            f"{r['per_second'] / peer[r['n']]['per_second']:.1f}×"
+            f"{r['per_second'] / peer[r['n']]['per_second']:.1f}x"
+            if r["path"] != "peer" and r["n"] in peer
+            else "—"
+        )
+        cpu_ratio = (
+            f"{peer[r['n']]['cpu_per_1000'] / r['cpu_per_1000']:.1f}x"
             if r["path"] != "peer" and r["n"] in peer
             else "—"
         )
         q = r["queries_per_batch"]
         queries = (
-            f"{q['min']}–{q['max']}" if q else f"{r.get('queries_total', 0) / r['n']:.1f}/reader"
+            f"{q['min']}-{q['max']}" if q else f"{r.get('queries_total', 0) / r['n']:.1f}/reader"
         )
         lines.append(
-            f"| {r['path']} | {r['n']:,} | {r['per_second']:,.0f} | {ratio} | {r['cpu_per_1000']:.3f} "
+            f"| {r['path']} | {r['n']:,} | {r['per_second']:,.0f} | {ratio} | {r['cpu_per_1000']:.3f} | {cpu_ratio} "
             f"| {r['peak_worker_rss_mb']:.0f} | {queries} | {r['tasks_enqueued']:,} | {'yes' if r['exactly_once'] else 'NO'} |"
         )
     lines.append("")
@@ -589,6 +628,17 @@ def table(results: dict) -> str:
         if f:
             lines.append(
                 f"| {path} | {f['seconds_per_1000']} | {f['fixed_seconds']} | k = {f['exponent']} |"
+            )
+    checks = results.get("rate_checks") or []
+    if checks:
+        lines.append("")
+        lines.append(
+            "| shared rate limit (two workers) | N | configured/s | achieved/s | deviation |"
+        )
+        lines.append("|---|---:|---:|---:|---:|")
+        for c in checks:
+            lines.append(
+                f"| {c['path']} | {c['n']:,} | {c['configured']:,} | {c['achieved']:,.1f} | {c['deviation']:+.1%} |"
             )
     ref = results.get("references") or {}
     if ref:
@@ -627,7 +677,7 @@ def targets(results: dict) -> list[str]:
         )
         if peer:
             x = r["per_second"] / peer["per_second"]
-            check(f"{path} ≥ {ratio}× django-newsletter", x >= ratio, f"{x:.1f}×")
+            check(f"{path} ≥ {ratio}x django-newsletter", x >= ratio, f"{x:.1f}x")
         check(
             "worker peak RSS ≤ 150 MB",
             r["peak_worker_rss_mb"] <= 150,
@@ -639,6 +689,12 @@ def targets(results: dict) -> list[str]:
             check(f"RSS flat from 10,000 to {big:,} ({path})", grew <= 10, f"{grew:+.0f} MB")
         qs = [runs[(path, n)]["queries_per_batch"]["max"] for (p, n) in runs if p == path]
         check(f"queries per batch constant ({path})", len(set(qs)) <= 1, f"max per N: {qs}")
+    for c in results.get("rate_checks") or []:
+        check(
+            f"rate held within 10 % ({c['path']}, {c['configured']:,}/s)",
+            c["within_10_percent"],
+            f"{c['achieved']:,.1f}/s, {c['deviation']:+.1%}",
+        )
     return lines
 
 
@@ -671,7 +727,7 @@ Targets at the largest N (from issue 5):
   process and are not counted.
 - **peak worker RSS**: the largest VmHWM of any worker process.
 - **queries/batch**: database queries of each `send_batch` task, counted in the
-  workers by `bench/probe.py` (min–max over all tasks); for the peer, queries per reader.
+  workers by `bench/probe.py` (min-max over all tasks); for the peer, queries per reader.
 - **tasks enqueued**: one per keyset range of `NEWSLETTER_BATCH_SIZE` (500) readers.
 - **fit**: least squares of seconds against N; `k` is the exponent of seconds ∝ N^k
   (1 is linear).
@@ -708,6 +764,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--paths", nargs="+", default=["esp", "smtp"], choices=["esp", "smtp"])
     parser.add_argument("--no-peer", action="store_true", help="skip django-newsletter")
+    parser.add_argument("--no-rate", action="store_true", help="skip the shared rate-limit check")
     parser.add_argument(
         "--no-write", action="store_true", help="do not update README.md and results.json"
     )
@@ -733,6 +790,7 @@ def main() -> None:
             say(f"django-newsletter N={n:,}")
             runs.append(run_peer(python, n, peer_templates(number)))
             say(f"  {runs[-1]['per_second']:,.0f}/s, exactly once: {runs[-1]['exactly_once']}")
+    checks = [] if args.no_rate else rate_checks(number + 10)
     say("physical-limit references …")
     refs = references(number)
     results = {
@@ -743,6 +801,7 @@ def main() -> None:
         "runs": runs,
         "fit": {p: fit([r for r in runs if r["path"] == p]) for p in [*args.paths, "peer"]},
         "references": refs,
+        "rate_checks": checks,
     }
     say("")
     say(table(results))

@@ -83,7 +83,9 @@ class _Fields(dict):
         return values
 
     def get(self, key: str, default=None):
-        return self[key] if key in self else default
+        if key not in self:
+            return default
+        return self[key]
 
     def items(self):
         return ((key, self[key]) for key in self)
@@ -120,6 +122,7 @@ class EspStandin:
         self.messages: list[Received] = []
         self.calls: list[Call] = []
         self.received_count: collections.Counter[str] = collections.Counter()
+        self.accepted_at: list[tuple[float, int]] = []  # (time.monotonic(), recipients)
         self._fail: list[int] = []
         self._refused: dict[str, int] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -148,6 +151,7 @@ class EspStandin:
             self.messages.clear()
             self.calls.clear()
             self.received_count.clear()
+            self.accepted_at.clear()
             self._fail.clear()
             self._refused.clear()
 
@@ -240,6 +244,7 @@ class EspStandin:
     def _record(self, domain, fields, recipients, message_id) -> None:
         with self.lock:
             self.received_count.update(r.lower() for r in recipients)
+            self.accepted_at.append((time.monotonic(), len(recipients)))
             room = None if self.keep is None else max(0, self.keep - len(self.messages))
         if room == 0:
             return

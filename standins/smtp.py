@@ -17,6 +17,7 @@ import collections
 import logging
 import socket
 import threading
+import time
 
 from aiosmtpd.controller import Controller
 
@@ -48,6 +49,7 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.messages: list[tuple[list[str], bytes]] = []
         self.received_count: collections.Counter[str] = collections.Counter()
+        self.accepted_at: list[tuple[float, int]] = []  # (time.monotonic(), recipients)
         self._refused: set[str] = set()
         self._fail = 0
         self.port = 0
@@ -69,6 +71,7 @@ class SmtpSink:
         with self.lock:
             self.messages.clear()
             self.received_count.clear()
+            self.accepted_at.clear()
             self._refused.clear()
             self._fail = 0
 
@@ -78,6 +81,7 @@ class SmtpSink:
                 self._fail -= 1
                 return "451 4.3.0 Try again later (stand-in failure on demand)"
             self.received_count.update(r.lower() for r in recipients)
+            self.accepted_at.append((time.monotonic(), len(recipients)))
             if self.keep is None or len(self.messages) < self.keep:
                 self.messages.append((list(recipients), content))
         return "250 Message accepted for delivery"

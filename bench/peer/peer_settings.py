@@ -18,7 +18,7 @@ DATABASES = {
         "PORT": _db.port or 5432,
     }
 }
-SECRET_KEY = "peer-benchmark-only"  # noqa: S105
+SECRET_KEY = "peer-benchmark-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True

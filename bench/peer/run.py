@@ -15,13 +15,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ["DJANGO_SETTINGS_MODULE"] = "peer_settings"
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
 from django.contrib.sites.models import Site  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
+
 from newsletter.models import Message, Newsletter, Submission, Subscription  # noqa: E402
 
 

@@ -15,7 +15,6 @@ from newsletter.sending.batch import deliveries_claim, delivery_batch_send
 from newsletter.sending.errors import retry_delay
 from newsletter.sending.journal import journal_note
 from newsletter.sending.ratelimit import LocalRateLimiter, throttle
-from newsletter.sending.snapshot import deliveries_snapshot
 from newsletter.tasks import reclaim_expired_leases
 from tests.factories import (
     ArticleFactory,
@@ -24,6 +23,7 @@ from tests.factories import (
     IssueItemFactory,
     SubscriberFactory,
 )
+from tests.sending_support import snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -34,12 +34,6 @@ def issue():
     IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name="Trade")))
     IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name="Ports")))
     return issue
-
-
-def snapshot(issue) -> tuple[int, int]:
-    deliveries_snapshot(issue=issue, now=timezone.now())
-    ids = list(Delivery.objects.filter(issue=issue).values_list("id", flat=True))
-    return min(ids), max(ids)
 
 
 def test_rows_a_dead_worker_had_sent_are_settled_from_the_journal_not_sent_again(issue):

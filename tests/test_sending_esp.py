@@ -12,7 +12,6 @@ from django.test.utils import CaptureQueriesContext
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.esp import BATCH_PROFILES, batch_profile
-from newsletter.sending.snapshot import deliveries_snapshot
 from standins.esp import EspStandin
 from tests.factories import (
     ArticleFactory,
@@ -21,6 +20,7 @@ from tests.factories import (
     IssueItemFactory,
     SubscriberFactory,
 )
+from tests.sending_support import send_in_one_batch
 
 pytestmark = pytest.mark.django_db
 SITE = "https://weekly.example.org"
@@ -48,17 +48,9 @@ def issue():
     return issue
 
 
-def send_all(issue: Issue) -> None:
-    from django.utils import timezone
-
-    deliveries_snapshot(issue=issue, now=timezone.now())
-    ids = list(Delivery.objects.filter(issue=issue).values_list("id", flat=True))
-    return delivery_batch_send(issue_id=issue.pk, first_id=min(ids), last_id=max(ids))
-
-
 def test_it_sends_a_whole_variant_in_one_api_call_with_each_readers_own_links(esp, issue):
     readers = SubscriberFactory.create_batch(5)
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert len(esp.calls) == 1 and len(esp.calls[0].recipients) == 5
     assert result.sent == 5 and result.variants == 1
     links = set()
@@ -86,7 +78,7 @@ def test_it_sends_a_whole_variant_in_one_api_call_with_each_readers_own_links(es
 def test_the_link_in_the_batch_copy_unsubscribes_that_reader(esp, issue, client, settings):
     settings.ALLOWED_HOSTS = ["weekly.example.org", "testserver"]
     reader = SubscriberFactory()
-    send_all(issue)
+    send_in_one_batch(issue)
     (copy,) = esp.received_by(reader.email)
     path = urlsplit(copy.headers["List-Unsubscribe"].strip("<>")).path
     response = client.post(
@@ -101,7 +93,7 @@ def test_each_variant_is_one_call_with_only_its_sections(esp, issue):
     for reader in energy_only:
         reader.categories.set([issue.energy])
     everything = SubscriberFactory.create_batch(3)
-    send_all(issue)
+    send_in_one_batch(issue)
     assert sorted(len(call.recipients) for call in esp.calls) == [2, 3]
     for reader in energy_only:
         (copy,) = esp.received_by(reader.email)
@@ -114,7 +106,7 @@ def test_each_variant_is_one_call_with_only_its_sections(esp, issue):
 def test_calls_never_exceed_the_esps_per_call_limit(esp, issue, settings):
     settings.NEWSLETTER_ESP_BATCH_LIMIT = 4
     SubscriberFactory.create_batch(10)
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert [len(call.recipients) for call in esp.calls] == [4, 4, 2]
     assert result.sent == 10 and esp.total == 10
 
@@ -122,7 +114,7 @@ def test_calls_never_exceed_the_esps_per_call_limit(esp, issue, settings):
 def test_a_refused_address_fails_alone_and_the_rest_are_sent(esp, issue):
     readers = SubscriberFactory.create_batch(8)
     esp.refuse(readers[5].email)
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert (result.sent, result.failed) == (7, 1)
     bad = Delivery.objects.get(subscriber=readers[5])
     assert bad.status == "failed" and "not a valid address" in bad.last_error
@@ -135,7 +127,7 @@ def test_a_refused_address_fails_alone_and_the_rest_are_sent(esp, issue):
 def test_an_esp_500_puts_the_rows_back_for_a_retry_and_the_retry_sends_them(esp, issue):
     SubscriberFactory.create_batch(3)
     esp.fail_next(1, status=500)
-    first = send_all(issue)
+    first = send_in_one_batch(issue)
     assert (first.sent, first.requeued) == (0, 3) and first.retry_in is not None
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
     assert "500" in Delivery.objects.first().last_error
@@ -154,7 +146,7 @@ def test_queries_per_batch_do_not_grow_with_the_batch(esp, issue):
         for reader in readers[: n // 2]:
             reader.categories.set([issue.energy])
         with CaptureQueriesContext(connection) as queries:
-            send_all(issue)
+            send_in_one_batch(issue)
         return len(queries)
 
     assert queries_for(4) == queries_for(40)

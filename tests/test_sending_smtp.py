@@ -7,11 +7,9 @@ import email.policy
 import re
 
 import pytest
-from django.utils import timezone
 
 from newsletter.models import Delivery, Issue
 from newsletter.sending.batch import delivery_batch_send
-from newsletter.sending.snapshot import deliveries_snapshot
 from standins.smtp import SmtpSink
 from tests.factories import (
     ArticleFactory,
@@ -20,6 +18,7 @@ from tests.factories import (
     IssueItemFactory,
     SubscriberFactory,
 )
+from tests.sending_support import send_in_one_batch
 
 pytestmark = pytest.mark.django_db
 SITE = "https://weekly.example.org"
@@ -46,12 +45,6 @@ def issue():
     return issue
 
 
-def send_all(issue):
-    deliveries_snapshot(issue=issue, now=timezone.now())
-    ids = list(Delivery.objects.filter(issue=issue).values_list("id", flat=True))
-    return delivery_batch_send(issue_id=issue.pk, first_id=min(ids), last_id=max(ids))
-
-
 def parsed(sink, address):
     (raw,) = [content for rcpts, content in sink.messages if rcpts == [address]]
     return email.message_from_bytes(raw, policy=email.policy.default)
@@ -63,7 +56,7 @@ def test_each_reader_gets_a_well_formed_copy_with_their_own_address_links_and_me
     readers = SubscriberFactory.create_batch(4)
     picky = readers[0]
     picky.categories.set([issue.energy])
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert result.sent == 4 and sink.total == 4
     seen_ids, seen_links = set(), set()
     for reader in readers:
@@ -95,7 +88,7 @@ def test_each_reader_gets_a_well_formed_copy_with_their_own_address_links_and_me
 def test_a_non_ascii_address_gets_a_message_built_the_ordinary_way(sink, issue):
     SubscriberFactory(email="leser@bücher.example")
     SubscriberFactory(email="plain@example.com")
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert result.sent == 2
     assert sink.received_count["leser@xn--bcher-kva.example"] == 1
     assert sink.received_count["plain@example.com"] == 1
@@ -104,7 +97,7 @@ def test_a_non_ascii_address_gets_a_message_built_the_ordinary_way(sink, issue):
 def test_a_refused_recipient_fails_alone_and_the_rest_are_sent(sink, issue):
     readers = SubscriberFactory.create_batch(3)
     sink.refuse(readers[1].email)
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert (result.sent, result.failed) == (2, 1)
     assert "550" in Delivery.objects.get(subscriber=readers[1]).last_error
 
@@ -112,7 +105,7 @@ def test_a_refused_recipient_fails_alone_and_the_rest_are_sent(sink, issue):
 def test_an_smtp_4xx_puts_the_unsent_rows_back_for_a_retry(sink, issue):
     readers = SubscriberFactory.create_batch(3)
     sink.fail_next(1)
-    result = send_all(issue)
+    result = send_in_one_batch(issue)
     assert (result.sent, result.requeued) == (0, 3) and result.retry_in
     assert "451" in Delivery.objects.first().last_error
     ids = [d.pk for d in Delivery.objects.all()]

@@ -219,6 +219,15 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def database_cpu(dbname: str) -> float:
+    """CPU seconds so far of the PostgreSQL backends serving `dbname` (the workers' and ours)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [dbname])
+        return sum(_cpu_seconds(pid) for (pid,) in cursor.fetchall())
+
+
 class Workers:
     def __init__(self, env: dict[str, str], count: int = 2) -> None:
         OUT.mkdir(exist_ok=True)
@@ -335,9 +344,11 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
     try:
         cpu_before = workers.cpu()
         own_before = time.process_time()
+        dbname = DATABASE_URL.rsplit("/", 1)[1]
         started = time.perf_counter()
         issue_start_sending(issue=issue)
         fanout = time.perf_counter() - started
+        db_before = database_cpu(dbname)  # the workers' backends exist once they have a task
         while True:
             time.sleep(0.2)
             close_old_connections()
@@ -353,6 +364,7 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
         sys.stderr.write("\n")
         cpu = workers.cpu() - cpu_before
         standin_cpu = time.process_time() - own_before
+        db_cpu = database_cpu(dbname) - db_before
         rss = workers.peak_rss()
     finally:
         workers.stop()
@@ -371,6 +383,7 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
         "cpu_seconds": round(cpu, 2),
         "cpu_per_1000": round(cpu / n * 1000, 3),
         "standin_and_harness_cpu_per_1000": round(standin_cpu / n * 1000, 3),
+        "database_cpu_per_1000": round(db_cpu / n * 1000, 3),
         "peak_worker_rss_mb": round(rss, 1),
         "tasks_run": len(queries),
         "task_wall_seconds_mean": round(busy / max(len(tasks), 1), 4),

@@ -266,7 +266,10 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
     profile = batch_profile(connection)
     if profile is not None:
         outcomes: list[Outcome] = []
-        connection.open()
+        try:
+            connection.open()
+        except Exception as exc:
+            raise BatchInterrupted([], exc) from exc
         try:
             for variant, rows in plan.to_send.items():
                 recipients = [BatchRecipient(r.pk, r.subscriber, links(r.subscriber)) for r in rows]

@@ -225,7 +225,8 @@ def database_cpu(dbname: str) -> float:
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [dbname])
-        return sum(_cpu_seconds(pid) for (pid,) in cursor.fetchall())
+        pids = [pid for (pid,) in cursor.fetchall()]
+        return sum(_cpu_seconds(pid) for pid in pids)
 
 
 class Workers:
@@ -244,7 +245,7 @@ class Workers:
                         "config",
                         "worker",
                         "--loglevel=WARNING",
-                        "--concurrency=1",
+                        f"--concurrency={os.environ.get('BENCH_CONCURRENCY', '1')}",
                         "--without-gossip",
                         "--without-mingle",
                         "--without-heartbeat",

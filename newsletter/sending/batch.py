@@ -119,10 +119,10 @@ class Row:
     subscriber: Reader
 
 
-def _claimed_rows(token: uuid.UUID) -> list[Row]:
+def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
     return [
         Row(pk, attempts, Reader(*reader))
-        for pk, attempts, *reader in Delivery.objects.filter(claim_token=token)
+        for pk, attempts, *reader in Delivery.objects.filter(pk__in=ids, claim_token=token)
         .order_by("id")
         .values_list(
             "id",
@@ -419,7 +419,7 @@ def delivery_batch_send(
         return result
 
     issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
-    rows = _claimed_rows(token)
+    rows = _claimed_rows(token, [pk for pk, _ in claimed])
     chosen: dict[int, list[int]] = defaultdict(list)
     for subscriber_id, category_id in Subscriber.categories.through.objects.filter(
         subscriber_id__in=[row.subscriber.pk for row in rows]

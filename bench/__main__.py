@@ -511,7 +511,7 @@ def run_peer(python: Path, n: int, templates: Path) -> dict:
 def references(number: int) -> dict:
     from anymail.backends.mailgun import EmailBackend as Mailgun
 
-    from newsletter.digest import digest_build, digest_render
+    from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
     from newsletter.models import Issue, Subscriber
     from newsletter.sending.batch import _mime_template
     from newsletter.sending.esp import BATCH_PROFILES
@@ -550,12 +550,14 @@ def references(number: int) -> dict:
 
     profile = BATCH_PROFILES["anymail.backends.mailgun.EmailBackend"]
     backend = Mailgun(api_key="k", sender_domain="weekly.example.org")
-    recipients = [BatchRecipient(r.pk, r, links(r)) for r in readers]
+    recipients = [
+        BatchRecipient(r.pk, r, links.tokens(r), links(r)[UNSUBSCRIBE_URL]) for r in readers
+    ]
     started = time.process_time()
     rounds = 5
     for _ in range(rounds):
         message = digest_batch_message(
-            profile.with_fields(rendered),
+            profile.with_fields(rendered, links.around),
             issue=issue,
             recipients=recipients,
             merge_key=profile.merge_keys(),
@@ -634,6 +636,19 @@ def table(results: dict) -> str:
         lines.append(
             f"| {r['path']} | {r['n']:,} | {r['per_second']:,.0f} | {ratio} | {r['cpu_per_1000']:.3f} | {cpu_ratio} "
             f"| {r['peak_worker_rss_mb']:.0f} | {queries} | {r['tasks_enqueued']:,} | {'yes' if r['exactly_once'] else 'NO'} |"
+        )
+    lines.append("")
+    lines.append(
+        "| path | N | worker CPU s/1000 | database CPU s/1000 | stand-in CPU s/1000 | fan-out s | task wall / CPU s | workers busy |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        if r["path"] == "peer":
+            continue
+        lines.append(
+            f"| {r['path']} | {r['n']:,} | {r['cpu_per_1000']:.3f} | {r.get('database_cpu_per_1000', 0):.3f} "
+            f"| {r['standin_and_harness_cpu_per_1000']:.3f} | {r['fanout_seconds']:.2f} "
+            f"| {r['task_wall_seconds_mean']:.3f} / {r['task_cpu_seconds_mean']:.3f} | {r['workers_busy_share']:.0%} |"
         )
     lines.append("")
     lines.append("| path | seconds per 1,000 (fit) | fixed seconds | cost ∝ N^k |")
@@ -740,6 +755,11 @@ Targets at the largest N (from issue 5):
   1,000 deliveries; for the peer, its one process. The stand-ins run in the benchmark
   process and are not counted.
 - **peak worker RSS**: the largest VmHWM of any worker process.
+- **where the CPU goes**: the workers' CPU, the PostgreSQL backends serving this
+  database during the send, and the stand-in (with this benchmark process); a
+  task's wall time above its CPU time is time spent waiting for the database, the
+  stand-in or a core (the 2 cores are shared by the workers, PostgreSQL, Redis, the
+  stand-in and whatever else runs).
 - **queries/batch**: database queries of each `send_batch` task, counted in the
   workers by `bench/probe.py` (min-max over all tasks); for the peer, queries per reader.
 - **tasks enqueued**: one per keyset range of `NEWSLETTER_BATCH_SIZE` (500) readers.
@@ -762,6 +782,7 @@ so expect some spread between runs.
 ```sh
 make bench                                 # N = 1,000, 10,000, 100,000; both paths; the peer
 .venv/bin/python -m bench --n 1000 --no-peer   # quick
+BENCH_CONCURRENCY=2 make bench              # two pool processes per worker (default 1)
 ```
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and Redis on 127.0.0.1:6379:

@@ -177,7 +177,7 @@ def test_the_batch_path_is_chosen_for_the_esps_that_support_it():
 @pytest.mark.parametrize("path", sorted(BATCH_PROFILES))
 def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
     """Each profile's message is one anymail accepts: inline content, merge data and headers."""
-    from newsletter.digest import digest_build, digest_render
+    from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
     from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_batch_message
 
     backend = _backend(path)
@@ -186,9 +186,12 @@ def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
     links = ReaderLinks()
     digest = digest_build(issue)
     message = digest_batch_message(
-        profile.with_fields(digest_render(digest, digest.section_keys)),
+        profile.with_fields(digest_render(digest, digest.section_keys), links.around),
         issue=issue,
-        recipients=[BatchRecipient(i, r, links(r)) for i, r in enumerate(readers)],
+        recipients=[
+            BatchRecipient(i, r, links.tokens(r), links(r)[UNSUBSCRIBE_URL])
+            for i, r in enumerate(readers)
+        ],
         merge_key=profile.merge_keys(),
         esp_extra=profile.esp_extra,
         max_tags=profile.max_tags,

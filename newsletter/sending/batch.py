@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from newsletter.digest import PLACEHOLDERS, Digest, Variant, digest_build
+from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
 from newsletter.digest import digest_render as _render
 from newsletter.emails import RenderedEmail
 from newsletter.models import Delivery, Issue, Subscriber
@@ -272,7 +272,15 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
             raise BatchInterrupted([], exc) from exc
         try:
             for variant, rows in plan.to_send.items():
-                recipients = [BatchRecipient(r.pk, r.subscriber, links(r.subscriber)) for r in rows]
+                recipients = []
+                for r in rows:
+                    tokens = links.tokens(r.subscriber)
+                    prefix, suffix = links.around[UNSUBSCRIBE_URL]
+                    recipients.append(
+                        BatchRecipient(
+                            r.pk, r.subscriber, tokens, prefix + tokens[UNSUBSCRIBE_URL] + suffix
+                        )
+                    )
                 try:
                     outcomes += send_esp_batches(
                         connection,
@@ -281,6 +289,7 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
                         issue=issue,
                         recipients=recipients,
                         token=token,
+                        around=links.around,
                     )
                 except BatchInterrupted as stop:
                     raise BatchInterrupted(outcomes + stop.outcomes, stop.error) from stop.error

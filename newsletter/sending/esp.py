@@ -50,17 +50,28 @@ class BatchProfile:
     max_tags: int = 10  # Mailjet and SparkPost take one tag: the issue's is kept
 
     def merge_keys(self) -> dict[str, str]:
-        """Return {placeholder: merge_data key}: %%UNSUBSCRIBE_URL%% -> unsubscribe_url."""
-        return {p: self.key_format.format(p.strip("%").lower()) for p in PLACEHOLDERS}
+        """Return {placeholder: merge_data key}: %%UNSUBSCRIBE_URL%% -> unsubscribe_token."""
+        return {p: self.key_format.format(_key(p)) for p in PLACEHOLDERS}
 
-    def with_fields(self, rendered: RenderedEmail) -> RenderedEmail:
-        """Return the variant with the ESP's merge fields where the placeholders are."""
-        fields = {p: self.field_format.format(p.strip("%").lower()) for p in PLACEHOLDERS}
+    def with_fields(
+        self, rendered: RenderedEmail, around: dict[str, tuple[str, str]]
+    ) -> RenderedEmail:
+        """Return the variant with each link's token as the ESP's merge field.
+
+        `around` gives the fixed parts of each link (ReaderLinks.around).
+        """
+        fields = {
+            p: around[p][0] + self.field_format.format(_key(p)) + around[p][1] for p in PLACEHOLDERS
+        }
         return RenderedEmail(
             subject=rendered.subject,
             text=fill_placeholders(rendered.text, fields),
             html=fill_placeholders(rendered.html, fields),
         )
+
+
+def _key(placeholder: str) -> str:
+    return placeholder.strip("%").lower().replace("_url", "_token")
 
 
 BATCH_PROFILES: dict[str, BatchProfile] = {
@@ -103,6 +114,7 @@ def send_esp_batches(
     issue: Issue,
     recipients: Sequence[BatchRecipient],
     token: uuid.UUID,
+    around: dict[str, tuple[str, str]],
 ) -> list[Outcome]:
     """Send one variant to its recipients in calls of up to the ESP's limit.
 
@@ -113,7 +125,7 @@ def send_esp_batches(
     BatchInterrupted, carrying what was settled, for the caller to retry the rest.
     Each accepted call is noted in the send journal before the next one goes.
     """
-    content = profile.with_fields(rendered)
+    content = profile.with_fields(rendered, around)
     merge_key = profile.merge_keys()
     outcomes: list[Outcome] = []
     pending = [

@@ -50,18 +50,28 @@ class ReaderLinks:
     URL resolutions.
     """
 
+    purposes = {UNSUBSCRIBE_URL: "unsubscribe", PREFERENCES_URL: "preferences"}
+
     def __init__(self) -> None:
-        self.unsubscribe = absolute(reverse("newsletter:unsubscribe", args=[_TOKEN_SLOT]))
-        self.preferences = absolute(reverse("newsletter:preferences", args=[_TOKEN_SLOT]))
+        # {placeholder: (the URL before the token, the URL after it)}
+        self.around: dict[str, tuple[str, str]] = {
+            marker: tuple(  # type: ignore[misc]
+                absolute(reverse(f"newsletter:{purpose}", args=[_TOKEN_SLOT])).split(_TOKEN_SLOT)
+            )
+            for marker, purpose in self.purposes.items()
+        }
+
+    def tokens(self, subscriber: Subscriber) -> dict[str, str]:
+        """Return {placeholder: the reader's token}, the only part of a link that varies."""
+        return {
+            marker: reader_tokens.make_token(subscriber, purpose)
+            for marker, purpose in self.purposes.items()
+        }
 
     def __call__(self, subscriber: Subscriber) -> dict[str, str]:
         return {
-            UNSUBSCRIBE_URL: self.unsubscribe.replace(
-                _TOKEN_SLOT, reader_tokens.make_token(subscriber, "unsubscribe")
-            ),
-            PREFERENCES_URL: self.preferences.replace(
-                _TOKEN_SLOT, reader_tokens.make_token(subscriber, "preferences")
-            ),
+            marker: self.around[marker][0] + token + self.around[marker][1]
+            for marker, token in self.tokens(subscriber).items()
         }
 
 
@@ -132,7 +142,8 @@ def digest_message(
 class BatchRecipient:
     delivery_id: int
     subscriber: Subscriber
-    links: dict[str, str]
+    tokens: dict[str, str]  # {placeholder: token}; the ESP puts them into the links
+    unsubscribe_url: str
 
 
 def digest_batch_message(
@@ -146,10 +157,12 @@ def digest_batch_message(
 ) -> AnymailMessage:
     """Return one ESP batch send of a variant: one copy per recipient, personalised by the ESP.
 
-    `rendered` carries the ESP's merge fields where the per-reader links go;
-    `merge_key` maps each placeholder to its key in merge_data. Each reader's
-    List-Unsubscribe goes as a merge header and their delivery as merge metadata,
-    so every copy is exactly what the per-message path would have sent.
+    `rendered` carries the ESP's merge fields where the tokens of the per-reader
+    links go (the rest of each URL is the same for everyone, so only the tokens
+    travel per recipient); `merge_key` maps each placeholder to its key in
+    merge_data. Each reader's List-Unsubscribe goes as a merge header and their
+    delivery as merge metadata, so every copy is exactly what the per-message path
+    would have sent.
     """
     newsletter = issue.newsletter
     message = AnymailMessage(
@@ -162,17 +175,16 @@ def digest_batch_message(
     )
     message.attach_alternative(rendered.html, "text/html")
     message.merge_data = {
-        r.subscriber.email: {merge_key[marker]: value for marker, value in r.links.items()}
+        r.subscriber.email: {merge_key[marker]: token for marker, token in r.tokens.items()}
         for r in recipients
     }
     message.merge_headers = {
-        r.subscriber.email: {"List-Unsubscribe": f"<{r.links[UNSUBSCRIBE_URL]}>"}
-        for r in recipients
+        r.subscriber.email: {"List-Unsubscribe": f"<{r.unsubscribe_url}>"} for r in recipients
     }
+    # The issue is the same for every copy: sent once, as metadata every copy carries.
+    message.metadata = {"issue": str(issue.pk)}
     message.merge_metadata = {
-        r.subscriber.email: delivery_metadata(
-            issue=issue, subscriber=r.subscriber, delivery_id=r.delivery_id
-        )
+        r.subscriber.email: {"subscriber": str(r.subscriber.pk), "delivery": str(r.delivery_id)}
         for r in recipients
     }
     message.tags = digest_tags(issue)[-max_tags:]

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     """Send one keyset range of an issue; come back later for rows not yet settled."""
-    close_old_connections()  # the worker keeps its connection (CELERY_DB_REUSE_MAX)
+    if not self.request.is_eager:
+        close_old_connections()  # workers keep their connection (CELERY_DB_REUSE_MAX)
     result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
     logger.info(
         "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",

@@ -181,10 +181,13 @@ def digest_batch_message(
     message.merge_headers = {
         r.subscriber.email: {"List-Unsubscribe": f"<{r.unsubscribe_url}>"} for r in recipients
     }
-    # The issue is the same for every copy: sent once, as metadata every copy carries.
+    # All three keys per recipient: not every ESP hands global metadata back with a
+    # recipient's events (SparkPost keeps transmission and recipient metadata apart).
     message.metadata = {"issue": str(issue.pk)}
     message.merge_metadata = {
-        r.subscriber.email: {"subscriber": str(r.subscriber.pk), "delivery": str(r.delivery_id)}
+        r.subscriber.email: delivery_metadata(
+            issue=issue, subscriber=r.subscriber, delivery_id=r.delivery_id
+        )
         for r in recipients
     }
     message.tags = digest_tags(issue)[-max_tags:]

@@ -219,14 +219,31 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def database_cpu(dbname: str) -> float:
-    """CPU seconds so far of the PostgreSQL backends serving `dbname` (the workers' and ours)."""
-    from django.db import connection
+class DatabaseCpu:
+    """CPU of the PostgreSQL backends serving one database, sampled while a run lasts.
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [dbname])
-        pids = [pid for (pid,) in cursor.fetchall()]
-        return sum(_cpu_seconds(pid) for pid in pids)
+    Backends come and go (connections are retired after CONN_MAX_AGE), so each is
+    followed from when it is first seen to when it is last seen.
+    """
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+
+    def sample(self, *, start: bool = False) -> None:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.dbname])
+            for (pid,) in cursor.fetchall():
+                cpu = _cpu_seconds(pid)
+                self.first.setdefault(pid, cpu if start else 0.0)
+                self.last[pid] = max(cpu, self.last.get(pid, 0.0))
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 class Workers:
@@ -349,11 +366,13 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
         started = time.perf_counter()
         issue_start_sending(issue=issue)
         fanout = time.perf_counter() - started
-        db_before = database_cpu(dbname)  # the workers' backends exist once they have a task
+        database = DatabaseCpu(dbname)
+        database.sample(start=True)
         while True:
             time.sleep(0.2)
             close_old_connections()
             row = Issue.objects.values("status", "sent_count", "failed_count").get(pk=issue.pk)
+            database.sample()
             elapsed = time.perf_counter() - started
             done = row["sent_count"] + row["failed_count"]
             progress(f"  {path:5} N={n:>7,}: {done:>7,}/{n:,} · {done / elapsed:,.0f}/s")
@@ -365,7 +384,8 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
         sys.stderr.write("\n")
         cpu = workers.cpu() - cpu_before
         standin_cpu = time.process_time() - own_before
-        db_cpu = database_cpu(dbname) - db_before
+        database.sample()
+        db_cpu = database.seconds
         rss = workers.peak_rss()
     finally:
         workers.stop()

@@ -3,7 +3,7 @@
 Every message it accepts is counted per recipient and, up to `keep`, kept whole.
 Errors on demand: `refuse(address)` answers RCPT TO with 550 (a permanent refusal
 of that one reader), `fail_next(n)` answers the next n transactions' DATA with 451
-(a transient error), as a real relay would.
+(a transient error), as a real relay would; `delay` slows every message.
 
     with SmtpSink() as sink:
         settings: EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend,
@@ -13,6 +13,7 @@ of that one reader), `fail_next(n)` answers the next n transactions' DATA with 4
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import socket
@@ -39,6 +40,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.delay:
+            await asyncio.sleep(self.sink.delay)
         return self.sink._accept(envelope.rcpt_tos, envelope.content)
 
 
@@ -46,6 +49,7 @@ class SmtpSink:
     def __init__(self, *, keep: int | None = None) -> None:
         """`keep`: how many messages to keep whole (None: all); counts are always kept."""
         self.keep = keep
+        self.delay = 0.0  # seconds before answering each message's DATA
         self.lock = threading.Lock()
         self.messages: list[tuple[list[str], bytes]] = []
         self.received_count: collections.Counter[str] = collections.Counter()

@@ -156,6 +156,42 @@ def test_a_worker_killed_mid_send_loses_no_reader_and_duplicates_at_most_one_cal
     assert Delivery.objects.filter(issue=issue, status="sent").count() == 1000
 
 
+def test_a_worker_killed_mid_send_over_smtp_duplicates_at_most_the_one_message_in_flight(
+    start_worker, settings, capsys
+):
+    settings.NEWSLETTER_BATCH_SIZE = 100
+    with SmtpSink(keep=0) as sink:
+        sink.delay = 0.003  # slow enough to kill the worker in the middle of the send
+        env = {
+            "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "EMAIL_HOST": "127.0.0.1",
+            "EMAIL_PORT": str(sink.port),
+            "NEWSLETTER_LEASE_SECONDS": "30",
+            "CELERY_VISIBILITY_TIMEOUT": "60",
+        }
+        doomed = start_worker(**env)
+        issue = an_issue()
+        everyone = readers(1000)
+        issue_start_sending(issue=issue)
+        wait_for(lambda: sink.total >= 150, timeout=60)
+        doomed.kill()
+        killed_at = sink.total
+        assert killed_at < 1000, "the worker finished before it could be killed"
+
+        start_worker(**env)
+        Delivery.objects.filter(issue=issue, status="sending").update(
+            lease_until=timezone.now() - timezone.timedelta(seconds=1)
+        )
+        reclaim_expired_leases()
+        wait_for(lambda: sent(issue), timeout=120)
+
+        duplicates = sum(n - 1 for n in sink.received_count.values() if n > 1)
+        with capsys.disabled():
+            print(f"\n  SMTP kill -9 after {killed_at} accepted: {duplicates} duplicate(s)")
+        assert sorted(sink.received_count) == sorted(r.email for r in everyone)
+        assert duplicates <= 1  # at most the one message in flight
+
+
 def test_a_reader_who_unsubscribes_mid_send_gets_nothing(start_worker, esp, settings):
     settings.NEWSLETTER_BATCH_SIZE = 50
     esp.delay = 0.2

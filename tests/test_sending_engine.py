@@ -165,3 +165,17 @@ def test_workers_share_one_schedule_through_redis(settings):
     starts = [round(slot.start - slots[0].start, 3) for slot in slots]
     assert starts == [0.0, 10.0, 15.0]  # 100 messages at 10/s hold the schedule for 10 s
     assert slots[1].wait > 9 and slots[2].wait > 14
+
+
+def test_the_fan_out_cuts_queued_rows_into_keyset_ranges_of_the_batch_size(issue):
+    from newsletter.sending.snapshot import batch_ranges
+
+    SubscriberFactory.create_batch(7)
+    snapshot(issue)
+    ids = list(Delivery.objects.filter(issue=issue).order_by("id").values_list("id", flat=True))
+    Delivery.objects.filter(pk=ids[1]).update(status="sent")  # not queued: left out
+    queued = [pk for pk in ids if pk != ids[1]]
+    assert list(batch_ranges(issue=issue, size=3)) == [
+        (queued[0], queued[2]),
+        (queued[3], queued[5]),
+    ]

@@ -33,6 +33,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Outcomes live in the Delivery ledger, not in a result backend.
     task_ignore_result=True,
+    # Celery's Django fix-up closes the database connection after every task unless
+    # this is set, so each batch would pay for a new PostgreSQL backend. Reuse it;
+    # Django's CONN_MAX_AGE still retires it (close_old_connections in the task).
+    CELERY_DB_REUSE_MAX=1000,
     broker_connection_retry_on_startup=True,
 )
 # visibility_timeout (CELERY_BROKER_TRANSPORT_OPTIONS) and the beat schedule come from

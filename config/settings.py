@@ -224,8 +224,17 @@ NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
 # another worker re-sends once the lease runs out.
 NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 900, minimum=30)
 NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
+# First retry delay after a transient error; each next one doubles, capped below
+# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.errors.retry_delay).
+NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, minimum=1)
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
+# "auto": one API call per variant and batch where the anymail ESP supports it
+# (Mailgun, SendGrid, SparkPost, Mailjet; see newsletter/sending/esp.py); "off": one
+# message per reader everywhere.
+NEWSLETTER_ESP_BATCH = env_choice("NEWSLETTER_ESP_BATCH", "auto", choices=("auto", "off"))
+# Recipients per ESP batch call, 0 for the ESP's own limit (Mailgun 1,000, Mailjet 50).
+NEWSLETTER_ESP_BATCH_LIMIT = env_int("NEWSLETTER_ESP_BATCH_LIMIT", 0, minimum=0)
 NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newsletter/privacy/")
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
 # Signups never confirmed are deleted after this many days (data minimisation, GDPR art. 5).

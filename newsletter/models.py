@@ -337,7 +337,12 @@ class Delivery(models.Model):
         BOUNCED = "bounced", _("Bounced")
         COMPLAINED = "complained", _("Complained")
 
-    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="deliveries")
+    # Every index here is written for each row at the snapshot and again at its claim
+    # and its settling, so the ledger keeps only those that reads need: the issue's
+    # rows are found through the unique (issue, subscriber) and the claim index.
+    issue = models.ForeignKey(
+        Issue, on_delete=models.CASCADE, related_name="deliveries", db_index=False
+    )
     subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="deliveries")
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
@@ -345,9 +350,7 @@ class Delivery(models.Model):
     variant = models.CharField(
         _("variant"), max_length=200, blank=True, help_text=_("Sections sent, by category id.")
     )
-    esp_message_id = models.CharField(
-        _("ESP message id"), max_length=255, blank=True, db_index=True
-    )
+    esp_message_id = models.CharField(_("ESP message id"), max_length=255, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
@@ -366,7 +369,18 @@ class Delivery(models.Model):
                 fields=["issue", "subscriber"], name="delivery_issue_subscriber_unique"
             ),
         ]
-        indexes = [models.Index(fields=["issue", "status"]), models.Index(fields=["claim_token"])]
+        indexes = [
+            # The batch claim reads one keyset range of an issue's queued rows: with id
+            # in the index the range is the index condition, whatever the statistics.
+            models.Index(fields=["issue", "status", "id"], name="delivery_issue_status_id_idx"),
+            # Webhooks look rows up by ESP message id; rows not yet sent have none and
+            # stay out of the index.
+            models.Index(
+                fields=["esp_message_id"],
+                name="delivery_esp_message_id_idx",
+                condition=~models.Q(esp_message_id=""),
+            ),
+        ]
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
 

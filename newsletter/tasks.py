@@ -6,6 +6,7 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import close_old_connections
 from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Newsletter
@@ -24,9 +25,11 @@ logger = logging.getLogger(__name__)
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     """Send one keyset range of an issue; come back later for rows not yet settled."""
+    if not self.request.is_eager:
+        close_old_connections()  # workers keep their connection (CELERY_DB_REUSE_MAX)
     result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
     logger.info(
-        "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s",
+        "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",
         issue_id,
         first_id,
         last_id,
@@ -35,6 +38,7 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
         result.failed,
         result.skipped,
         result.requeued,
+        result.recovered,
     )
     if result.retry_in is not None and not (self.request.is_eager and not result.requeued):
         raise self.retry(countdown=result.retry_in)

@@ -1,23 +1,47 @@
-"""Send one keyset range of an issue's Delivery rows: claim, re-check, render, send, mark."""
+"""Send one keyset range of an issue's Delivery rows: claim, re-check, render, send, mark.
+
+Queries per batch are constant, whatever the batch size, the number of variants or
+ESP calls: claim (2), rows with their readers (1), their chosen categories (1), the
+issue and its digest (a fixed handful), then one UPDATE settles every row, one
+adds to the issue's counters, and two see whether the issue is done. What was
+handed to the backend between the claim and that UPDATE is noted in the send
+journal (journal.py), so a crash in between re-sends at most the one call in flight.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import random
+import re
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Case, F, Q, Value, When
+from django.core.mail import get_connection
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from newsletter.digest import Variant, digest_build, digest_render
+from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
+from newsletter.digest import digest_render as _render
+from newsletter.emails import RenderedEmail
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.sending.errors import describe, retry_delay
-from newsletter.sending.messages import digest_message
-from newsletter.sending.transport import BatchInterrupted, send_per_message
+from newsletter.sending.esp import batch_profile, send_esp_batches
+from newsletter.sending.journal import journal_forget, journal_recover
+from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_message
+from newsletter.sending.transport import (
+    MSGID_TOKEN,
+    TO_TOKEN,
+    BatchInterrupted,
+    MimeTemplate,
+    Outcome,
+    send_per_message,
+    send_smtp_raw,
+    uses_smtp,
+)
 
 Status = Delivery.Status
 
@@ -29,6 +53,8 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     requeued: int = 0
+    recovered: int = 0  # rows a dead worker had sent, found in the journal
+    variants: int = 0
     retry_in: int | None = None  # run this range again after so many seconds
 
 
@@ -39,8 +65,12 @@ def _claimable(now: datetime) -> Q:
 
 def deliveries_claim(
     *, issue_id: int, first_id: int, last_id: int, token: uuid.UUID, now: datetime
-) -> list[int]:
-    """Claim the range's sendable rows for this run and lease them; return their ids.
+) -> list[tuple[int, uuid.UUID | None]]:
+    """Claim the range's sendable rows for this run and lease them.
+
+    Return (row id, the claim token it carried before) for each claimed row; a
+    previous token means a dead worker's lease ran out, and its journal says which
+    of those rows it had already sent.
 
     On PostgreSQL, FOR UPDATE SKIP LOCKED lets concurrent workers claim disjoint rows
     without waiting on each other. SQLite has no row locks but runs one write
@@ -48,61 +78,335 @@ def deliveries_claim(
     two claims never take the same row there either.
     """
     with transaction.atomic():
-        ids = list(
+        picked = list(
             Delivery.objects.filter(
                 _claimable(now), issue_id=issue_id, id__gte=first_id, id__lte=last_id
             )
             .select_for_update(skip_locked=True)
             .order_by("id")
-            .values_list("id", flat=True)
+            .values_list("id", "claim_token")
         )
-        if not ids:
+        if not picked:
             return []
-        Delivery.objects.filter(_claimable(now), pk__in=ids).update(
+        Delivery.objects.filter(_claimable(now), pk__in=[pk for pk, _ in picked]).update(
             status=Status.SENDING,
             claim_token=token,
             lease_until=now + timedelta(seconds=settings.NEWSLETTER_LEASE_SECONDS),
             attempts=F("attempts") + 1,
         )
-    return list(
-        Delivery.objects.filter(claim_token=token).order_by("id").values_list("id", flat=True)
+    return picked
+
+
+@dataclass(slots=True)
+class Reader:
+    """What sending needs of a subscriber, read without building model instances.
+
+    Quacks like a Subscriber for the token generator and the message builders.
+    """
+
+    pk: int
+    email: str
+    status: str
+    paused_until: datetime | None
+    token_secret: str
+    newsletter_id: int
+
+
+@dataclass(slots=True)
+class Row:
+    pk: int
+    attempts: int
+    subscriber: Reader
+
+
+def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
+    return [
+        Row(pk, attempts, Reader(*reader))
+        for pk, attempts, *reader in Delivery.objects.filter(pk__in=ids, claim_token=token)
+        .order_by("id")
+        .values_list(
+            "id",
+            "attempts",
+            "subscriber_id",
+            "subscriber__email",
+            "subscriber__status",
+            "subscriber__paused_until",
+            "subscriber__token_secret",
+            "subscriber__newsletter_id",
+        )
+    ]
+
+
+# Rendered variants and their serialised MIME, kept per worker process across batches
+# and keyed by a fingerprint of everything they show: a batch of the same issue
+# reuses them, any change to the issue's content makes new ones.
+_CACHE: OrderedDict[tuple, object] = OrderedDict()
+_CACHE_SIZE = 64
+
+
+_ISSUE_SHOWN = (
+    "pk",
+    "number",
+    "title",
+    "week",
+    "window_start",
+    "window_end",
+    "editor_note",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+)
+
+
+def _fingerprint(digest: Digest) -> str:
+    issue, newsletter = digest.issue, digest.issue.newsletter
+    data = (
+        settings.SITE_URL,
+        # What the templates show of the issue (not its counters, which every batch moves).
+        [getattr(issue, name) for name in _ISSUE_SHOWN],
+        [getattr(newsletter, f.attname) for f in newsletter._meta.concrete_fields],
+        [
+            (
+                section.key,
+                section.title,
+                [
+                    (
+                        item.article.pk,
+                        item.article.title,
+                        item.article.source,
+                        item.article.published_at,
+                        item.abstract,
+                        item.url,
+                        item.keywords,
+                        item.related,
+                        item.pinned,
+                    )
+                    for item in section.items
+                ],
+            )
+            for section in digest.sections
+        ],
     )
+    return hashlib.sha256(repr(data).encode()).hexdigest()
 
 
-def _mark(token: uuid.UUID, status: str, values: dict[int, tuple[str, str]], now: datetime) -> int:
-    """Settle claimed rows in one UPDATE; `values` maps row id to (esp message id, error)."""
-    if not values:
-        return 0
-    fields: dict = {"status": status, "claim_token": None, "lease_until": None}
-    if status == Status.SENT:
-        fields["sent_at"] = now
-        fields["esp_message_id"] = Case(
-            *[When(pk=pk, then=Value(mid)) for pk, (mid, _) in values.items()], default=Value("")
-        )
-    else:
-        fields["last_error"] = Case(
-            *[When(pk=pk, then=Value(err)) for pk, (_, err) in values.items()], default=Value("")
-        )
-    return Delivery.objects.filter(pk__in=list(values), claim_token=token).update(**fields)
+_WHITESPACE_RUN = re.compile(r"\s*\n\s*")
+_HTML_LINE = 700  # leaves room under SMTP's 998 for the links put in per reader
 
 
-def _variants(rows: list[Delivery], *, digest_variant, now: datetime) -> tuple[dict, dict]:
-    """Split rows into {variant: [rows]} to send and {row id: reason} to skip."""
-    to_send: dict[Variant, list[Delivery]] = defaultdict(list)
-    skipped: dict[int, tuple[str, str]] = {}
+def _compact(rendered: RenderedEmail) -> RenderedEmail:
+    """Return the variant with its HTML on a few long lines instead of a few hundred.
+
+    A line break and indentation in HTML render as one space, so this changes no
+    pixel; every SMTP hop on the way (and the ESP) reads the message line by line.
+    The text part keeps its lines.
+    """
+    flat = _WHITESPACE_RUN.sub(" ", rendered.html)
+    lines, start = [], 0
+    while len(flat) - start > _HTML_LINE:
+        cut = flat.rfind(" ", start, start + _HTML_LINE)
+        if cut <= start:
+            cut = flat.find(" ", start + _HTML_LINE)
+            if cut < 0:
+                break
+        lines.append(flat[start:cut])
+        start = cut + 1
+    lines.append(flat[start:])
+    return RenderedEmail(subject=rendered.subject, text=rendered.text, html="\n".join(lines))
+
+
+def _cached(key: tuple, make):
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    value = _CACHE[key] = make()
+    if len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return value
+
+
+@dataclass
+class _Plan:
+    """What a claimed batch does with each row."""
+
+    to_send: dict[Variant, list[Row]]
+    skipped: dict[int, str]  # row id -> reason
+    recovered: dict[int, str]  # row id -> ESP message id
+
+
+def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) -> _Plan:
+    to_send: dict[Variant, list[Row]] = defaultdict(list)
+    skipped: dict[int, str] = {}
     for row in rows:
-        reader: Subscriber = row.subscriber
+        if row.pk in recovered:
+            continue
+        reader = row.subscriber
         if reader.status != Subscriber.Status.ACTIVE:
-            skipped[row.pk] = ("", f"reader is {reader.status} at send time")
+            skipped[row.pk] = f"reader is {reader.status} at send time"
         elif reader.paused_until and reader.paused_until > now:
-            skipped[row.pk] = ("", "reader paused at send time")
+            skipped[row.pk] = "reader paused at send time"
         else:
-            variant = digest_variant(row)
+            variant = digest.variant_for(chosen[reader.pk])
             if variant:
                 to_send[variant].append(row)
             else:
-                skipped[row.pk] = ("", "none of the reader's sections is in this issue")
-    return to_send, skipped
+                skipped[row.pk] = "none of the reader's sections is in this issue"
+    return _Plan(to_send=dict(to_send), skipped=skipped, recovered=recovered)
+
+
+def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> list[Outcome]:
+    """Send every planned row, one render per variant; raise BatchInterrupted to stop."""
+    fingerprint = _fingerprint(digest)
+
+    def rendered(variant: Variant) -> RenderedEmail:
+        return _cached((fingerprint, variant), lambda: _compact(_render(digest, variant)))
+
+    connection = get_connection(fail_silently=False)
+    links = ReaderLinks()
+    profile = batch_profile(connection)
+    if profile is not None:
+        outcomes: list[Outcome] = []
+        try:
+            connection.open()
+        except Exception as exc:
+            raise BatchInterrupted([], exc) from exc
+        try:
+            for variant, rows in plan.to_send.items():
+                recipients = []
+                for r in rows:
+                    tokens = links.tokens(r.subscriber)
+                    prefix, suffix = links.around[UNSUBSCRIBE_URL]
+                    recipients.append(
+                        BatchRecipient(
+                            r.pk, r.subscriber, tokens, prefix + tokens[UNSUBSCRIBE_URL] + suffix
+                        )
+                    )
+                try:
+                    outcomes += send_esp_batches(
+                        connection,
+                        profile,
+                        rendered=rendered(variant),
+                        issue=issue,
+                        recipients=recipients,
+                        token=token,
+                        around=links.around,
+                    )
+                except BatchInterrupted as stop:
+                    raise BatchInterrupted(outcomes + stop.outcomes, stop.error) from stop.error
+        finally:
+            connection.close()
+        return outcomes
+
+    if uses_smtp(connection):
+        variants = []
+        for variant, rows in plan.to_send.items():
+            content = rendered(variant)
+            readers = []
+            for row in rows:
+                personal = links(row.subscriber)
+                readers.append(
+                    (
+                        row.pk,
+                        row.subscriber.email,
+                        personal,
+                        _factory(content, issue, row, personal),
+                    )
+                )
+            template = _cached(
+                (fingerprint, variant, "mime"), lambda c=content: _mime_template(c, issue=issue)
+            )
+            variants.append((template, readers))
+        return send_smtp_raw(connection, variants, token=token)
+
+    messages = []
+    for variant, rows in plan.to_send.items():
+        content = rendered(variant)  # once per variant, not per reader
+        for row in rows:
+            messages.append(
+                (
+                    row.pk,
+                    digest_message(
+                        content,
+                        issue=issue,
+                        subscriber=row.subscriber,
+                        delivery_id=row.pk,
+                        links=links(row.subscriber),
+                    ),
+                )
+            )
+    return send_per_message(messages, connection=connection, token=token)
+
+
+def _factory(rendered: RenderedEmail, issue: Issue, row: Row, links: dict):
+    return lambda: digest_message(
+        rendered, issue=issue, subscriber=row.subscriber, delivery_id=row.pk, links=links
+    )
+
+
+def _mime_template(rendered: RenderedEmail, *, issue: Issue) -> MimeTemplate:
+    """Serialise the variant once, tokens standing in for the reader's values."""
+    probe = Subscriber(pk=0, newsletter=issue.newsletter, email=TO_TOKEN, token_secret="")
+    identity = {p: p for p in PLACEHOLDERS}
+    message = digest_message(rendered, issue=issue, subscriber=probe, delivery_id=0, links=identity)
+    message.extra_headers["Message-ID"] = f"<{MSGID_TOKEN}>"
+    in_source = sum(rendered.text.count(p) + rendered.html.count(p) for p in PLACEHOLDERS)
+    return MimeTemplate(message, links_in_source=in_source + 1)  # + List-Unsubscribe
+
+
+_SETTLE_CHUNK = 5000  # SQLite rows per UPDATE: 25,000 parameters, within its limit
+
+
+def _settle(
+    *,
+    token: uuid.UUID,
+    status: dict[int, str],
+    message_ids: dict[int, str],
+    errors: dict[int, str],
+    variants: dict[int, str],
+    now: datetime,
+) -> None:
+    """Write every claimed row's outcome and release the claim, in one UPDATE.
+
+    Each row's own values come from arrays (PostgreSQL: UPDATE … FROM unnest(…)) or a
+    VALUES list (SQLite): the ORM's CASE WHEN per row would cost more to compile than
+    the sends it records. Table and column names come from model metadata; every
+    value is a parameter.
+    """
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    now_value = Delivery._meta.get_field("sent_at").get_db_prep_value(now, connection)
+    rows = [
+        (pk, state, message_ids.get(pk), errors.get(pk), variants.get(pk))
+        for pk, state in status.items()
+    ]
+    assignments = f"""
+        status = v.status,
+        esp_message_id = COALESCE(v.mid, {table}.esp_message_id),
+        last_error = COALESCE(v.err, {table}.last_error),
+        variant = COALESCE(v.variant, {table}.variant),
+        sent_at = CASE WHEN v.status = %s THEN %s ELSE {table}.sent_at END,
+        claim_token = NULL,
+        lease_until = NULL
+    """
+    where = f"WHERE {table}.id = v.id AND {table}.claim_token = %s"
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # Five array parameters, however many rows: nothing to parse per row.
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} FROM unnest(%s::bigint[], %s::text[],"  # noqa: S608
+                f" %s::text[], %s::text[], %s::text[]) AS v (id, status, mid, err, variant) {where}",
+                [Status.SENT, now_value, *columns, token_value],
+            )
+            return
+        for start in range(0, len(rows), _SETTLE_CHUNK):
+            chunk = rows[start : start + _SETTLE_CHUNK]
+            values = ", ".join(["(CAST(%s AS bigint), %s, %s, %s, %s)"] * len(chunk))
+            cursor.execute(
+                f"WITH v (id, status, mid, err, variant) AS (VALUES {values})"  # noqa: S608
+                f" UPDATE {table} SET {assignments} FROM v {where}",
+                [*(value for row in chunk for value in row), Status.SENT, now_value, token_value],
+            )
 
 
 def delivery_batch_send(
@@ -112,11 +416,11 @@ def delivery_batch_send(
     now = now or timezone.now()
     token = uuid.uuid4()
     result = BatchResult()
-    ids = deliveries_claim(
+    claimed = deliveries_claim(
         issue_id=issue_id, first_id=first_id, last_id=last_id, token=token, now=now
     )
-    result.claimed = len(ids)
-    if not ids:
+    result.claimed = len(claimed)
+    if not claimed:
         result.retry_in = _live_lease_wait(
             issue_id=issue_id, first_id=first_id, last_id=last_id, now=now
         )
@@ -124,79 +428,82 @@ def delivery_batch_send(
         return result
 
     issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
-    rows = list(
-        Delivery.objects.filter(claim_token=token).select_related("subscriber").order_by("id")
-    )
+    rows = _claimed_rows(token, [pk for pk, _ in claimed])
     chosen: dict[int, list[int]] = defaultdict(list)
     for subscriber_id, category_id in Subscriber.categories.through.objects.filter(
-        subscriber_id__in=[row.subscriber_id for row in rows]
+        subscriber_id__in=[row.subscriber.pk for row in rows]
     ).values_list("subscriber_id", "category_id"):
         chosen[subscriber_id].append(category_id)
-
     digest = digest_build(issue)
-    to_send, skipped = _variants(
-        rows, digest_variant=lambda row: digest.variant_for(chosen[row.subscriber_id]), now=now
+    plan = _plan(
+        rows,
+        digest=digest,
+        chosen=chosen,
+        recovered=journal_recover((pk, old) for pk, old in claimed if old),
+        now=now,
     )
-    messages = []
-    variant_of: dict[int, str] = {}
-    for variant, variant_rows in to_send.items():
-        rendered = digest_render(digest, variant)  # once per variant, not per reader
-        for row in variant_rows:
-            messages.append(
-                (
-                    row.pk,
-                    digest_message(
-                        rendered, issue=issue, subscriber=row.subscriber, delivery_id=row.pk
-                    ),
-                )
-            )
-            variant_of[row.pk] = ",".join(map(str, variant))
+    result.variants = len(plan.to_send)
 
-    attempts = max(row.attempts for row in rows)
     error: BaseException | None = None
     try:
-        outcomes = send_per_message(messages)
+        outcomes = _send(plan, issue=issue, digest=digest, token=token)
     except BatchInterrupted as interrupted:
         outcomes, error = interrupted.outcomes, interrupted.error
 
-    settled = {outcome.delivery_id for outcome in outcomes}
-    unsent = [pk for pk, _ in messages if pk not in settled]
+    status: dict[int, str] = {}
+    message_ids: dict[int, str] = {}
+    errors: dict[int, str] = {}
+    variants: dict[int, str] = {}
+    for variant, variant_rows in plan.to_send.items():
+        label = ",".join(map(str, variant))
+        for row in variant_rows:
+            variants[row.pk] = label
+    for pk, mid in plan.recovered.items():
+        status[pk], message_ids[pk] = Status.SENT, mid
+    for outcome in outcomes:
+        if outcome.sent:
+            status[outcome.delivery_id] = Status.SENT
+            message_ids[outcome.delivery_id] = outcome.message_id
+        else:
+            status[outcome.delivery_id] = Status.FAILED
+            errors[outcome.delivery_id] = outcome.error
+    for pk, reason in plan.skipped.items():
+        status[pk], errors[pk] = Status.SKIPPED, reason
+    unsent = [pk for pk in variants if pk not in status]
+    if unsent and error is not None:
+        attempts = max(row.attempts for row in rows)
+        if attempts >= settings.NEWSLETTER_MAX_ATTEMPTS:
+            reason = f"gave up after {attempts} attempts: {describe(error)}"
+            for pk in unsent:
+                status[pk], errors[pk] = Status.FAILED, reason
+        else:
+            for pk in unsent:
+                status[pk], errors[pk] = Status.QUEUED, describe(error)
+            result.requeued = len(unsent)
+            result.retry_in = retry_delay(attempts, jitter=random.random())
+
+    counts = defaultdict(int)
+    for value in status.values():
+        counts[value] += 1
     with transaction.atomic():
-        sent = _mark(
-            token, Status.SENT, {o.delivery_id: (o.message_id, "") for o in outcomes if o.sent}, now
+        _settle(
+            token=token,
+            status=status,
+            message_ids=message_ids,
+            errors=errors,
+            variants=variants,
+            now=now,
         )
-        failed = _mark(
-            token,
-            Status.FAILED,
-            {o.delivery_id: ("", o.error) for o in outcomes if not o.sent},
-            now,
-        )
-        skipped_n = _mark(token, Status.SKIPPED, skipped, now)
-        if unsent and error is not None:
-            if attempts >= settings.NEWSLETTER_MAX_ATTEMPTS:
-                reason = f"gave up after {attempts} attempts: {describe(error)}"
-                failed += _mark(token, Status.FAILED, {pk: ("", reason) for pk in unsent}, now)
-            else:
-                result.requeued = Delivery.objects.filter(pk__in=unsent, claim_token=token).update(
-                    status=Status.QUEUED,
-                    claim_token=None,
-                    lease_until=None,
-                    last_error=describe(error),
-                )
-                result.retry_in = retry_delay(attempts, jitter=random.random())
-        if variant_of:
-            Delivery.objects.filter(pk__in=list(variant_of)).update(
-                variant=Case(
-                    *[When(pk=pk, then=Value(v)) for pk, v in variant_of.items()], default=Value("")
-                )
-            )
         Issue.objects.filter(pk=issue_id).update(
-            sent_count=F("sent_count") + sent,
-            failed_count=F("failed_count") + failed,
-            skipped_count=F("skipped_count") + skipped_n,
+            sent_count=F("sent_count") + counts[Status.SENT],
+            failed_count=F("failed_count") + counts[Status.FAILED],
+            skipped_count=F("skipped_count") + counts[Status.SKIPPED],
         )
-    result.sent, result.failed, result.skipped = sent, failed, skipped_n
-    if result.retry_in is None:
+    journal_forget(token, [pk for pk, s in status.items() if s == Status.SENT])
+    result.sent, result.failed = counts[Status.SENT], counts[Status.FAILED]
+    result.skipped, result.recovered = counts[Status.SKIPPED], len(plan.recovered)
+    if result.retry_in is None and len(claimed) < last_id - first_id + 1:
+        # Rows of the range that this run did not claim may be held by another run.
         result.retry_in = _live_lease_wait(
             issue_id=issue_id, first_id=first_id, last_id=last_id, now=now
         )

@@ -48,11 +48,13 @@ def describe(exc: BaseException) -> str:
 def retry_delay(attempt: int, *, jitter: float) -> int:
     """Return the countdown in seconds before retry number `attempt` (1-based).
 
-    Exponential (30 s, 60 s, 120 s, ...) with up to 20 % jitter so that batches that
-    failed together do not come back together, and capped below the broker's
-    visibility timeout: a countdown longer than that would make Redis hand the
-    waiting task to a second worker.
+    Exponential (30 s, 60 s, 120 s, ... from NEWSLETTER_RETRY_BASE_SECONDS) with up
+    to 20 % jitter so that batches that failed together do not come back together,
+    and capped at half the broker's visibility timeout (0.6 of it with jitter): a
+    countdown longer than the timeout would make Redis hand the waiting task to a
+    second worker.
     """
     cap = settings.CELERY_VISIBILITY_TIMEOUT // 2
-    delay = min(30 * 2 ** max(attempt - 1, 0), cap)
+    base = settings.NEWSLETTER_RETRY_BASE_SECONDS
+    delay = min(base * 2 ** min(max(attempt - 1, 0), 30), cap)
     return max(1, int(delay * (1 + 0.2 * min(max(jitter, 0.0), 1.0))))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from anymail.message import AnymailMessage
 from django.core.mail import EmailMultiAlternatives
 from django.urls import reverse
 
 from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, absolute, fill_placeholders
-from newsletter.emails import RenderedEmail, build_message, site_domain
+from newsletter.emails import RenderedEmail, build_message, from_address, site_domain
 from newsletter.models import Issue, Newsletter, Subscriber
 from newsletter.tokens import reader_tokens
 
@@ -35,20 +40,58 @@ def reader_links(subscriber: Subscriber) -> dict[str, str]:
     }
 
 
+_TOKEN_SLOT = "0-token"
+
+
+class ReaderLinks:
+    """Build many readers' links fast: the URLs are resolved once, only the tokens vary.
+
+    Same values as reader_links(); a batch of a thousand readers skips two thousand
+    URL resolutions.
+    """
+
+    purposes = {UNSUBSCRIBE_URL: "unsubscribe", PREFERENCES_URL: "preferences"}
+
+    def __init__(self) -> None:
+        # {placeholder: (the URL before the token, the URL after it)}
+        self.around: dict[str, tuple[str, str]] = {
+            marker: tuple(  # type: ignore[misc]
+                absolute(reverse(f"newsletter:{purpose}", args=[_TOKEN_SLOT])).split(_TOKEN_SLOT)
+            )
+            for marker, purpose in self.purposes.items()
+        }
+
+    def tokens(self, subscriber: Subscriber) -> dict[str, str]:
+        """Return {placeholder: the reader's token}, the only part of a link that varies."""
+        return {
+            marker: reader_tokens.make_token(subscriber, purpose)
+            for marker, purpose in self.purposes.items()
+        }
+
+    def __call__(self, subscriber: Subscriber) -> dict[str, str]:
+        return {
+            marker: self.around[marker][0] + token + self.around[marker][1]
+            for marker, token in self.tokens(subscriber).items()
+        }
+
+
 def list_id(newsletter: Newsletter) -> str:
     return f'"{newsletter.name}" <{newsletter.slug}.{site_domain()}>'
 
 
-def bulk_headers(*, issue: Issue, unsubscribe: str) -> dict[str, str]:
+def bulk_headers(*, issue: Issue, unsubscribe: str | None) -> dict[str, str]:
     """Return the headers Gmail's and Yahoo's bulk-sender rules ask of every digest.
 
     List-Unsubscribe with List-Unsubscribe-Post is RFC 8058 one-click: the mailbox
-    provider POSTs to the https URL, no page, cookie or login involved.
+    provider POSTs to the https URL, no page, cookie or login involved. With
+    `unsubscribe` None the per-reader List-Unsubscribe is left out (the ESP batch
+    path sends it as a merge header).
     """
     newsletter = issue.newsletter
+    personal = {"List-Unsubscribe": f"<{unsubscribe}>"} if unsubscribe is not None else {}
     return {
         "List-Id": list_id(newsletter),
-        "List-Unsubscribe": f"<{unsubscribe}>",
+        **personal,
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "List-Archive": f"<{absolute(reverse('newsletter:archive'))}>",
         "Feedback-ID": f"{issue.number}:{newsletter.slug}:digest:brw",
@@ -56,11 +99,25 @@ def bulk_headers(*, issue: Issue, unsubscribe: str) -> dict[str, str]:
     }
 
 
+def delivery_metadata(*, issue: Issue, subscriber: Subscriber, delivery_id: int) -> dict[str, str]:
+    """Return the anymail metadata of one digest; ESP webhooks hand it back with each event."""
+    return {"issue": str(issue.pk), "subscriber": str(subscriber.pk), "delivery": str(delivery_id)}
+
+
+def digest_tags(issue: Issue) -> list[str]:
+    return ["digest", f"issue-{issue.number}"]
+
+
 def digest_message(
-    rendered: RenderedEmail, *, issue: Issue, subscriber: Subscriber, delivery_id: int
+    rendered: RenderedEmail,
+    *,
+    issue: Issue,
+    subscriber: Subscriber,
+    delivery_id: int,
+    links: dict[str, str] | None = None,
 ) -> EmailMultiAlternatives:
     """Return the digest for one reader: the variant with their links filled in."""
-    links = reader_links(subscriber)
+    links = links or reader_links(subscriber)
     personal = RenderedEmail(
         subject=rendered.subject,
         text=fill_placeholders(rendered.text, links),
@@ -74,10 +131,66 @@ def digest_message(
     )
     # anymail sends these to the ESP, which returns them in its webhooks, so every
     # tracking event finds its delivery even without the ESP message id.
-    message.metadata = {
-        "issue": str(issue.pk),
-        "subscriber": str(subscriber.pk),
-        "delivery": str(delivery_id),
+    message.metadata = delivery_metadata(
+        issue=issue, subscriber=subscriber, delivery_id=delivery_id
+    )
+    message.tags = digest_tags(issue)
+    return message
+
+
+@dataclass(frozen=True)
+class BatchRecipient:
+    delivery_id: int
+    subscriber: Subscriber
+    tokens: dict[str, str]  # {placeholder: token}; the ESP puts them into the links
+    unsubscribe_url: str
+
+
+def digest_batch_message(
+    rendered: RenderedEmail,
+    *,
+    issue: Issue,
+    recipients: Sequence[BatchRecipient],
+    merge_key: dict[str, str],
+    esp_extra: dict | None = None,
+    max_tags: int = 10,
+) -> AnymailMessage:
+    """Return one ESP batch send of a variant: one copy per recipient, personalised by the ESP.
+
+    `rendered` carries the ESP's merge fields where the tokens of the per-reader
+    links go (the rest of each URL is the same for everyone, so only the tokens
+    travel per recipient); `merge_key` maps each placeholder to its key in
+    merge_data. Each reader's List-Unsubscribe goes as a merge header and their
+    delivery as merge metadata, so every copy is exactly what the per-message path
+    would have sent.
+    """
+    newsletter = issue.newsletter
+    message = AnymailMessage(
+        subject=rendered.subject,
+        body=rendered.text,
+        from_email=from_address(newsletter),
+        to=[r.subscriber.email for r in recipients],
+        reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
+        headers=bulk_headers(issue=issue, unsubscribe=None),
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    message.merge_data = {
+        r.subscriber.email: {merge_key[marker]: token for marker, token in r.tokens.items()}
+        for r in recipients
     }
-    message.tags = ["digest", f"issue-{issue.number}"]
+    message.merge_headers = {
+        r.subscriber.email: {"List-Unsubscribe": f"<{r.unsubscribe_url}>"} for r in recipients
+    }
+    # All three keys per recipient: not every ESP hands global metadata back with a
+    # recipient's events (SparkPost keeps transmission and recipient metadata apart).
+    message.metadata = {"issue": str(issue.pk)}
+    message.merge_metadata = {
+        r.subscriber.email: delivery_metadata(
+            issue=issue, subscriber=r.subscriber, delivery_id=r.delivery_id
+        )
+        for r in recipients
+    }
+    message.tags = digest_tags(issue)[-max_tags:]
+    if esp_extra:
+        message.esp_extra = copy.deepcopy(esp_extra)
     return message

@@ -1,0 +1,1 @@
+"""`make bench` (python -m bench): the sending engine side by side with django-newsletter."""

@@ -1,0 +1,202 @@
+"""The ESP batch path: anymail's real Mailgun backend over HTTP to the local stand-in."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from newsletter.models import Delivery, Issue, Subscriber
+from newsletter.sending.batch import delivery_batch_send
+from newsletter.sending.esp import BATCH_PROFILES, batch_profile
+from standins.esp import EspStandin
+from tests.factories import (
+    ArticleFactory,
+    CategoryFactory,
+    IssueFactory,
+    IssueItemFactory,
+    SubscriberFactory,
+)
+from tests.sending_support import send_in_one_batch
+
+pytestmark = pytest.mark.django_db
+SITE = "https://weekly.example.org"
+
+
+@pytest.fixture
+def esp(settings):
+    with EspStandin() as standin:
+        settings.SITE_URL = SITE
+        settings.EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
+        settings.ANYMAIL = {"MAILGUN_API_KEY": standin.api_key, "MAILGUN_API_URL": standin.api_url}
+        yield standin
+
+
+@pytest.fixture
+def issue():
+    finance = CategoryFactory(name="Finance", position=1)
+    energy = CategoryFactory(name="Energy", position=2)
+    issue = IssueFactory(number=12, status=Issue.Status.SENDING)
+    IssueItemFactory(issue=issue, article=ArticleFactory(title="Yuan bonds", category=finance))
+    IssueItemFactory(
+        issue=issue, article=ArticleFactory(title="Wind in Kazakhstan", category=energy)
+    )
+    issue.finance, issue.energy = finance, energy
+    return issue
+
+
+def test_it_sends_a_whole_variant_in_one_api_call_with_each_readers_own_links(esp, issue):
+    readers = SubscriberFactory.create_batch(5)
+    result = send_in_one_batch(issue)
+    assert len(esp.calls) == 1 and len(esp.calls[0].recipients) == 5
+    assert result.sent == 5 and result.variants == 1
+    links = set()
+    for reader in readers:
+        (copy,) = esp.received_by(reader.email)
+        unsubscribe = re.fullmatch(
+            r"<(https://weekly\.example\.org/newsletter/unsubscribe/[^>]+/)>",
+            copy.headers["List-Unsubscribe"],
+        )
+        assert unsubscribe, copy.headers
+        assert unsubscribe.group(1) in copy.text and unsubscribe.group(1) in copy.html
+        assert "%recipient" not in copy.html and "%%" not in copy.text
+        assert copy.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        delivery = Delivery.objects.get(subscriber=reader)
+        assert copy.variables == {
+            "issue": str(issue.pk),
+            "subscriber": str(reader.pk),
+            "delivery": str(delivery.pk),
+        }
+        assert delivery.status == "sent" and delivery.esp_message_id == copy.message_id
+        links.add(unsubscribe.group(1))
+    assert len(links) == 5
+
+
+def test_the_link_in_the_batch_copy_unsubscribes_that_reader(esp, issue, client, settings):
+    settings.ALLOWED_HOSTS = ["weekly.example.org", "testserver"]
+    reader = SubscriberFactory()
+    send_in_one_batch(issue)
+    (copy,) = esp.received_by(reader.email)
+    path = urlsplit(copy.headers["List-Unsubscribe"].strip("<>")).path
+    response = client.post(
+        path, "List-Unsubscribe=One-Click", content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert Subscriber.objects.get(pk=reader.pk).status == Subscriber.Status.UNSUBSCRIBED
+
+
+def test_each_variant_is_one_call_with_only_its_sections(esp, issue):
+    energy_only = SubscriberFactory.create_batch(2)
+    for reader in energy_only:
+        reader.categories.set([issue.energy])
+    everything = SubscriberFactory.create_batch(3)
+    send_in_one_batch(issue)
+    assert sorted(len(call.recipients) for call in esp.calls) == [2, 3]
+    for reader in energy_only:
+        (copy,) = esp.received_by(reader.email)
+        assert "Wind in Kazakhstan" in copy.text and "Yuan bonds" not in copy.text
+    for reader in everything:
+        (copy,) = esp.received_by(reader.email)
+        assert "Yuan bonds" in copy.text
+
+
+def test_calls_never_exceed_the_esps_per_call_limit(esp, issue, settings):
+    settings.NEWSLETTER_ESP_BATCH_LIMIT = 4
+    SubscriberFactory.create_batch(10)
+    result = send_in_one_batch(issue)
+    assert [len(call.recipients) for call in esp.calls] == [4, 4, 2]
+    assert result.sent == 10 and esp.total == 10
+
+
+def test_a_refused_address_fails_alone_and_the_rest_are_sent(esp, issue):
+    readers = SubscriberFactory.create_batch(8)
+    esp.refuse(readers[5].email)
+    result = send_in_one_batch(issue)
+    assert (result.sent, result.failed) == (7, 1)
+    bad = Delivery.objects.get(subscriber=readers[5])
+    assert bad.status == "failed" and "not a valid address" in bad.last_error
+    assert esp.received_by(readers[5].email) == []
+    assert all(esp.received_count[r.email.lower()] == 1 for r in readers if r != readers[5])
+    issue.refresh_from_db()
+    assert (issue.sent_count, issue.failed_count, issue.status) == (7, 1, "sent")
+
+
+def test_an_esp_500_puts_the_rows_back_for_a_retry_and_the_retry_sends_them(esp, issue):
+    SubscriberFactory.create_batch(3)
+    esp.fail_next(1, status=500)
+    first = send_in_one_batch(issue)
+    assert (first.sent, first.requeued) == (0, 3) and first.retry_in is not None
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
+    assert "500" in Delivery.objects.first().last_error
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    second = delivery_batch_send(issue_id=issue.pk, first_id=min(ids), last_id=max(ids))
+    assert second.sent == 3 and esp.total == 3
+    assert Issue.objects.get(pk=issue.pk).status == "sent"
+
+
+def test_queries_per_batch_do_not_grow_with_the_batch(esp, issue):
+    def queries_for(n: int) -> int:
+        Delivery.objects.all().delete()
+        Subscriber.objects.all().delete()
+        Issue.objects.filter(pk=issue.pk).update(status="sending")
+        readers = SubscriberFactory.create_batch(n)
+        for reader in readers[: n // 2]:
+            reader.categories.set([issue.energy])
+        with CaptureQueriesContext(connection) as queries:
+            send_in_one_batch(issue)
+        return len(queries)
+
+    assert queries_for(4) == queries_for(40)
+
+
+def _backend(path: str):
+    from django.core.mail import get_connection
+
+    extra = {"secret_key": "s"} if "mailjet" in path else {}
+    return get_connection(path, api_key="k", **extra)
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+def test_the_batch_path_is_chosen_for_the_esps_that_support_it():
+    from django.core.mail import get_connection
+
+    for path in BATCH_PROFILES:
+        backend = _backend(path)
+        assert batch_profile(backend) is not None, path
+    assert (
+        batch_profile(get_connection("anymail.backends.postmark.EmailBackend", server_token="t"))
+        is None
+    )
+    assert batch_profile(get_connection("django.core.mail.backends.smtp.EmailBackend")) is None
+
+
+@pytest.mark.filterwarnings("ignore::anymail.exceptions.AnymailNotSupportedWarning")
+@pytest.mark.parametrize("path", sorted(BATCH_PROFILES))
+def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
+    """Each profile's message is one anymail accepts: inline content, merge data and headers."""
+    from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
+    from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_batch_message
+
+    backend = _backend(path)
+    profile = batch_profile(backend)
+    readers = SubscriberFactory.create_batch(2)
+    links = ReaderLinks()
+    digest = digest_build(issue)
+    message = digest_batch_message(
+        profile.with_fields(digest_render(digest, digest.section_keys), links.around),
+        issue=issue,
+        recipients=[
+            BatchRecipient(i, r, links.tokens(r), links(r)[UNSUBSCRIBE_URL])
+            for i, r in enumerate(readers)
+        ],
+        merge_key=profile.merge_keys(),
+        esp_extra=profile.esp_extra,
+        max_tags=profile.max_tags,
+    )
+    payload = backend.build_message_payload(message, backend.send_defaults)
+    body = str(payload.serialize_data())
+    assert readers[0].email in body and readers[1].email in body
+    assert "unsubscribe" in body

@@ -12,7 +12,7 @@ from django.utils import timezone
 from newsletter.models import Delivery, Issue
 from newsletter.sending import batch as batch_module
 from newsletter.sending.batch import deliveries_claim, delivery_batch_send
-from newsletter.sending.errors import retry_delay
+from newsletter.sending.retry import retry_delay
 from newsletter.sending.journal import journal_note
 from newsletter.sending.ratelimit import LocalRateLimiter, throttle
 from newsletter.tasks import reclaim_expired_leases
@@ -76,7 +76,8 @@ def test_the_reclaim_task_sends_rows_whose_lease_ran_out(issue, run_on_commit):
         token=uuid.uuid4(),
         now=timezone.now() - timedelta(hours=1),
     )
-    reclaim_expired_leases()
+    with run_on_commit():
+        reclaim_expired_leases()
     assert sorted(m.to[0] for m in mail.outbox) == sorted(r.email for r in readers)
     assert Issue.objects.get(pk=issue.pk).status == "sent"
 

@@ -248,6 +248,9 @@ class Issue(models.Model):
     scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
     send_started_at = models.DateTimeField(_("sending started"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # When a Publisher last pressed "Retry failed"; the give-up budget of rate-limited
+    # rows (NEWSLETTER_GIVE_UP_AFTER) counts from here or the send's start, the later.
+    resent_at = models.DateTimeField(_("failed rows sent again"), null=True, blank=True)
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)

@@ -12,9 +12,9 @@ from django.utils import timezone
 from newsletter.models import Delivery, Issue
 from newsletter.sending import batch as batch_module
 from newsletter.sending.batch import deliveries_claim, delivery_batch_send
-from newsletter.sending.retry import retry_delay
 from newsletter.sending.journal import journal_note
 from newsletter.sending.ratelimit import LocalRateLimiter, throttle
+from newsletter.sending.retry import retry_delay
 from newsletter.tasks import reclaim_expired_leases
 from tests.factories import (
     ArticleFactory,

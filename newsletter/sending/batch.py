@@ -469,12 +469,19 @@ def _wait_out_pause(result: BatchResult, *, issue_id: int, now: datetime) -> boo
     seconds = paused_for()
     if seconds <= PAUSE_SLEEP_MAX:
         return False
-    started = Issue.objects.filter(pk=issue_id).values_list("send_started_at", flat=True).first()
-    decision = paused_decision(seconds, started_at=started, now=now)
+    started = Issue.objects.filter(pk=issue_id).values_list("send_started_at", "resent_at").first()
+    decision = paused_decision(
+        seconds, started_at=_budget_start(*(started or (None, None))), now=now
+    )
     if decision.action is not Action.WAIT:
         return False  # past the budget: claim the rows and fail them with the reason
     result.retry_in, result.rate_limited = decision.countdown, True
     return True
+
+
+def _budget_start(send_started_at: datetime | None, resent_at: datetime | None) -> datetime | None:
+    """Return when the give-up budget started: the send, or "Retry failed" since."""
+    return max((t for t in (send_started_at, resent_at) if t), default=None)
 
 
 def _release(token: uuid.UUID, *, sent: list[int], now: datetime) -> None:
@@ -485,7 +492,8 @@ def _release(token: uuid.UUID, *, sent: list[int], now: datetime) -> None:
     claim settles them from the send journal instead of sending them again. If the
     database is still away, the lease ends on its own within NEWSLETTER_LEASE_SECONDS.
     """
-    connection.close()
+    if not connection.in_atomic_block:  # a task's own connection: open a fresh one
+        connection.close()
     try:
         held = Delivery.objects.filter(claim_token=token, status=Status.SENDING)
         held.filter(pk__in=sent).update(lease_until=now - timedelta(seconds=1))
@@ -493,7 +501,8 @@ def _release(token: uuid.UUID, *, sent: list[int], now: datetime) -> None:
             status=Status.QUEUED, claim_token=None, lease_until=None, attempts=F("attempts") - 1
         )
     except (OperationalError, InterfaceError):
-        connection.close()
+        if not connection.in_atomic_block:
+            connection.close()
 
 
 def _send_claimed(
@@ -559,7 +568,7 @@ def _send_claimed(
         decision = decide(
             error,
             attempts=max(row.attempts for row in rows),
-            started_at=issue.send_started_at,
+            started_at=_budget_start(issue.send_started_at, issue.resent_at),
             now=now,
             jitter=random.random(),
         )

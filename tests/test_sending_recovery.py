@@ -34,6 +34,7 @@ from newsletter.sending.retry import Action, decide
 from newsletter.services.issues import issue_start_sending
 from newsletter.tasks import reclaim_expired_leases
 from standins.esp import EspStandin
+from tests.e2e.conftest import wait_for
 from tests.factories import (
     ArticleFactory,
     CategoryFactory,
@@ -42,7 +43,6 @@ from tests.factories import (
     StaffUserFactory,
     SubscriberFactory,
 )
-from tests.e2e.conftest import wait_for
 from tests.sending_support import send_in_one_batch, snapshot
 
 pytestmark = pytest.mark.django_db

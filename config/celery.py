@@ -13,7 +13,7 @@ redelivery over loss:
 - visibility_timeout: Redis has no real acknowledgements; an unacknowledged task is
   handed to another worker after this many seconds. It must be longer than the longest
   batch and every retry countdown (retry delays are capped below it, see
-  newsletter.sending.retry_delay), or a slow but healthy batch would be run twice.
+  newsletter.sending.retry), or a slow but healthy batch would be run twice.
 """
 
 from __future__ import annotations

@@ -238,7 +238,7 @@ NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
 # still waiting for a rate limit fail with the reason. 24 hours by default.
 NEWSLETTER_GIVE_UP_AFTER = env_int("NEWSLETTER_GIVE_UP_AFTER", 86400, minimum=60)
 # First retry delay after a transient error; each next one doubles, capped below
-# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.errors.retry_delay).
+# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.retry).
 NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, minimum=1)
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)

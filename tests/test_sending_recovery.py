@@ -290,9 +290,7 @@ def test_the_watchdog_enqueues_again_a_range_dispatched_but_never_claimed(
     assert BatchDispatch.objects.get().dispatch_count == 2
 
 
-def test_the_watchdog_leaves_a_range_that_is_still_within_its_grace_alone(
-    issue, run_on_commit
-):
+def test_the_watchdog_leaves_a_range_that_is_still_within_its_grace_alone(issue, run_on_commit):
     SubscriberFactory.create_batch(2)
     first, last = snapshot(issue)
     now = timezone.now()
@@ -360,9 +358,10 @@ def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monke
     with pytest.raises(OperationalError):
         delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     # Not left leased for a minute: queued again, the attempt given back.
-    assert list(Delivery.objects.values_list("status", "attempts", "claim_token")) == [
-        ("queued", 0, None)
-    ] * 3
+    assert (
+        list(Delivery.objects.values_list("status", "attempts", "claim_token"))
+        == [("queued", 0, None)] * 3
+    )
     monkeypatch.undo()
     assert delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last).sent == 3
 

@@ -129,3 +129,13 @@ def _refused_connect(exc: BaseException) -> bool:
         sign in text
         for sign in ("NewConnectionError", "Connection refused", "Name or service not known")
     )
+
+
+def retry_delay(attempt: int, *, jitter: float) -> int:
+    """Return the backoff before retry number `attempt`: newsletter.sending.retry decides it.
+
+    Kept here for callers written before retry.py held every retry decision.
+    """
+    from newsletter.sending import retry  # retry.py imports this module
+
+    return retry.retry_delay(attempt, jitter=jitter)

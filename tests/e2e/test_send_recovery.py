@@ -18,7 +18,8 @@ import time
 import pytest
 from django.db import connection
 
-from newsletter.models import Delivery, InterruptedCall
+from newsletter.models import Delivery, InterruptedCall, Issue
+from newsletter.reports import issue_report
 from newsletter.services.issues import issue_start_sending
 from standins.esp import EspStandin
 from tests.e2e.conftest import ROOT, wait_for, worker_env
@@ -88,6 +89,9 @@ def test_a_worker_killed_mid_batch_has_the_rest_sent_within_two_minutes(
     )
     assert recovery < BOUND
     assert duplicates <= 25  # at most the one call in flight
+    # ... and the report says how many readers may have had a second copy.
+    possible = issue_report(issue=Issue.objects.get(pk=issue.pk)).possible_duplicates
+    assert duplicates <= possible <= 25
     assert not Delivery.objects.filter(issue=issue).exclude(status="sent").exists()
 
 

@@ -305,12 +305,6 @@ if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
         f"CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}) must be longer than "
         f"NEWSLETTER_LEASE_SECONDS ({NEWSLETTER_LEASE_SECONDS}), or Redis re-delivers batches still in flight."
     )
-if NEWSLETTER_DISPATCH_GRACE_SECONDS >= CELERY_VISIBILITY_TIMEOUT:
-    raise ImproperlyConfigured(
-        f"NEWSLETTER_DISPATCH_GRACE_SECONDS ({NEWSLETTER_DISPATCH_GRACE_SECONDS}) must be shorter "
-        f"than CELERY_VISIBILITY_TIMEOUT ({CELERY_VISIBILITY_TIMEOUT}): a lost range is found "
-        "by the watchdog, not by waiting for Redis."
-    )
 
 # --- Internationalisation ---------------------------------------------------------------
 LANGUAGE_CODE = "en"

@@ -113,6 +113,18 @@ def test_a_429_puts_the_rows_back_without_using_an_attempt_and_pauses_every_work
     assert 100 < again.retry_in <= 120
 
 
+def test_the_progress_page_says_when_sending_waits_out_a_rate_limit(esp, issue, client):
+    SubscriberFactory.create_batch(2)
+    esp.rate_limit(120)
+    send_in_one_batch(issue)
+    client.force_login(StaffUserFactory(username="chen", groups=["Publishers"]))
+    page = client.get(reverse("admin:newsletter_issue_progress", args=[issue.pk])).content.decode()
+    assert "asked us to slow down: sending resumes in 2 min. No reader is failed for it." in page
+    the_pause_ends()
+    page = client.get(reverse("admin:newsletter_issue_progress", args=[issue.pk])).content.decode()
+    assert "slow down" not in page
+
+
 def test_a_rate_limit_of_any_length_leaves_no_reader_failed_and_each_sent_once(
     esp, issue, settings
 ):

@@ -34,6 +34,7 @@ from newsletter.selectors import (
     issue_progress,
     newsletter_default,
 )
+from newsletter.sending.ratelimit import paused_for
 from newsletter.services.issues import (
     IssueActionError,
     issue_cancel,
@@ -704,4 +705,18 @@ def progress_payload(issue: Issue, progress: Progress) -> dict:
             progress.elapsed.total_seconds() if progress.elapsed else None
         ),
         "finished": progress.finished,
+        "paused_display": _paused_display(issue),
     }
+
+
+def _paused_display(issue: Issue) -> str:
+    """Say so while every worker waits out the ESP's rate limit (Retry-After)."""
+    if issue.status != Issue.Status.SENDING:
+        return ""
+    seconds = paused_for()
+    if seconds < 1:
+        return ""
+    return _t(
+        "The email service asked us to slow down: sending resumes in %(wait)s. "
+        "No reader is failed for it."
+    ) % {"wait": duration_display(seconds)}

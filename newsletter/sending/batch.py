@@ -48,7 +48,7 @@ from newsletter.sending.ratelimit import (
     rate_limit_eased,
     rate_limit_hit,
 )
-from newsletter.sending.retry import Action, decide, paused_decision
+from newsletter.sending.retry import Action, decide, hop, paused_decision
 from newsletter.sending.transport import (
     MSGID_TOKEN,
     TO_TOKEN,
@@ -691,7 +691,7 @@ def _live_lease_wait(*, issue_id: int, first_id: int, last_id: int, now: datetim
     )
     if lease is None:
         return None
-    return max(1, int((lease - now).total_seconds()) + 1)
+    return hop((lease - now).total_seconds() + 1)  # a countdown below the visibility timeout
 
 
 def issue_finish_if_done(*, issue_id: int, now: datetime) -> bool:

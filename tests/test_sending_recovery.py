@@ -378,6 +378,26 @@ def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monke
     assert delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last).sent == 3
 
 
+def test_a_database_error_after_sending_sends_nobody_twice(esp, issue, monkeypatch):
+    readers = SubscriberFactory.create_batch(3)
+    first, last = snapshot(issue)
+    real = batch_module._settle
+
+    def gone(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(batch_module, "_settle", gone)
+    with pytest.raises(OperationalError):
+        delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
+    assert esp.total == 3
+    monkeypatch.setattr(batch_module, "_settle", real)
+    # The retry takes the rows at once (their lease was ended) and finds them sent.
+    result = delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
+    assert (result.claimed, result.recovered, result.sent) == (3, 3, 3)
+    assert esp.total == 3 and all(esp.received_count[r.email.lower()] == 1 for r in readers)
+    assert not InterruptedCall.objects.exists()  # no call was in flight
+
+
 # --- 5. The duplicate window is visible --------------------------------------------------------
 
 

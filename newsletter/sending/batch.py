@@ -39,7 +39,7 @@ from newsletter.sending.dispatch import (
 )
 from newsletter.sending.errors import SendPaused, is_ambiguous
 from newsletter.sending.esp import batch_profile, send_esp_batches
-from newsletter.sending.journal import journal_forget, journal_recover
+from newsletter.sending.journal import journal_forget, journal_note, journal_recover
 from newsletter.sending.lease import LeaseHeartbeat
 from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_message
 from newsletter.sending.ratelimit import (
@@ -442,7 +442,7 @@ def delivery_batch_send(
     claimed = deliveries_claim(**where, token=token, now=now)
     result.claimed = len(claimed)
     if claimed:
-        sent: list[int] = []  # rows the backend accepted, known before the ledger is
+        sent: dict[int, str] = {}  # rows accepted (row -> message id), before the ledger knows
         try:
             with LeaseHeartbeat(token):
                 _send_claimed(result, claimed, issue_id=issue_id, token=token, now=now, sent=sent)
@@ -484,20 +484,22 @@ def _budget_start(send_started_at: datetime | None, resent_at: datetime | None) 
     return max((t for t in (send_started_at, resent_at) if t), default=None)
 
 
-def _release(token: uuid.UUID, *, sent: list[int], now: datetime) -> None:
+def _release(token: uuid.UUID, *, sent: dict[int, str], now: datetime) -> None:
     """Hand a claim back after the database went away under it.
 
     Rows not yet sent go back to the queue with their attempt given back; rows
     already sent keep the claim's token, with the lease ended, so that the next
-    claim settles them from the send journal instead of sending them again. If the
-    database is still away, the lease ends on its own within NEWSLETTER_LEASE_SECONDS.
+    claim settles them from the send journal instead of sending them again (noted
+    under this claim, rows recovered from a dead one included). If the database is
+    still away, the lease ends on its own within NEWSLETTER_LEASE_SECONDS.
     """
+    journal_note(token, sent)
     if not connection.in_atomic_block:  # a task's own connection: open a fresh one
         connection.close()
     try:
         held = Delivery.objects.filter(claim_token=token, status=Status.SENDING)
-        held.filter(pk__in=sent).update(lease_until=now - timedelta(seconds=1))
-        held.exclude(pk__in=sent).update(
+        held.filter(pk__in=list(sent)).update(lease_until=now - timedelta(seconds=1))
+        held.exclude(pk__in=list(sent)).update(
             status=Status.QUEUED, claim_token=None, lease_until=None, attempts=F("attempts") - 1
         )
     except (OperationalError, InterfaceError):
@@ -512,7 +514,7 @@ def _send_claimed(
     issue_id: int,
     token: uuid.UUID,
     now: datetime,
-    sent: list[int],
+    sent: dict[int, str],
 ) -> None:
     issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
     rows = _claimed_rows(token, [pk for pk, _ in claimed])
@@ -560,7 +562,9 @@ def _send_claimed(
         for pk, mid in journal_recover((pk, token) for pk in unsent).items():
             status[pk], message_ids[pk] = Status.SENT, mid
         unsent = [pk for pk in unsent if pk not in status]
-    sent.extend(pk for pk, state in status.items() if state == Status.SENT)
+    sent.update(
+        (pk, message_ids.get(pk, "")) for pk, state in status.items() if state == Status.SENT
+    )
     for pk, reason in plan.skipped.items():
         status[pk], errors[pk] = Status.SKIPPED, reason
     refund: list[int] = []

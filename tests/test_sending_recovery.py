@@ -314,6 +314,27 @@ def test_the_watchdog_leaves_a_range_that_is_still_within_its_grace_alone(issue,
     assert set(Delivery.objects.values_list("status", flat=True)) == {"queued"}
 
 
+@pytest.mark.services
+def test_the_watchdog_does_not_double_a_backlog_the_broker_still_holds(issue, settings):
+    from config.celery import app
+    from newsletter.tasks import send_batch
+
+    SubscriberFactory.create_batch(2)
+    first, last = snapshot(issue)
+    late = timezone.now() - timedelta(seconds=settings.NEWSLETTER_DISPATCH_GRACE_SECONDS + 5)
+    BatchDispatch.objects.create(
+        issue=issue, first_id=first, last_id=last, dispatched_at=late, due_at=late
+    )
+    app.control.purge()
+    send_batch.apply_async((issue.pk, first, last))  # still waiting in the queue: busy workers
+    try:
+        assert reclaim_expired_leases() == 0
+    finally:
+        app.control.purge()  # the queue is lost, as in a Redis restart
+    assert reclaim_expired_leases() == 1
+    app.control.purge()
+
+
 def test_a_retry_defers_the_dispatch_record_to_its_countdown(esp, issue):
     SubscriberFactory.create_batch(2)
     esp.fail_next(1, status=500)

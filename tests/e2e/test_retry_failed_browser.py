@@ -31,9 +31,7 @@ pytestmark = [
 
 
 @closes_connections
-def test_a_publisher_retries_the_failed_deliveries_and_each_is_sent_once(
-    live_server, browser_page
-):
+def test_a_publisher_retries_the_failed_deliveries_and_each_is_sent_once(live_server, browser_page):
     page, shot = browser_page
     issue = week_of_news()
     StaffUserFactory(username="chen", groups=["Publishers"])

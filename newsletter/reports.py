@@ -152,6 +152,9 @@ class IssueReport(Rates):
     opens: int = 0
     clicks: int = 0
     unsubscribed: int = 0
+    # Recipients of calls interrupted in flight (timeout, dropped connection, worker
+    # killed), sent again: each may have had a second copy (sending/batch.py).
+    possible_duplicates: int = 0
     unsubscribe_methods: dict[str, int] = field(default_factory=dict)
     links: list[LinkClicks] = field(default_factory=list)
     by_day: list[tuple[date, int, int]] = field(default_factory=list)  # (day, opened, clicked)
@@ -294,11 +297,17 @@ def issue_report(*, issue: Issue) -> IssueReport:
     )
     report.hard_bounces = kinds.get(TrackingEvent.BounceKind.HARD, 0)
     report.soft_bounces = kinds.get(TrackingEvent.BounceKind.SOFT, 0)
+    report.possible_duplicates = issue_possible_duplicates(issue=issue)
     report.unsubscribe_methods = issue_unsubscribes(issue=issue)
     report.unsubscribed = sum(report.unsubscribe_methods.values())
     report.links = issue_links(issue=issue)
     report.by_day = issue_engagement_by_day(issue=issue)
     return report
+
+
+def issue_possible_duplicates(*, issue: Issue) -> int:
+    """Return how many readers may have had a second copy: recipients of interrupted calls."""
+    return issue.interrupted_calls.aggregate(n=Sum("recipients"))["n"] or 0
 
 
 def issue_engagement_by_day(*, issue: Issue, days: int = 7) -> list[tuple[date, int, int]]:

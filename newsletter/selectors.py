@@ -181,3 +181,14 @@ def issue_preview(*, issue: Issue, categories: Iterable[int] = ()) -> Preview:
         html=fill_placeholders(rendered.html, links),
     )
     return Preview(digest=digest, variant=variant, email=email)
+
+
+def issue_failures(*, issue: Issue, limit: int = 5) -> list[tuple[str, int]]:
+    """Return the commonest reasons the issue's failed rows give, with how many rows each."""
+    return list(
+        Delivery.objects.filter(issue=issue, status=Delivery.Status.FAILED)
+        .values("last_error")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("last_error", "n")[:limit]
+    )

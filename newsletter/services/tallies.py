@@ -103,8 +103,8 @@ def issue_tally_rebuild(*, issue: Issue, now: datetime | None = None) -> IssueTa
     """
     now = now or timezone.now()
     with transaction.atomic():
-        IssueTally.objects.get_or_create(issue=issue, defaults={"built_at": now})
-        tally = IssueTally.objects.select_for_update().get(issue=issue)
+        tally = IssueTally.objects.select_for_update().filter(issue=issue).first()
+        tally = tally or IssueTally(issue=issue, built_at=now)
         deliveries = Delivery.objects.filter(issue=issue)
         counts = deliveries.aggregate(
             recipients=Count("id"),
@@ -120,32 +120,38 @@ def issue_tally_rebuild(*, issue: Issue, now: datetime | None = None) -> IssueTa
             opens=Sum("open_count"),
             clicks=Sum("click_count"),
         )
+        events = TrackingEvent.objects.filter(delivery__issue=issue)
+        bounced = Q(delivery__status=Status.BOUNCED)
+        counts |= events.aggregate(
+            hard_bounces=Count(
+                "delivery",
+                distinct=True,
+                filter=bounced & Q(bounce_kind=TrackingEvent.BounceKind.HARD),
+            ),
+            soft_bounces=Count(
+                "delivery",
+                distinct=True,
+                filter=bounced & Q(bounce_kind=TrackingEvent.BounceKind.SOFT),
+            ),
+            complaints=Count("delivery", distinct=True, filter=Q(event_type="complained")),
+        )
         for name, value in counts.items():
             setattr(tally, name, value or 0)
-        events = TrackingEvent.objects.filter(delivery__issue=issue)
-        kinds = dict(
-            events.filter(delivery__status=Status.BOUNCED)
-            .exclude(bounce_kind="")
-            .values("bounce_kind")
-            .annotate(n=Count("delivery", distinct=True))
-            .values_list("bounce_kind", "n")
-        )
-        tally.hard_bounces = kinds.get(TrackingEvent.BounceKind.HARD, 0)
-        tally.soft_bounces = kinds.get(TrackingEvent.BounceKind.SOFT, 0)
-        tally.complaints = (
-            events.filter(event_type="complained").values("delivery").distinct().count()
-        )
         hourly: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-        for index, stamp in enumerate(("opened_at", "clicked_at")):
-            for hour, n in (
-                deliveries.filter(**{f"{stamp}__isnull": False})
-                .annotate(hour=TruncHour(stamp, tzinfo=timezone.get_fixed_timezone(0)))
-                .values("hour")
-                .annotate(n=Count("id"))
-                .values_list("hour", "n")
-            ):
-                hourly[_utc_hour(hour)][index] += n
-        tally.hourly = dict(hourly)
+        utc = timezone.get_fixed_timezone(0)
+        for opened, clicked, n in (
+            deliveries.filter(opened_at__isnull=False)
+            .annotate(
+                opened=TruncHour("opened_at", tzinfo=utc),
+                clicked=TruncHour("clicked_at", tzinfo=utc),
+            )
+            .values("opened", "clicked")
+            .annotate(n=Count("id"))
+            .values_list("opened", "clicked", "n")
+        ):
+            hourly[_utc_hour(opened)][0] += n
+            if clicked is not None:
+                hourly[_utc_hour(clicked)][1] += n
         links: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         readers: dict[str, set[int]] = defaultdict(set)
         for url, delivery_id in (
@@ -160,21 +166,26 @@ def issue_tally_rebuild(*, issue: Issue, now: datetime | None = None) -> IssueTa
             links[key][1] = len(ids)
         tally.links = dict(links)
         tally.built_at = now
-        tally.save()
+        tally.save(force_insert=tally._state.adding)
     return tally
+
+
+def issue_tallies(*, issues) -> dict[Issue, IssueTally]:
+    """Return the tally of each issue (a queryset or list), in one query once all are built."""
+    issues = list(issues)
+    stored = {tally.issue_id: tally for tally in IssueTally.objects.filter(issue__in=issues)}
+    found = {}
+    for issue in issues:
+        tally = stored.get(issue.pk)
+        finished = issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED)
+        fresh = tally is not None and (issue.sent_at is None or tally.built_at >= issue.sent_at)
+        found[issue] = tally if finished and fresh else issue_tally_rebuild(issue=issue)
+    return found
 
 
 def issue_tally(*, issue: Issue) -> IssueTally:
     """Return the issue's tally: the stored one once it was sent, else counted now."""
-    tally = IssueTally.objects.filter(issue=issue).first()
-    finished = issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED)
-    if (
-        tally is not None
-        and finished
-        and (issue.sent_at is None or tally.built_at >= issue.sent_at)
-    ):
-        return tally
-    return issue_tally_rebuild(issue=issue)
+    return issue_tallies(issues=[issue])[issue]
 
 
 def issue_tallies_add(*, deltas: dict[int, TallyDelta]) -> None:

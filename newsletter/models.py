@@ -160,7 +160,18 @@ class Subscriber(models.Model):
                 Lower("email"), "newsletter", name="subscriber_email_ci_unique"
             ),
         ]
-        indexes = [models.Index(fields=["newsletter", "status"])]
+        indexes = [
+            models.Index(fields=["newsletter", "status"]),
+            # Admin lists the newest first; list health counts sign-ups and
+            # confirmations per week, and readers paused now.
+            models.Index(fields=["created_at"], name="subscriber_created_idx"),
+            models.Index(fields=["confirmed_at"], name="subscriber_confirmed_idx"),
+            models.Index(
+                fields=["paused_until"],
+                name="subscriber_paused_idx",
+                condition=models.Q(paused_until__isnull=False),
+            ),
+        ]
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
 

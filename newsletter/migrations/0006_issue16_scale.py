@@ -68,4 +68,16 @@ class Migration(migrations.Migration):
             model_name='trackingevent',
             index=models.Index(condition=models.Q(('processed_at__isnull', True)), fields=['id'], name='trackingevent_to_apply'),
         ),
+        migrations.AddIndex(
+            model_name='subscriber',
+            index=models.Index(fields=['created_at'], name='subscriber_created_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='subscriber',
+            index=models.Index(fields=['confirmed_at'], name='subscriber_confirmed_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='subscriber',
+            index=models.Index(condition=models.Q(('paused_until__isnull', False)), fields=['paused_until'], name='subscriber_paused_idx'),
+        ),
     ]

@@ -20,6 +20,7 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from newsletter.bulk_sql import rows_update
 from newsletter.models import Delivery, Issue, IssueTally, TrackingEvent
 
 Status = Delivery.Status
@@ -206,4 +207,4 @@ def issue_tallies_add(*, deltas: dict[int, TallyDelta]) -> None:
             before = tally.links.get(key, [0, 0])
             tally.links[key] = [before[0] + clicks, before[1] + readers]
     if tallies:
-        IssueTally.objects.bulk_update(tallies, [*TallyDelta.COUNTERS, "hourly", "links"])
+        rows_update(IssueTally, tallies, [*TallyDelta.COUNTERS, "hourly", "links"])

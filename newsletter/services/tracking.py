@@ -38,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from newsletter.bulk_sql import rows_update
 from newsletter.models import Delivery, Subscriber, TrackingEvent
 from newsletter.services.subscribers import subscriber_unsubscribe, subscriber_withdraw
 from newsletter.services.tallies import DELIVERED, TallyDelta, issue_tallies_add, link_key
@@ -246,6 +247,19 @@ def _metadata_ids(event: TrackingEvent) -> tuple[int | None, int | None, int | N
     return tuple(_int(metadata.get(key)) for key in ("delivery", "issue", "subscriber"))
 
 
+_DELIVERY_FIELDS = (
+    "issue_id",
+    "subscriber_id",
+    "status",
+    "esp_message_id",
+    "opened_at",
+    "open_count",
+    "clicked_at",
+    "click_count",
+)
+_READER_FIELDS = ("email", "status", "soft_bounce_count", "newsletter_id")
+
+
 def _deliveries_for(events: list[TrackingEvent], *, lock: bool) -> dict[int, Delivery | None]:
     """Return the Delivery of each event (by event id), in one query for a whole batch.
 
@@ -257,7 +271,13 @@ def _deliveries_for(events: list[TrackingEvent], *, lock: bool) -> dict[int, Del
     the rows are locked in id order, so that counters can be added to in memory and
     written back in bulk while no other applier changes them.
     """
-    rows = Delivery.objects.select_related("subscriber__newsletter").order_by("pk")
+    # Only what the policy reads for an open or click; `_apply` loads the whole reader
+    # for the few events that change them.
+    rows = (
+        Delivery.objects.select_related("subscriber")
+        .only(*_DELIVERY_FIELDS, *(f"subscriber__{name}" for name in _READER_FIELDS))
+        .order_by("pk")
+    )
     if lock:
         rows = rows.select_for_update(of=("self",), no_key=True)
     ids = {event.pk: _metadata_ids(event) for event in events}
@@ -467,7 +487,8 @@ class _Batch:
 
     def write(self) -> None:
         if self.engaged:
-            Delivery.objects.bulk_update(
+            rows_update(
+                Delivery,
                 list(self.engaged.values()),
                 ["open_count", "opened_at", "click_count", "clicked_at"],
             )
@@ -554,6 +575,10 @@ def _apply(
 ) -> None:
     """Apply the policy to one event: the ledger through `batch`, the reader at once."""
     subscriber = _subscriber_for(event, delivery)
+    if subscriber is not None and action not in (OPEN, CLICK, None) and delivery is not None:
+        # This event may change the reader: work on all of them, not the few fields read.
+        subscriber = Subscriber.objects.select_related("newsletter").get(pk=subscriber.pk)
+        delivery.subscriber = subscriber
     when = event.timestamp or event.received_at or batch.now
     if action in (HARD_BOUNCE, SOFT_BOUNCE):
         event.bounce_kind = action
@@ -673,7 +698,7 @@ def tracking_events_apply(
         batch.write()
         if applied:
             fields = _EVENT_FIELDS + (_FORGOTTEN_FIELDS if forgotten else [])
-            TrackingEvent.objects.bulk_update(applied, fields)
+            rows_update(TrackingEvent, applied, fields)
         result.applied = len(applied)
     return result
 

@@ -28,15 +28,26 @@ def table_rows_estimate(model: type[Model]) -> int | None:
     return int(row[0]) if row and row[0] and row[0] > 0 else None
 
 
-def value_shares(model: type[Model], column: str) -> dict[str, float]:
-    """Return the share of the table's rows that hold each common value of `column`."""
+def value_shares(
+    model: type[Model], columns: list[str]
+) -> tuple[int | None, dict[str, dict[str, float]]]:
+    """Return the table's estimated rows and, per column, each common value's share."""
+    if connection.vendor != "postgresql":
+        return None, {}
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT most_common_vals::text::text[], most_common_freqs FROM pg_stats "
-            "WHERE schemaname = current_schema() AND tablename = %s AND attname = %s",
-            [model._meta.db_table, column],
+            "SELECT c.reltuples::bigint, s.attname, s.most_common_vals::text::text[], "
+            "s.most_common_freqs FROM pg_class c LEFT JOIN pg_stats s "
+            "ON s.schemaname = current_schema() AND s.tablename = c.relname "
+            "AND s.attname = ANY(%s) WHERE c.oid = %s::regclass",
+            [columns, model._meta.db_table],
         )
-        row = cursor.fetchone()
-    if not row or not row[0]:
-        return {}
-    return dict(zip(row[0], row[1], strict=False))
+        rows = cursor.fetchall()
+    if not rows or not rows[0][0] or rows[0][0] <= 0:
+        return None, {}
+    shares = {
+        column: dict(zip(values, freqs, strict=False))
+        for _, column, values, freqs in rows
+        if column and values
+    }
+    return int(rows[0][0]), shares

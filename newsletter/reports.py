@@ -347,6 +347,27 @@ def _per_week(queryset: QuerySet, stamp: str, since: datetime, count: str = "id"
     return {_week_start(week) if isinstance(week, datetime) else week: n for week, n in rows}
 
 
+def _outcomes_per_week(events: QuerySet[TrackingEvent], since: datetime) -> dict[str, dict]:
+    """Return readers bounced and complained per week, from their events, in one query."""
+    tz = timezone.get_current_timezone()
+    outcomes = {
+        TrackingEvent.Outcome.BOUNCED: "bounced",
+        TrackingEvent.Outcome.COMPLAINED: "complained",
+    }
+    series: dict[str, dict] = {name: {} for name in outcomes.values()}
+    rows = (
+        events.filter(outcome__in=list(outcomes), received_at__gte=since)
+        .annotate(week=TruncWeek("received_at", tzinfo=tz))
+        .values("week", "outcome")
+        .annotate(n=Count("id"))
+        .values_list("week", "outcome", "n")
+    )
+    for week, outcome, n in rows:
+        start = _week_start(week) if isinstance(week, datetime) else week
+        series[outcomes[outcome]][start] = n
+    return series
+
+
 def _issues_by_week(
     tallies: dict[Issue, IssueTally], since: datetime
 ) -> tuple[dict[date, int], dict[date, int]]:
@@ -402,12 +423,7 @@ def list_health(
             since,
             count="subscriber",
         ),
-        "bounced": _per_week(
-            events.filter(outcome=TrackingEvent.Outcome.BOUNCED), "received_at", since
-        ),
-        "complained": _per_week(
-            events.filter(outcome=TrackingEvent.Outcome.COMPLAINED), "received_at", since
-        ),
+        **_outcomes_per_week(events, since),
         "paused": _per_week(
             Repermission.objects.filter(
                 subscriber__newsletter=newsletter, outcome=Repermission.Outcome.PAUSED

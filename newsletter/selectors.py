@@ -19,7 +19,7 @@ from newsletter.digest import (
     fill_placeholders,
 )
 from newsletter.emails import RenderedEmail
-from newsletter.estimates import BIG, table_rows_estimate, value_shares
+from newsletter.estimates import BIG, value_shares
 from newsletter.models import Delivery, Issue, Newsletter, Subscriber
 from newsletter.sending.messages import reader_links
 
@@ -32,10 +32,10 @@ def subscriber_counts_by_status(*, newsletter: Newsletter) -> tuple[dict[str, in
     A big list is estimated from PostgreSQL's statistics (newsletter/estimates.py): the
     share of each status and of this newsletter in the whole table, taken as unrelated.
     """
-    rows = table_rows_estimate(Subscriber)
+    rows, shares = value_shares(Subscriber, ["status", "newsletter_id"])
     if rows is not None and rows >= BIG:
-        statuses = value_shares(Subscriber, "status")
-        newsletters = value_shares(Subscriber, "newsletter_id")
+        statuses = shares.get("status", {})
+        newsletters = shares.get("newsletter_id", {})
         share = newsletters.get(str(newsletter.pk), 1.0 if len(newsletters) <= 1 else 0.0)
         if statuses:
             return {status: round(rows * part * share) for status, part in statuses.items()}, True

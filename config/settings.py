@@ -219,7 +219,7 @@ if (
     )
 
 # --- The newsletter ---------------------------------------------------------------------
-NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
+NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 1000, minimum=1)
 # A claimed batch row is leased for this long; a worker that dies leaves rows that
 # another worker re-sends once the lease runs out.
 NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 900, minimum=30)

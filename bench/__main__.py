@@ -348,7 +348,7 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
     standin = (EspStandin(keep=3) if path == "esp" else SmtpSink(keep=3)).start()
     if path == "esp":
         env = {
-            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "EMAIL_BACKEND": "newsletter.sending.mailgun.EmailBackend",
             "ANYMAIL_MAILGUN_API_KEY": standin.api_key,
             "ANYMAIL_MAILGUN_API_URL": standin.api_url,
         }

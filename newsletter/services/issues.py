@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from articles.models import Article
@@ -79,12 +79,36 @@ class CompileResult:
     message: str = ""
 
 
+def _previous_issue(newsletter: Newsletter, *, before: Issue | None) -> Issue | None:
+    """Return the newsletter's latest issue before `before` (all when None), not cancelled."""
+    issues = Issue.objects.filter(newsletter=newsletter).exclude(status=Status.CANCELLED)
+    if before is not None:
+        issues = issues.filter(number__lt=before.number)
+    return issues.order_by("-number").first()
+
+
 def _articles_for(
-    newsletter: Newsletter, start: datetime, end: datetime, *, exclude_issue: Issue | None
+    newsletter: Newsletter,
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_issue: Issue | None,
+    previous: Issue | None,
 ):
-    articles = Article.objects.filter(
-        status=Article.Status.PUBLISHED, published_at__gte=start, published_at__lt=end
-    ).select_related("category")
+    """Return the published articles of [start, end) that no issue of `newsletter` carries.
+
+    An article the feed delivered after the previous issue's cutoff, though dated
+    inside that issue's span (a feed fetched a few minutes late), comes too: it arrived
+    too late for that issue and would otherwise be in none.
+    """
+    in_window = Q(published_at__gte=start, published_at__lt=end)
+    if previous is not None:
+        in_window |= Q(
+            created_at__gte=start, published_at__gte=previous.window_start, published_at__lt=end
+        )
+    articles = Article.objects.filter(in_window, status=Article.Status.PUBLISHED).select_related(
+        "category"
+    )
     offered = list(newsletter.categories.values_list("pk", flat=True))
     if offered:
         articles = articles.filter(category__in=offered)
@@ -103,14 +127,16 @@ def issue_compile(
 ) -> CompileResult:
     """Draft the issue of `week` (default: the current one) from its window's articles.
 
-    Only published articles that no earlier issue carried are taken, in sections by
+    The window runs from the previous issue's cutoff to this week's send moment (or
+    now, if sooner), and the issue's cutoff becomes the end of what it gathered: an
+    issue compiled and sent early leaves the rest of its week to the next one. Only
+    published articles that no earlier issue carried are taken, in sections by
     category, ranked by editor priority then date. Re-compiling a draft keeps what
     editors did (order, pins, removals, abstracts) and appends what is new. An empty
     week makes no issue.
     """
     now = now or timezone.now()
     week = week or current_week(newsletter, now)
-    start, end = issue_window(newsletter, week)
     with transaction.atomic():
         issue = (
             Issue.objects.select_for_update()
@@ -123,7 +149,14 @@ def issue_compile(
                 issue=issue,
                 message=f"Issue No. {issue.number} for {week} is {issue.status}; left as it is.",
             )
-        articles = list(_articles_for(newsletter, start, min(end, now), exclude_issue=issue))
+        previous = _previous_issue(newsletter, before=issue)
+        start, end = issue_window(
+            newsletter, week, after=previous.window_end if previous is not None else None
+        )
+        cutoff = max(start, min(end, now))
+        articles = list(
+            _articles_for(newsletter, start, cutoff, exclude_issue=issue, previous=previous)
+        )
         if issue is not None:
             present = set(issue.items.values_list("article_id", flat=True))
             articles = [a for a in articles if a.pk not in present]
@@ -142,11 +175,14 @@ def issue_compile(
                 week=str(week),
                 title=f"{newsletter.name} No. {number}",
                 window_start=start,
-                window_end=end,
+                window_end=cutoff,
                 utm_source="newsletter",
                 utm_medium="email",
                 utm_campaign=f"{newsletter.slug}-{number}",
             )
+        else:
+            Issue.objects.filter(pk=issue.pk).update(window_start=start, window_end=cutoff)
+            issue.window_start, issue.window_end = start, cutoff
         last = issue.items.aggregate(p=Max("position"))["p"] or 0
         IssueItem.objects.bulk_create(
             [

@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every time shown or typed on a page is in the newsletter's zone, whatever TIME_ZONE is.
+    "newsletter.timezones.NewsroomTimezoneMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

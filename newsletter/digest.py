@@ -15,6 +15,7 @@ import markdown
 from django.conf import settings
 from django.db.models import Prefetch
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from articles.feeds import sanitise_html
@@ -249,8 +250,12 @@ def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> d
 
 
 def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> RenderedEmail:
-    """Render one variant of the digest, per-reader links left as placeholders."""
-    return render_email("digest", digest_context(digest, variant, test=test))
+    """Render one variant of the digest, per-reader links left as placeholders.
+
+    Dates are the newsroom's: rendered in the newsletter's zone, not the worker's.
+    """
+    with timezone.override(digest.issue.newsletter.tz):
+        return render_email("digest", digest_context(digest, variant, test=test))
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

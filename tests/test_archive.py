@@ -83,7 +83,8 @@ def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
     )
     assert '<meta property="og:description" content="Headline of issue 7">' in page
     assert '<meta name="twitter:card" content="summary">' in page
-    assert f'<meta property="article:published_time" content="{issue.sent_at.isoformat()}">' in page
+    sent = issue.sent_at.astimezone(issue.newsletter.tz)  # the newsroom's time, same instant
+    assert f'<meta property="article:published_time" content="{sent.isoformat()}">' in page
     assert "/newsletter/feed/" in page
 
 

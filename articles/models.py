@@ -12,6 +12,15 @@ class Category(models.Model):
         _("position"), default=0, help_text=_("Sections appear in the digest in this order.")
     )
     description = models.CharField(_("description"), max_length=300, blank=True)
+    enabled = models.BooleanField(
+        _("on"),
+        default=True,
+        help_text=_(
+            "Offered to readers and given its own section. A category that first appears "
+            "in a feed starts off: its articles go under \"More news\" until an editor "
+            "turns it on."
+        ),
+    )
 
     class Meta:
         ordering = ["position", "name"]

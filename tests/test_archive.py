@@ -79,7 +79,8 @@ def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
     assert f'<link rel="canonical" href="{url}">' in page
     assert f'<meta property="og:url" content="{url}">' in page
     assert (
-        '<meta property="og:title" content="Belt &amp; Road Weekly No. 7 · Week 48, 2026">' in page
+        '<meta property="og:title" content="Headline of issue 7 · Belt &amp; Road Weekly No. 7">'
+        in page
     )
     assert '<meta property="og:description" content="Headline of issue 7">' in page
     assert '<meta name="twitter:card" content="summary">' in page

@@ -30,7 +30,11 @@ def _category(name: str) -> Category:
         position = (
             Category.objects.order_by("-position").values_list("position", flat=True).first() or 0
         ) + 1
-        category = Category.objects.create(name=name, slug=slug, position=position)
+        # A new category is the newsroom's to offer: off (its articles under "More news")
+        # until an editor turns it on.
+        category = Category.objects.create(
+            name=name, slug=slug, position=position, enabled=False
+        )
     return category
 
 

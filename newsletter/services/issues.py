@@ -20,6 +20,7 @@ from django.utils import timezone
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
+from newsletter.selectors import issue_digest_size
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
 from newsletter.services.editors import (
@@ -69,6 +70,19 @@ def _require_items(issue: Issue, action: str) -> None:
         raise IssueNotSendable(
             f"No. {issue.number} has no articles; add some before it is {action}."
         )
+    _require_unclipped(issue, action)
+
+
+def _require_unclipped(issue: Issue, action: str) -> None:
+    """Refuse an issue whose largest variant Gmail would clip, hiding the unsubscribe link."""
+    size = issue_digest_size(issue=issue)
+    if size.over:
+        raise IssueNotSendable(
+            f"No. {issue.number} cannot be {action}: the variant with {size.variant} is "
+            f"{size.kb} KB of HTML, {size.over_kb} KB over the {size.limit // 1024} KB limit "
+            f"(Gmail clips past about 102 KB and hides the unsubscribe link). Lower the "
+            f"articles per section or remove articles."
+        )
 
 
 @dataclass
@@ -111,7 +125,8 @@ def _articles_for(
     )
     offered = list(newsletter.categories.values_list("pk", flat=True))
     if offered:
-        articles = articles.filter(category__in=offered)
+        # A category not yet turned on is in nobody's list: its articles are "More news".
+        articles = articles.filter(Q(category__in=offered) | Q(category__enabled=False))
     carried = IssueItem.objects.filter(issue__newsletter=newsletter, removed=False).exclude(
         issue__status=Issue.Status.CANCELLED
     )

@@ -23,6 +23,8 @@ import requests
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from articles.fetching import FetchRefused, fetch_url
+
 MAX_FEED_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 20
 # A date past tomorrow is a typo or a clock gone wrong, one before 1990 a placeholder
@@ -140,25 +142,25 @@ def html_to_text(value: str) -> str:
 
 
 def load_source(source: str) -> bytes:
-    """Return the bytes of a feed given as an http(s) URL or a file path."""
+    """Return the bytes of a feed given as an http(s) URL or a file path.
+
+    URLs go through the SSRF guard of articles.fetching, like scheduled fetches.
+    """
     if urlsplit(source).scheme in ("http", "https"):
         try:
-            response = requests.get(
-                source,
-                timeout=FETCH_TIMEOUT_SECONDS,
-                headers={"User-Agent": "BeltAndRoadWeekly/1.0 (+feed import)"},
-                stream=True,
-            )
-            response.raise_for_status()
-            data = response.raw.read(MAX_FEED_BYTES + 1, decode_content=True)
+            fetched = fetch_url(source, max_bytes=MAX_FEED_BYTES)
+        except FetchRefused as exc:
+            raise FeedError(f"{source}: refused: {exc}.") from None
         except requests.RequestException as exc:
             raise FeedError(f"{source}: cannot fetch the feed ({exc}).") from None
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FeedError(f"{source}: no such file, and not an http(s) URL.")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FEED_BYTES + 1)
+        if fetched.status >= 400 or fetched.body is None:
+            raise FeedError(f"{source}: cannot fetch the feed (HTTP {fetched.status}).")
+        return fetched.body
+    path = Path(source)
+    if not path.is_file():
+        raise FeedError(f"{source}: no such file, and not an http(s) URL.")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FEED_BYTES + 1)
     if len(data) > MAX_FEED_BYTES:
         raise FeedError(f"{source}: the feed is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
     return data

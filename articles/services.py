@@ -5,13 +5,20 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
 
+import requests
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, models, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from articles.feeds import FeedEntry, ParsedFeed, read_feed
-from articles.models import Article, Category, Keyword
+from articles.feeds import MAX_FEED_BYTES, FeedEntry, FeedError, ParsedFeed, parse_feed, read_feed
+from articles.fetching import FetchRefused, fetch_url
+from articles.models import Article, Category, FeedFetch, FeedSource, Keyword
 
 
 @dataclass
@@ -154,3 +161,87 @@ def articles_import_feed(
 ) -> ImportResult:
     """Import a feed from a URL or a file; raise FeedError if it cannot be read at all."""
     return articles_import(feed=read_feed(source), on_progress=on_progress)
+
+
+class SourceError(Exception):
+    """A feed source's URL cannot be used; the message says why."""
+
+
+def feed_file_path(url: str) -> Path:
+    """Return the file a "file:NAME" source reads: inside FEED_FILE_DIR, or SourceError.
+
+    Only names inside the one directory an operator named are readable, so a source
+    cannot read settings, keys or /etc through "file:../../…" or a symlink.
+    """
+    if not settings.FEED_FILE_DIR:
+        raise SourceError("file sources are off: FEED_FILE_DIR is empty")
+    root = Path(settings.FEED_FILE_DIR).resolve()
+    path = (root / url.removeprefix("file:").lstrip("/")).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise SourceError(f"{url!r} is outside FEED_FILE_DIR ({root})")
+    if not path.is_file():
+        raise SourceError(f"no file {path.name!r} in FEED_FILE_DIR ({root})")
+    return path
+
+
+def feed_source_check_url(url: str) -> None:
+    """Raise SourceError unless `url` is an http(s) URL or a file inside FEED_FILE_DIR."""
+    if url.startswith("file:"):
+        feed_file_path(url)
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"{url!r}: a feed URL starts with http:// or https://")
+
+
+def feed_source_fetch(*, source: FeedSource, now: datetime | None = None) -> FeedFetch:
+    """Fetch one source, import what is new or changed, and record the fetch.
+
+    An unchanged feed answers 304 to the conditional GET and imports nothing. Any
+    failure — refused address, timeout, HTTP error, not a feed — is recorded on the
+    fetch row with a clear message; nothing is imported from a feed that failed.
+    """
+    now = now or timezone.now()
+    fetch = FeedFetch(source=source, at=now)
+    try:
+        data, validators = _feed_source_read(source, fetch)
+        if data is not None:
+            result = articles_import(
+                feed=parse_feed(data, name=source.name),
+                language=source.language,
+                default_category=source.default_category,
+            )
+            fetch.new, fetch.updated, fetch.refused = (
+                result.created,
+                result.updated,
+                len(result.errors),
+            )
+            fetch.refused_items = "\n".join(result.errors)
+            source.etag, source.last_modified = validators
+            source.save(update_fields=["etag", "last_modified"])
+    except (SourceError, FeedError, FetchRefused) as exc:
+        fetch.error = str(exc)
+    except requests.RequestException as exc:
+        fetch.error = f"cannot fetch the feed: {exc}"
+    fetch.save()
+    return fetch
+
+
+def _feed_source_read(source: FeedSource, fetch: FeedFetch) -> tuple[bytes | None, tuple[str, str]]:
+    """Return the feed's bytes (None when unchanged since the last fetch) and validators."""
+    if source.url.startswith("file:"):
+        with feed_file_path(source.url).open("rb") as handle:
+            data = handle.read(MAX_FEED_BYTES + 1)
+        if len(data) > MAX_FEED_BYTES:
+            raise SourceError(f"the file is over the {MAX_FEED_BYTES:,} byte cap")
+        return data, ("", "")
+    feed_source_check_url(source.url)
+    fetched = fetch_url(
+        source.url, etag=source.etag, last_modified=source.last_modified, max_bytes=MAX_FEED_BYTES
+    )
+    fetch.status = fetched.status
+    if fetched.status == 304:
+        return None, (source.etag, source.last_modified)
+    if fetched.status >= 400 or fetched.body is None:
+        raise SourceError(f"the server answered HTTP {fetched.status}")
+    return fetched.body, (fetched.etag, fetched.last_modified)

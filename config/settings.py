@@ -165,7 +165,22 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TIMEZONE = "UTC"
+# --- Feed sources ----------------------------------------------------------------------
+# Every active feed source is fetched this often (conditional GET, so an unchanged feed
+# costs one small request).
+FEED_FETCH_INTERVAL_MINUTES = env_int("FEED_FETCH_INTERVAL_MINUTES", 15, minimum=1)
+# A source may read a file only from this directory ("file:NAME"); empty: no file sources.
+# The default holds the sample feeds shipped with the project, for the demo.
+FEED_FILE_DIR = env_str("FEED_FILE_DIR", str(BASE_DIR / "articles" / "fixtures"))
+# Test-only, never from the environment: lets tests fetch feeds from 127.0.0.1.
+FEED_ALLOW_LOOPBACK = False
+
 CELERY_BEAT_SCHEDULE = {
+    # Each active feed source is fetched, its new and changed articles imported.
+    "fetch-feeds": {
+        "task": "articles.tasks.fetch_feeds",
+        "schedule": FEED_FETCH_INTERVAL_MINUTES * 60.0,
+    },
     # Each newsletter compiles at its own weekday and time; this tick checks which are due.
     "compile-due-issues": {"task": "newsletter.tasks.compile_due_issues", "schedule": 300.0},
     # Scheduled issues start sending when their time comes.

@@ -170,8 +170,8 @@ CELERY_TIMEZONE = "UTC"
 # costs one small request).
 FEED_FETCH_INTERVAL_MINUTES = env_int("FEED_FETCH_INTERVAL_MINUTES", 15, minimum=1)
 # A source may read a file only from this directory ("file:NAME"); empty: no file sources.
-# The default holds the sample feeds shipped with the project, for the demo.
-FEED_FILE_DIR = env_str("FEED_FILE_DIR", str(BASE_DIR / "articles" / "fixtures"))
+# `make demo` writes its portal feed there (the shipped sample, dated this week).
+FEED_FILE_DIR = env_str("FEED_FILE_DIR", str(VAR_DIR / "feeds"))
 # Test-only, never from the environment: lets tests fetch feeds from 127.0.0.1.
 FEED_ALLOW_LOOPBACK = False
 

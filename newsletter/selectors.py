@@ -203,6 +203,10 @@ class DigestSize:
         return DIGEST_MAX_BYTES
 
     @property
+    def limit_kb(self) -> int:
+        return DIGEST_MAX_BYTES // 1024
+
+    @property
     def over(self) -> int:
         return max(self.html_bytes - DIGEST_MAX_BYTES, 0)
 
@@ -229,5 +233,5 @@ def issue_digest_size(*, issue: Issue, digest: Digest | None = None) -> DigestSi
     variant = digest.section_keys
     preview = issue_preview(issue=issue, categories=(), digest=digest)
     titles = [section.title for section in digest.sections_for(variant)]
-    label = "every section" + (f" ({', '.join(titles)})" if titles else "")
+    label = "every section" + (f": {', '.join(titles)}" if titles else "")
     return DigestSize(variant=label, html_bytes=len(preview.email.html.encode()))

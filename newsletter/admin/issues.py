@@ -311,13 +311,13 @@ class IssueAdmin(admin.ModelAdmin):
             digest = digest_build(obj)
             form.base_fields["headline"].widget.attrs.update(
                 placeholder=headline(dataclasses.replace(digest, issue=_blank(obj))),
-                size=80,
+                style="width: 40em; max-width: 100%",
             )
             form.base_fields["preheader"].widget.attrs.update(
                 placeholder=preheader(
                     dataclasses.replace(digest, issue=_blank(obj)), digest.section_keys
                 ),
-                size=80,
+                style="width: 40em; max-width: 100%",
             )
             form.base_fields["section_cap"].widget.attrs.update(
                 placeholder=str(obj.newsletter.section_cap)

@@ -79,7 +79,7 @@ def _require_unclipped(issue: Issue, action: str) -> None:
     if size.over:
         raise IssueNotSendable(
             f"No. {issue.number} cannot be {action}: the variant with {size.variant} is "
-            f"{size.kb} KB of HTML, {size.over_kb} KB over the {size.limit // 1024} KB limit "
+            f"{size.kb} KB of HTML, {size.over_kb} KB over the {size.limit_kb} KB limit "
             f"(Gmail clips past about 102 KB and hides the unsubscribe link). Lower the "
             f"articles per section or remove articles."
         )

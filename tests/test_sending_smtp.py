@@ -40,7 +40,10 @@ def issue():
     IssueItemFactory(
         issue=issue, article=ArticleFactory(title="Hydropower in Laos · 老挝", category=energy)
     )
-    IssueItemFactory(issue=issue, article=ArticleFactory(title="Rail freight to Duisburg"))
+    logistics = CategoryFactory(name="Logistics", position=1)  # the first section
+    IssueItemFactory(
+        issue=issue, article=ArticleFactory(title="Rail freight to Duisburg", category=logistics)
+    )
     issue.energy = energy
     return issue
 

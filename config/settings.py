@@ -165,8 +165,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TIMEZONE = "UTC"
-# How often beat's send watchdog looks for lost or stalled batch ranges.
-NEWSLETTER_WATCH_SECONDS = env_int("NEWSLETTER_WATCH_SECONDS", 30, minimum=1)
 # --- Feed sources ----------------------------------------------------------------------
 # Every active feed source is fetched this often (conditional GET, so an unchanged feed
 # costs one small request).
@@ -177,6 +175,8 @@ FEED_FILE_DIR = env_str("FEED_FILE_DIR", str(VAR_DIR / "feeds"))
 # Test-only, never from the environment: lets tests fetch feeds from 127.0.0.1.
 FEED_ALLOW_LOOPBACK = False
 
+# How often beat's send watchdog looks for lost or stalled batch ranges.
+NEWSLETTER_WATCH_SECONDS = env_int("NEWSLETTER_WATCH_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # Each active feed source is fetched, its new and changed articles imported.
     "fetch-feeds": {

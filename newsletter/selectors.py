@@ -203,17 +203,6 @@ def issue_preview(
     return Preview(digest=digest, variant=variant, email=email)
 
 
-def issue_failures(*, issue: Issue, limit: int = 5) -> list[tuple[str, int]]:
-    """Return the commonest reasons the issue's failed rows give, with how many rows each."""
-    return list(
-        Delivery.objects.filter(issue=issue, status=Delivery.Status.FAILED)
-        .values("last_error")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-        .values_list("last_error", "n")[:limit]
-    )
-
-
 # Gmail clips a message whose HTML passes about 102 KB and hides the rest, footer
 # (unsubscribe, preferences) included; every variant stays under 100 KB to be sure.
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -264,3 +253,14 @@ def issue_digest_size(*, issue: Issue, digest: Digest | None = None) -> DigestSi
     titles = [section.title for section in digest.sections_for(variant)]
     label = "every section" + (f": {', '.join(titles)}" if titles else "")
     return DigestSize(variant=label, html_bytes=len(preview.email.html.encode()))
+
+
+def issue_failures(*, issue: Issue, limit: int = 5) -> list[tuple[str, int]]:
+    """Return the commonest reasons the issue's failed rows give, with how many rows each."""
+    return list(
+        Delivery.objects.filter(issue=issue, status=Delivery.Status.FAILED)
+        .values("last_error")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("last_error", "n")[:limit]
+    )

@@ -11,24 +11,38 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Callable
 
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from newsletter.models import Newsletter
 
-# Machines' endpoints (ESP webhooks, health checks) show no times: they skip the query.
+# Machines' endpoints (ESP webhooks, health checks) show no times: they skip the lookup.
 _PEOPLE_PREFIXES = ("/admin/", "/newsletter/")
+# Pages read the zone from the cache, not the database: no page pays a query for it.
+# Saving a newsletter in admin forgets it; any other change shows within a minute.
+_CACHE_KEY = "newsroom-timezone"
+_CACHE_SECONDS = 60
 
 
 def newsroom_timezone() -> zoneinfo.ZoneInfo | None:
     """Return the zone of the site's newsletter (the first active one), None if there is none."""
-    name = (
-        Newsletter.objects.filter(is_active=True)
-        .order_by("pk")
-        .values_list("timezone", flat=True)
-        .first()
-    )
+
+    def lookup() -> str:
+        return (
+            Newsletter.objects.filter(is_active=True)
+            .order_by("pk")
+            .values_list("timezone", flat=True)
+            .first()
+        ) or ""
+
+    name = cache.get_or_set(_CACHE_KEY, lookup, _CACHE_SECONDS)
     return zoneinfo.ZoneInfo(name) if name else None
+
+
+def newsroom_timezone_forget() -> None:
+    """Drop the cached zone, after a newsletter changed."""
+    cache.delete(_CACHE_KEY)
 
 
 class NewsroomTimezoneMiddleware:

@@ -48,6 +48,7 @@ from newsletter.services.issues import (
     issue_start_sending,
 )
 from newsletter.services.resend import issue_retry_failed
+from newsletter.timezones import newsroom_timezone_forget
 from newsletter.weeks import IsoWeek, current_week
 
 SEND_PERMISSION = "newsletter.send_issue"
@@ -82,6 +83,11 @@ class NewsletterAdmin(admin.ModelAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["categories"]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        newsroom_timezone_forget()  # pages show the new time zone at once
+
     fieldsets = [
         (None, {"fields": ["name", "slug", "description", "is_active"]}),
         (_("Sender"), {"fields": ["from_name", "from_email", "reply_to", "postal_address"]}),

@@ -22,6 +22,8 @@ import nh3
 import requests
 from django.utils.dateparse import parse_datetime
 
+from config.cleaning import clean_data, clean_text
+
 MAX_FEED_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 20
 
@@ -270,6 +272,12 @@ def _make_entry(
     related: list[str],
     source: str,
 ) -> FeedEntry:
+    # A feed is outside input: NUL and other control characters go before anything else.
+    guid, title, url, summary, body, source = (
+        clean_text(str(value)) for value in (guid, title, url, summary, body, source)
+    )
+    tags = clean_data(tags)
+    related = clean_data(related)
     title = html_to_text(title)
     if not title:
         raise EntryError("no title")

@@ -29,3 +29,42 @@ def test_it_answers_503_when_the_cache_is_down(client, settings):
         caches._settings = None
     assert response.status_code == 503
     assert response.json()["cache"].startswith("error")
+
+
+PUBLIC = {"REMOTE_ADDR": "203.0.113.9"}
+
+
+@pytest.mark.django_db
+def test_the_public_gets_only_the_verdict(client):
+    response = client.get("/healthz", **PUBLIC)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert response.content == b"ok"
+
+
+@pytest.mark.django_db
+def test_the_public_gets_503_and_no_detail_when_a_service_is_down(client, settings):
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    from django.core.cache import caches
+
+    caches._settings = None
+    try:
+        response = client.get("/healthz", HTTP_X_FORWARDED_FOR="127.0.0.1", **PUBLIC)
+    finally:
+        caches._settings = None
+    assert response.status_code == 503
+    assert response.content == b"error"  # a written X-Forwarded-For is no loopback
+
+
+@pytest.mark.django_db
+def test_staff_get_each_check_from_anywhere(client, django_user_model):
+    staff = django_user_model.objects.create_user("ops", password="x-long-pass-1", is_staff=True)
+    client.force_login(staff)
+    response = client.get("/healthz", **PUBLIC)
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok"

@@ -24,6 +24,7 @@ from tests.inbox_steps import (
     WRITE,
     ask_data,
     docx,
+    docx_bomb,
     solved_code,
     upload,
     write_data,
@@ -462,3 +463,28 @@ def test_download_my_data_includes_the_readers_questions_and_the_answers(client)
     assert (exported["reference"], exported["message"]) == (ticket.reference, QUESTION)
     assert exported["ip"] == "127.0.0.1" and exported["organisation"] == "Lagos Port Authority"
     assert [(a["by"], a["answer"]) for a in exported["answers"]] == [("Wang", "Friday.")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (docx_bomb(inflated_mb=3, dense=True), "unpacks to more than 2 MB"),
+        (docx_bomb(inflated_mb=5), "packed far more tightly than a document can be"),
+        (docx_bomb(inflated_mb=5, nested=True), "packed far more tightly than a document can be"),
+        (docx_bomb(entries=1200), "holds more than 1000 parts"),
+    ],
+    ids=["inflates-past-the-size-limit", "compression-ratio", "bomb-nested-inside", "entries"],
+)
+def test_it_refuses_a_docx_zip_bomb_with_a_clear_message(client, settings, content, message):
+    settings.INBOX_DOCX_MAX_UNPACKED_MB = 2
+    response = client.post(WRITE, write_data(attachment=upload("story.docx", content)))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Ticket.objects.exists() and mail.outbox == [] and _stored_files(settings) == []
+
+
+def test_it_takes_an_ordinary_docx_of_many_parts(client):
+    content = docx_bomb(entries=40)
+    response = client.post(WRITE, write_data(attachment=upload("story.docx", content)))
+    assert response.status_code == 200
+    assert Ticket.objects.get().attachment_name == "story.docx"

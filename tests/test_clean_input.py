@@ -59,7 +59,7 @@ def test_a_nul_in_a_feed_item_is_dropped_and_the_import_goes_on(tmp_path):
     assert Article.objects.filter(feed_guid="json-after").exists()
 
 
-def test_a_form_post_is_cleaned_before_it_is_stored(client):  # noqa: F811
+def test_a_form_post_is_cleaned_before_it_is_stored(client):
     body = "Line one\x00 with a NUL\x07.\n\tLine two, indented."
     response = client.post(ASK, ask_data(body=body, name="Amina\x00 Yusuf"))
     assert response.status_code == 200
@@ -83,7 +83,7 @@ def test_a_form_post_is_cleaned_before_it_is_stored(client):  # noqa: F811
         "/admin/inbox/ticket/?q=%00&status=%00",
     ],
 )
-def test_a_bad_admin_filter_value_gives_a_list_or_a_400_never_a_500(admin_client, url):  # noqa: F811
+def test_a_bad_admin_filter_value_gives_a_list_or_a_400_never_a_500(admin_client, url):
     SubscriberFactory(name="Li Wei")
     response = admin_client.get(url)
     assert response.status_code in (200, 302, 400)

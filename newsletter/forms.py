@@ -11,6 +11,7 @@ import unicodedata
 
 from captcha.fields import CaptchaField, CaptchaTextInput
 from django import forms
+from django.conf import settings
 from django.core.validators import EmailValidator
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
@@ -141,7 +142,11 @@ def identifying_code_field() -> CaptchaField:
     """Return the "Identifying code" field: the picture, its Reload button, the box to type in."""
     return CaptchaField(
         label=_("Identifying code"),
-        help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
+        help_text=_(
+            "Type the four characters in the picture. Hard to read? Reload it, or listen to it."
+        )
+        if settings.CAPTCHA_FLITE_PATH
+        else _("Type the four characters in the picture. Hard to read? Reload it."),
         widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
         error_messages={
             "invalid": _("The identifying code did not match; here is a new one to type."),

@@ -202,6 +202,36 @@ class ConsentRecord(models.Model):
         return f"{self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
 
 
+class PendingSignup(models.Model):
+    """What a signup for an address already on the list typed in, held until its owner agrees.
+
+    A stranger can type anyone's address, so a signup for a known address changes no
+    field of that reader: the details wait here, and the link in the email to the
+    address (a confirmation, or "you already subscribe") applies them when its owner
+    presses the button. Rows older than a confirmation link's lifetime are purged.
+    """
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="pending_signups"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    organisation = models.CharField(max_length=150, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    category_ids = models.JSONField(default=list, blank=True)
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    form = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("pending signup")
+        verbose_name_plural = _("pending signups")
+
+    def __str__(self) -> str:
+        return f"pending signup {self.pk} of subscriber {self.subscriber_id}"
+
+
 class Suppression(models.Model):
     """An address that must never be mailed again, kept only as a keyed hash.
 

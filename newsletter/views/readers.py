@@ -24,6 +24,7 @@ from newsletter.models import Newsletter, Subscriber
 from newsletter.reader_selectors import (
     consent_text_agreed,
     consent_text_current,
+    pending_signup,
     subscriber_data_export,
 )
 from newsletter.selectors import newsletter_default
@@ -34,7 +35,7 @@ from newsletter.services.subscribers import (
     subscriber_erase,
     subscriber_pause,
     subscriber_resume,
-    subscriber_signup,
+    subscriber_signup_request,
     subscriber_unsubscribe,
     subscriber_update_profile,
 )
@@ -162,7 +163,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         )
     form = screened.form
     email = form.cleaned_data["email"]
-    subscriber_signup(
+    subscriber_signup_request(
         newsletter=newsletter,
         email=email,
         profile=form.profile(),
@@ -222,31 +223,51 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             return _confirmed_page(request, subscriber, already=True)
         context["problem"] = check.problem
         return render(request, "newsletter/confirm_problem.html", context, status=410)
+    pending = pending_signup(subscriber=subscriber, pending_id=check.pending_id)
+    active = subscriber.status == Subscriber.Status.ACTIVE
+    if active and not changing and pending is None:
+        return _confirmed_page(request, subscriber, already=True)
     if request.method == "GET":
-        context["consent_text"] = consent_text_agreed(subscriber=subscriber)
+        # The details someone typed wait here until the address's owner presses the button.
+        context["pending"] = pending
+        context["updating"] = active and not changing
+        context["consent_text"] = (
+            pending.consent_text if pending and pending.consent_text_id else None
+        ) or consent_text_agreed(subscriber=subscriber)
         return render(request, "newsletter/confirm.html", context)
     outcome = subscriber_confirm(
         subscriber=subscriber,
         email=check.email,
         ip=client_ip(request),
         user_agent=_user_agent(request),
+        pending_id=check.pending_id,
     )
     if outcome == "taken":
         return render(request, "newsletter/confirm_taken.html", context, status=409)
     subscriber.refresh_from_db()
     return _confirmed_page(
-        request, subscriber, already=outcome == "already", changed=outcome == "changed"
+        request,
+        subscriber,
+        already=outcome == "already",
+        changed=outcome == "changed",
+        updated=outcome == "updated",
     )
 
 
 def _confirmed_page(
-    request: HttpRequest, subscriber: Subscriber, *, already: bool = False, changed: bool = False
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    already: bool = False,
+    changed: bool = False,
+    updated: bool = False,
 ) -> HttpResponse:
     context = {
         "subscriber": subscriber,
         "newsletter": subscriber.newsletter,
         "already": already,
         "changed": changed,
+        "updated": updated,
         "pref_token": reader_tokens.make_token(subscriber, "preferences"),
     }
     return render(request, "newsletter/confirmed.html", context)

@@ -304,6 +304,8 @@ if NEWSLETTER_IP_SOFT_LIMIT >= NEWSLETTER_IP_HARD_LIMIT:
 # Reader questions and contributions (inbox/): the largest attachment a contribution may
 # carry. Files are kept under MEDIA_ROOT, which no URL serves; editors download them in admin.
 INBOX_ATTACHMENT_MAX_MB = env_int("INBOX_ATTACHMENT_MAX_MB", 10, minimum=1)
+# The largest CSV admin may import (the import runs as a background job).
+NEWSLETTER_IMPORT_MAX_MB = env_int("NEWSLETTER_IMPORT_MAX_MB", 50, minimum=1)
 # What a .docx may unpack to (inbox/files.py also caps its compression ratio and entries).
 INBOX_DOCX_MAX_UNPACKED_MB = env_int("INBOX_DOCX_MAX_UNPACKED_MB", 50, minimum=1)
 

@@ -18,6 +18,7 @@ from newsletter.services.issues import (
     issue_compile_due,
     issue_send_scheduled,
 )
+from newsletter.services.jobs import job_run
 from newsletter.services.subscribers import (
     Profile,
     reader_email_send,
@@ -144,6 +145,12 @@ def sunset_readers() -> None:
     for newsletter in Newsletter.objects.filter(is_active=True):
         result = sunset_run(newsletter=newsletter)
         logger.info("%s sunset: %s", newsletter.slug, result)
+
+
+@shared_task(acks_late=True)
+def run_background_job(job_id: int) -> None:
+    """Run an admin import or export (newsletter/services/jobs.py); a redelivery runs it once."""
+    job_run(job_id=job_id)
 
 
 @shared_task(acks_late=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -22,6 +22,7 @@ from django.utils import timezone
 from django_countries import countries
 
 from articles.models import Category
+from config.cleaning import clean_text
 from newsletter.forms import OneLineField, ReaderEmailField
 from newsletter.models import ConsentRecord, Newsletter, Subscriber
 from newsletter.reader_selectors import categories_offered, subscriber_by_email
@@ -105,22 +106,33 @@ def _errors_text(form: forms.Form) -> str:
     )
 
 
+def _text(source: IO[bytes] | IO[str] | bytes | str) -> str:
+    """Return the file's text, without NUL and other control characters (config/cleaning.py)."""
+    raw = source if isinstance(source, bytes | str) else source.read()
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"The file is not UTF-8 (byte {exc.start}): save it as “CSV UTF-8” and try again."
+            ) from None
+    # A cell of any length is read whole, so one too long for its column is that row's
+    # error (the row form's max_length), not the csv module's "field larger than field
+    # limit" for the whole file; the upload's size cap bounds it.
+    csv.field_size_limit(max(csv.field_size_limit(), len(raw) + 1))
+    return clean_text(raw)
+
+
 def _reader(source: IO[bytes] | IO[str] | bytes | str) -> csv.DictReader:
-    if isinstance(source, bytes):
-        raw = source
-    elif isinstance(source, str):
-        return _dict_reader(io.StringIO(source))
-    else:
-        raw = source.read()
-        if isinstance(raw, str):
-            return _dict_reader(io.StringIO(raw))
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(
-            f"The file is not UTF-8 (byte {exc.start}): save it as “CSV UTF-8” and try again."
-        ) from None
-    return _dict_reader(io.StringIO(text))
+    return _dict_reader(io.StringIO(_text(source)))
+
+
+def read_rows(source: IO[bytes] | IO[str] | bytes | str) -> Iterator[tuple[int, list[str], list[str]]]:
+    """Yield (row number, header, cells) of a CSV as an import numbers its rows."""
+    reader = csv.reader(io.StringIO(_text(source)))
+    header = next(reader, [])
+    for number, cells in enumerate(reader, start=2):
+        yield number, header, cells
 
 
 def _dict_reader(handle: IO[str]) -> csv.DictReader:
@@ -146,7 +158,7 @@ def subscribers_import(
     source: IO[bytes] | IO[str] | bytes | str,
     prior_consent: str = "",
     dry_run: bool = False,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import readers from CSV; return what was imported, skipped and refused, row by row.
 
@@ -166,8 +178,8 @@ def subscribers_import(
         with transaction.atomic():
             for number, row in enumerate(reader, start=2):
                 report.rows += 1
-                if on_progress and report.rows % 100 == 0:
-                    on_progress(report.rows)
+                if on_progress and report.rows % 500 == 0:
+                    on_progress(report.rows, len(report.errors))
                 if None in row:
                     report.errors.append((number, "more cells than the header has columns."))
                     continue
@@ -246,7 +258,12 @@ def _create(
     return subscriber
 
 
-def subscribers_export(*, out: IO[str], readers: QuerySet[Subscriber]) -> int:
+def subscribers_export(
+    *,
+    out: IO[str],
+    readers: QuerySet[Subscriber],
+    on_progress: Callable[[int], None] | None = None,
+) -> int:
     """Write `readers` as CSV (erased ones never); return how many rows were written.
 
     Cells that a spreadsheet would run as a formula get a leading apostrophe, which
@@ -279,4 +296,6 @@ def subscribers_export(*, out: IO[str], readers: QuerySet[Subscriber]) -> int:
             ]
         )
         count += 1
+        if on_progress and count % 10_000 == 0:
+            on_progress(count)
     return count

@@ -7,7 +7,6 @@ import io
 
 import pytest
 from django.core import mail
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from newsletter.models import ConsentRecord, Subscriber

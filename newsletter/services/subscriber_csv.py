@@ -119,36 +119,47 @@ def _errors_text(form: forms.Form) -> str:
     )
 
 
-def _text(source: IO[bytes] | IO[str] | bytes | str) -> str:
-    """Return the file's text, without NUL and other control characters (config/cleaning.py)."""
-    raw = source if isinstance(source, bytes | str) else source.read()
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                f"The file is not UTF-8 (byte {exc.start}): save it as “CSV UTF-8” and try again."
-            ) from None
-    # A cell of any length is read whole, so one too long for its column is that row's
-    # error (the row form's max_length), not the csv module's "field larger than field
-    # limit" for the whole file; the upload's size cap bounds it.
-    csv.field_size_limit(max(csv.field_size_limit(), len(raw) + 1))
-    return clean_text(raw)
+def _lines(source: IO[bytes] | IO[str] | bytes | str) -> Iterator[str]:
+    """Yield the file's lines as text, without NUL and other control characters.
+
+    A file is read line by line, never whole, so an import's memory does not grow with
+    the file. A cell of any length is read whole (the upload's size cap bounds it), so
+    one too long for its column is an error on its row (the row form's max_length),
+    not the csv module's "field larger than field limit" for the whole file.
+    """
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif isinstance(source, str):
+        source = io.StringIO(source)
+    text = source
+    if not isinstance(source, io.TextIOBase) and not isinstance(source.read(0), str):
+        text = io.TextIOWrapper(source, encoding="utf-8-sig", newline="")
+    number = 0
+    try:
+        for number, line in enumerate(text, start=1):  # noqa: B007 - read after the loop
+            yield clean_text(line)
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            f"The file is not UTF-8 (line {number + 1}): save it as “CSV UTF-8” and try again."
+        ) from None
 
 
 def _reader(source: IO[bytes] | IO[str] | bytes | str) -> csv.DictReader:
-    return _dict_reader(io.StringIO(_text(source)))
+    return _dict_reader(_lines(source))
 
 
-def read_rows(source: IO[bytes] | IO[str] | bytes | str) -> Iterator[tuple[int, list[str], list[str]]]:
+def read_rows(
+    source: IO[bytes] | IO[str] | bytes | str,
+) -> Iterator[tuple[int, list[str], list[str]]]:
     """Yield (row number, header, cells) of a CSV as an import numbers its rows."""
-    reader = csv.reader(io.StringIO(_text(source)))
+    reader = csv.reader(_lines(source))
     header = next(reader, [])
     for number, cells in enumerate(reader, start=2):
         yield number, header, cells
 
 
-def _dict_reader(handle: IO[str]) -> csv.DictReader:
+def _dict_reader(handle: Iterator[str]) -> csv.DictReader:
     reader = csv.DictReader(handle)
     header = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
     if "email" not in header:

@@ -59,7 +59,7 @@ def test_enter_in_the_email_box_sends_the_subscription_form(browser, site, setti
     page = browser.new_page(viewport=DESKTOP)
     page.goto(f"{site}/newsletter/subscribe/")
     _type_the_code(page)
-    page.get_by_label(re.compile("I agree")).check()
+    page.get_by_label(re.compile("Yes, send me Belt & Road Weekly")).check()
     page.get_by_role("textbox", name="Email address").fill("kofi@example.com")
     page.wait_for_timeout(2100)
     page.get_by_role("textbox", name="Email address").press("Enter")

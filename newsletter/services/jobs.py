@@ -326,28 +326,37 @@ def _copy_export(
     """
     import psycopg
 
-    ids_sql, ids_params = readers.order_by().values("id").query.sql_with_params()
     through = Subscriber.categories.through._meta.db_table
-    # Only table names and Django's own compiled SQL go in; values are bound by mogrify.
+    columns = [
+        "id",
+        "email",
+        "name",
+        "organisation",
+        "country",
+        "status",
+        "source",
+        "created_at",
+        "confirmed_at",
+        "unsubscribed_at",
+    ]
+    # The queryset's own SQL, so its filters apply to the table directly (no self-join)
+    # and its rows come in primary-key order from the index. The categories are one
+    # aggregate joined by hash: a subquery per row cost ten times as much.
+    readers_sql, params = readers.order_by("id").values_list(*columns).query.sql_with_params()
     sql = f"""
         COPY (
-          WITH ids AS ({ids_sql}),
-          cats AS (
-            SELECT sc.subscriber_id, string_agg(c.slug, ';' ORDER BY c.position, c.name) AS slugs
-            FROM {through} sc JOIN {Category._meta.db_table} c ON c.id = sc.category_id
-            WHERE sc.subscriber_id IN (SELECT id FROM ids)
-            GROUP BY sc.subscriber_id
-          )
           SELECT {_sql_safe("s.email")}, {_sql_safe("s.name")}, {_sql_safe("s.organisation")},
                  {_sql_safe("s.country")}, {_sql_safe("COALESCE(cats.slugs, '')")}, s.status,
                  {_sql_safe("s.source")}, {_sql_iso("s.created_at")},
                  {_sql_iso("s.confirmed_at")}, {_sql_iso("s.unsubscribed_at")}
-          FROM {Subscriber._meta.db_table} s
-          LEFT JOIN cats ON cats.subscriber_id = s.id
-          WHERE s.id IN (SELECT id FROM ids)
-          ORDER BY s.id
+          FROM ({readers_sql}) s
+          LEFT JOIN (
+            SELECT sc.subscriber_id, string_agg(c.slug, ';' ORDER BY c.position, c.name) AS slugs
+            FROM {through} sc JOIN {Category._meta.db_table} c ON c.id = sc.category_id
+            GROUP BY sc.subscriber_id
+          ) cats ON cats.subscriber_id = s.id
         ) TO STDOUT WITH (FORMAT csv)
-    """  # noqa: S608
+    """  # noqa: S608 - table names and Django's compiled SQL; values bound by mogrify
     header = io.StringIO()
     csv.writer(header, lineterminator="\n").writerow(EXPORT_COLUMNS)
     out.write(header.getvalue().encode())
@@ -355,7 +364,7 @@ def _copy_export(
     last = time.monotonic()
     connection.ensure_connection()
     raw = connection.connection
-    literal = psycopg.ClientCursor(raw).mogrify(sql, ids_params)
+    literal = psycopg.ClientCursor(raw).mogrify(sql, params)
     with raw.cursor() as cursor, cursor.copy(literal) as copy:
         for row in copy:
             out.write(row)

@@ -25,13 +25,14 @@ still checked by anymail on top of the basic-auth secret.
 from __future__ import annotations
 
 import logging
+from functools import wraps
 
 from anymail import urls as anymail_urls
 from anymail.exceptions import AnymailWebhookValidationFailure
 from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import DatabaseError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 
 from config.cleaning import clean_data
@@ -49,11 +50,6 @@ class MalformedWebhookPayload(SuspiciousOperation):
 
 
 class HardenedWebhookMixin:
-    def dispatch(self, request, *args, **kwargs):
-        if self.esp_name.lower() not in settings.NEWSLETTER_WEBHOOK_ESPS:
-            raise Http404("this ESP is not configured")
-        return super().dispatch(request, *args, **kwargs)
-
     def validate_request(self, request) -> None:
         if not getattr(self, "basic_auth", None):
             raise AnymailWebhookValidationFailure(
@@ -107,8 +103,18 @@ class HardenedWebhookMixin:
 
 def _hardened(pattern: URLPattern) -> URLPattern:
     view_class = pattern.callback.view_class
-    hardened = type(view_class.__name__, (HardenedWebhookMixin, view_class), {})
-    return path(str(pattern.pattern), hardened.as_view(), name=pattern.name)
+    view = type(view_class.__name__, (HardenedWebhookMixin, view_class), {}).as_view()
+    esp = pattern.name.removesuffix("_tracking_webhook")
+
+    # Checked before the view is made: anymail's views check their ESP's settings
+    # when they are made, and an ESP we do not send through has none.
+    @wraps(view)  # keeps anymail's csrf_exempt
+    def routed(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if esp not in settings.NEWSLETTER_WEBHOOK_ESPS:
+            raise Http404("this ESP is not configured")
+        return view(request, *args, **kwargs)
+
+    return path(str(pattern.pattern), routed, name=pattern.name)
 
 
 urlpatterns = [

@@ -18,12 +18,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, QueryDict
 
-# C0 controls except \t \n \r, and DEL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 controls except \t \n \r, DEL, and the C1 controls (never typed, invisible in admin).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def clean_text(value: str) -> str:
-    """Return `value` without NUL and the other C0 control characters (tab and newlines stay)."""
+    """Return `value` without NUL and the other control characters (tab and newlines stay)."""
     if not value:
         return value
     return _CONTROL.sub("", value)

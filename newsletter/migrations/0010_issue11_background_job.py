@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0008_issue11_pending_signup'),
+        ('newsletter', '0009_issue11_pending_signup'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

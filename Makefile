@@ -10,6 +10,11 @@ STAMP := $(VENV)/.installed
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
+	@# Debian's flite speaks the audio identifying code; as root, install it when missing.
+	@command -v flite >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends flite \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends flite)) ; } \
+	  || echo "note: install Debian's flite (apt-get install flite) for the audio identifying code"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

@@ -24,6 +24,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from articles.fetching import FetchRefused, fetch_url
+from config.cleaning import clean_text
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 20
@@ -31,9 +32,6 @@ FETCH_TIMEOUT_SECONDS = 20
 # (the epoch, 1900): either would put the item in the wrong issue, or in none.
 FUTURE_TOLERANCE = timedelta(days=1)
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
-# C0 and C1 control characters but tab and newlines: NUL breaks PostgreSQL text, the
-# others are invisible in admin and garble emails.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 _DATELINE = re.compile(
     r"^\s*([A-Z][A-Z .'-]+,\s+[A-Z][a-z]{2,8}\.?\s+\d{1,2}\s+\([^)]{2,40}\))\s+--"
@@ -120,8 +118,11 @@ class ParsedFeed:
 
 
 def strip_control(value: str) -> str:
-    """Return `value` without NUL and other control characters (tab and newlines stay)."""
-    return _CONTROL.sub("", value)
+    """Return `value` without NUL and other control characters (tab and newlines stay).
+
+    The one cleaner every outside input passes (config/cleaning.py).
+    """
+    return clean_text(str(value))
 
 
 def sanitise_html(value: str) -> str:

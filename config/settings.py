@@ -8,6 +8,8 @@ DEBUG=false and an email backend (see README.md for the full table).
 
 from __future__ import annotations
 
+import shutil
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -64,6 +66,7 @@ INSTALLED_APPS = [
     "anymail",
     "captcha",
     "django_countries",
+    "axes",
     "articles",
     "newsletter",
     "inbox",
@@ -76,12 +79,21 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # NUL and other control characters leave query strings and form posts here, once.
+    "config.cleaning.ControlCharacterMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Every time shown or typed on a page is in the newsletter's zone, whatever TIME_ZONE is.
     "newsletter.timezones.NewsroomTimezoneMiddleware",
+    # django-axes: staff logins locked out after repeated failures (last, as its docs say).
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -239,6 +251,19 @@ if (
         "(for Mailgun: ANYMAIL_MAILGUN_API_KEY and ANYMAIL_MAILGUN_SENDER_DOMAIN)."
     )
 
+# The ESPs whose tracking webhooks /anymail/<esp>/tracking/ answers; any other is a 404.
+# Default: the ESP of EMAIL_BACKEND when it is one of them (newsletter/webhooks.py).
+WEBHOOK_ESPS_SUPPORTED = ("mailgun", "sendgrid", "postmark", "sparkpost", "mailjet")
+_backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+NEWSLETTER_WEBHOOK_ESPS = env_list(
+    "NEWSLETTER_WEBHOOK_ESPS", [_backend_esp] if _backend_esp in WEBHOOK_ESPS_SUPPORTED else []
+)
+for _esp in NEWSLETTER_WEBHOOK_ESPS:
+    if _esp not in WEBHOOK_ESPS_SUPPORTED:
+        raise ImproperlyConfigured(
+            f"NEWSLETTER_WEBHOOK_ESPS names {_esp!r}: choose from {', '.join(WEBHOOK_ESPS_SUPPORTED)}."
+        )
+
 # --- The newsletter ---------------------------------------------------------------------
 NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 1000, minimum=1)
 # A claimed batch row is leased for this long and renewed every third of it while
@@ -309,6 +334,10 @@ if NEWSLETTER_IP_SOFT_LIMIT >= NEWSLETTER_IP_HARD_LIMIT:
 # Reader questions and contributions (inbox/): the largest attachment a contribution may
 # carry. Files are kept under MEDIA_ROOT, which no URL serves; editors download them in admin.
 INBOX_ATTACHMENT_MAX_MB = env_int("INBOX_ATTACHMENT_MAX_MB", 10, minimum=1)
+# The largest CSV admin may import (the import runs as a background job).
+NEWSLETTER_IMPORT_MAX_MB = env_int("NEWSLETTER_IMPORT_MAX_MB", 50, minimum=1)
+# What a .docx may unpack to (inbox/files.py also caps its compression ratio and entries).
+INBOX_DOCX_MAX_UNPACKED_MB = env_int("INBOX_DOCX_MAX_UNPACKED_MB", 50, minimum=1)
 
 # django-simple-captcha: the portal's "Identifying code", four letters, five minutes.
 CAPTCHA_LENGTH = 4
@@ -316,6 +345,20 @@ CAPTCHA_TIMEOUT = 5
 CAPTCHA_FONT_SIZE = 30
 CAPTCHA_LETTER_ROTATION = (-25, 25)
 CAPTCHA_FOREGROUND_COLOR = "#7a1616"
+# The audio version of the code is spoken by Debian's flite (installed by `make venv`
+# and .ci/run); without it the audio link is not shown.
+CAPTCHA_FLITE_PATH = env_str("CAPTCHA_FLITE_PATH", shutil.which("flite") or "")
+
+# django-axes: staff logins. Locked out per username and, separately, per IP after
+# AXES_FAILURE_LIMIT failures in a row, for AXES_COOLOFF_MINUTES; an admin unlocks
+# under Axes > Access attempts (delete the rows) or with `manage.py axes_reset`.
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("AXES_COOLOFF_MINUTES", 30, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+# The client's IP as the reader forms count it, through NEWSLETTER_PROXY_COUNT proxies.
+AXES_CLIENT_IP_CALLABLE = "newsletter.abuse.client_ip"
 
 if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
     raise ImproperlyConfigured(

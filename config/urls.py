@@ -15,7 +15,6 @@ urlpatterns = [
     path("newsletter/", include("inbox.urls")),
     # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
     path("anymail/", include("newsletter.webhooks")),
-    path("anymail/", include("anymail.urls")),
     path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
 ]

@@ -9,12 +9,15 @@ does; an .exe renamed .pdf, a macro-enabled Word file renamed .docx or a PDF nam
 
 from __future__ import annotations
 
+import io
 import unicodedata
 import uuid
 import zipfile
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import IO
+
+from django.conf import settings
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,76 @@ def _is_docx(file: IO[bytes]) -> bool:
         and "word/document.xml" in names
         and not any(name.lower().endswith("vbaproject.bin") for name in names)
     )
+
+
+# A real Word file inflates a few times over; a zip bomb, thousands of times.
+def docx_max_uncompressed() -> int:
+    """Return the most a .docx may unpack to, every entry and nested archive together."""
+    return settings.INBOX_DOCX_MAX_UNPACKED_MB * 1024 * 1024
+
+
+DOCX_MAX_RATIO = 100  # uncompressed / compressed, for the whole and for any one entry
+DOCX_MAX_ENTRIES = 1000  # every entry, nested archives included
+_NEST_DEPTH = 3
+_CHUNK = 64 * 1024
+
+
+class ArchiveRefused(Exception):
+    """The archive inflates past a limit; the message says which, for the sender."""
+
+
+def _inflate_check(file: IO[bytes], budget: dict[str, int], depth: int) -> None:
+    # Sizes in a ZIP's directory are what its maker wrote, so every entry is really
+    # inflated, in chunks, and counted as it comes; it stops at the first limit passed.
+    # An entry that is a ZIP itself (an embedded spreadsheet) is checked the same way,
+    # against the same budget: the bottom of the archive is what counts.
+    with zipfile.ZipFile(file) as archive:
+        infos = archive.infolist()
+        budget["entries"] += len(infos)
+        if budget["entries"] > DOCX_MAX_ENTRIES:
+            raise ArchiveRefused("entries")
+        for info in infos:
+            inflated = 0
+            head = b""
+            nested = io.BytesIO() if depth < _NEST_DEPTH else None
+            with archive.open(info) as entry:
+                while chunk := entry.read(_CHUNK):
+                    inflated += len(chunk)
+                    budget["size"] += len(chunk)
+                    if budget["size"] > docx_max_uncompressed():
+                        raise ArchiveRefused("size")
+                    if inflated > max(info.compress_size, 1) * DOCX_MAX_RATIO and inflated > _CHUNK:
+                        raise ArchiveRefused("ratio")
+                    if len(head) < 4:
+                        head += chunk[:4]
+                    if nested is not None and head.startswith(b"PK\x03\x04"):
+                        nested.write(chunk)
+            if nested is not None and head.startswith(b"PK\x03\x04"):
+                nested.seek(0)
+                try:
+                    _inflate_check(nested, budget, depth + 1)
+                except zipfile.BadZipFile:
+                    pass  # bytes that only look like a ZIP: counted above, nothing more inside
+        compressed = sum(info.compress_size for info in infos) or 1
+        if depth == 0 and budget["size"] > max(compressed * DOCX_MAX_RATIO, _CHUNK):
+            raise ArchiveRefused("ratio")
+
+
+def docx_refusal(file: IO[bytes]) -> str | None:
+    """Return why a .docx is refused (too big inflated, too compressed, too many entries), or None.
+
+    The reasons are the codes "size", "ratio" and "entries"; the form words them.
+    """
+    file.seek(0)
+    try:
+        _inflate_check(file, {"size": 0, "entries": 0}, 0)
+    except ArchiveRefused as refused:
+        return str(refused)
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError):
+        return "broken"
+    finally:
+        file.seek(0)
+    return None
 
 
 def _is_text(file: IO[bytes]) -> bool:

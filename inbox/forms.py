@@ -40,6 +40,23 @@ def attachment_max_bytes() -> int:
     return settings.INBOX_ATTACHMENT_MAX_MB * 1024 * 1024
 
 
+DOCX_REFUSALS = {
+    "size": _(
+        "This Word file unpacks to more than %(mb)s MB, far more than a document needs: "
+        "save it again (File, Save As), or send it as a PDF."
+    ),
+    "ratio": _(
+        "This Word file is packed far more tightly than a document can be (a “zip bomb”): "
+        "save it again, or send it as a PDF."
+    ),
+    "entries": _(
+        "This Word file holds more than %(n)s parts, far more than a document needs: "
+        "save it again, or send it as a PDF."
+    ),
+    "broken": _("This Word file is damaged and cannot be opened: save it again, or send it as a PDF."),
+}
+
+
 class TicketForm(TrapFields):
     """What both forms ask; `kind` says which, and a contribution adds a link and a file."""
 
@@ -155,6 +172,16 @@ class TicketForm(TrapFields):
                 _("We take only these kinds of file: %(types)s. This one is not one of them.")
                 % {"types": files.allowed_labels()}
             )
+        if kind is files.DOCX:
+            refusal = files.docx_refusal(upload)
+            if refusal:
+                limits = {
+                    "mb": settings.INBOX_DOCX_MAX_UNPACKED_MB,
+                    "n": files.DOCX_MAX_ENTRIES,
+                }
+                raise forms.ValidationError(
+                    DOCX_REFUSALS[refusal], code=f"docx_{refusal}", params=limits
+                )
         upload.sniffed = kind
         return upload
 

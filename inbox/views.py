@@ -25,7 +25,6 @@ from newsletter import abuse
 from newsletter.reader_selectors import consent_text_current
 from newsletter.selectors import newsletter_default
 from newsletter.suppression import normalise_email
-from newsletter.views.readers import STALE_NOTICE
 
 logger = logging.getLogger(__name__)
 
@@ -106,37 +105,30 @@ def _ticket_view(request: HttpRequest, kind: str) -> HttpResponse:
     if request.method == "GET":
         return _page(request, _fresh_form(kind, newsletter_consent))
 
-    screening = abuse.submission_screen(request)
-    if "reload_code" in request.POST:
-        # The no-JavaScript reload button: the same form again with a new picture.
-        initial = _posted_initial(request, kind)
-        return _page(request, _fresh_form(kind, newsletter_consent, initial=initial))
-    typed_email = normalise_email(request.POST.get("email", "")[:254])
-    if screening.stale:
-        initial = _posted_initial(request, kind)
-        form = _fresh_form(kind, newsletter_consent, initial=initial)
-        return _page(request, form, notice=str(STALE_NOTICE))
-    if not screening.verdict.allowed:
-        logger.info(
-            "%s dropped: %s from %s", kind, screening.verdict.reason, abuse.client_ip(request)
+    def bind(captcha: bool) -> TicketForm:
+        # The code is on every submission of these forms (see the module's docstring).
+        return TicketForm(
+            request.POST, request.FILES, kind=kind, newsletter_consent=newsletter_consent
         )
-        return _thanks(request, kind, typed_email)
 
-    form = TicketForm(request.POST, request.FILES, kind=kind, newsletter_consent=newsletter_consent)
-    if not form.is_valid():
-        if "captcha" in form.errors and len(form.errors) == 1:
-            # Only the code was wrong: the form again with a new picture.
-            alert = form.errors["captcha"][0]
-            initial = _posted_initial(request, kind)
-            form = _fresh_form(kind, newsletter_consent, initial=initial)
-            return _page(request, form, status=400, alert=alert)
-        return _page(request, form, status=400)
+    def fresh(captcha: bool) -> TicketForm:
+        initial = _posted_initial(request, kind)
+        return _fresh_form(kind, newsletter_consent, initial=initial)
 
+    screened = abuse.submission_screen(request, newsletter=newsletter, bind=bind, fresh=fresh)
+    if screened.silent:
+        logger.info("%s dropped: honeypot from %s", kind, abuse.client_ip(request))
+        return _thanks(request, kind, normalise_email(request.POST.get("email", "")[:254]))
+    if not screened.accepted:
+        return _page(
+            request,
+            screened.form,
+            status=screened.status,
+            notice=screened.notice,
+            alert=screened.alert,
+        )
+    form = screened.form
     data = form.cleaned_data
-    verdict = abuse.address_limit_check(newsletter=newsletter, email=data["email"])
-    if not verdict.allowed:
-        logger.info("%s dropped: %s", kind, verdict.reason)
-        return _thanks(request, kind, data["email"])
     ticket_submit(
         kind=kind,
         message=Message(

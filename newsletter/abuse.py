@@ -1,10 +1,12 @@
 """Defences of every signup path against bots: honeypot, fill time, rate limits, captcha.
 
 A bot that fills the form with a stranger's address must not turn us into a mail
-bomb, and must not learn anything either. So a trapped or throttled submission gets
-the same "check your inbox" page as a good one and simply does nothing, and the
-counters live in the shared cache (Redis in production) so every web process sees
-them. Counters use fixed windows keyed by the window's number: simple, atomic with
+bomb, and must not learn anything either; a person must never be misled. So only a
+filled honeypot (which no person sees) gets the same "check your inbox" page as a
+good submission and does nothing; everyone else is told what happened: their form's
+errors, or the form back with the identifying code and a sentence saying why
+(`submission_screen`, used by every public form). The counters live in the shared
+cache (Redis in production) so every web process sees them. Counters use fixed windows keyed by the window's number: simple, atomic with
 `add` + `incr`, and a key expires by itself when its window is over.
 """
 
@@ -12,12 +14,15 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from django import forms
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy
 
 from newsletter.models import Newsletter
 from newsletter.suppression import email_hash
@@ -142,18 +147,6 @@ def stamp_expired(stamp: str) -> bool:
     return False
 
 
-def trap_check(*, honeypot: str, stamp: str) -> Verdict:
-    """Return whether a submission looks human: empty honeypot, filled in no faster than people."""
-    if honeypot:
-        return Verdict(False, "honeypot")
-    age = form_age(stamp)
-    if age is None:
-        return Verdict(False, "no-stamp")
-    if age < settings.NEWSLETTER_MIN_FILL_SECONDS:
-        return Verdict(False, "too-fast")
-    return Verdict(True)
-
-
 def captcha_needed(attempts: int) -> bool:
     """Whether a submission that brought the IP's count to `attempts` must carry the code."""
     return settings.NEWSLETTER_CAPTCHA_ALWAYS or attempts > settings.NEWSLETTER_IP_SOFT_LIMIT
@@ -163,34 +156,97 @@ def ip_over_limit(attempts: int) -> bool:
     return attempts > settings.NEWSLETTER_IP_HARD_LIMIT
 
 
-@dataclass(frozen=True)
-class Screening:
-    """What the defences make of one POST of a public form, before its fields are read.
+STALE_NOTICE = gettext_lazy(
+    "This page was open for a long time: please check your details and send again."
+)
+TOO_FAST = gettext_lazy(
+    "You sent the form back very quickly, as programs do (a browser's autofill can, too). "
+    "Please type the identifying code to show you are a person; what you typed is kept. "
+    "Nothing has been sent yet."
+)
+BUSY_NETWORK = gettext_lazy(
+    "Many forms were sent from your network in the last hour. Please type the identifying "
+    "code to show you are a person; what you typed is kept. Nothing has been sent yet."
+)
+OVER_IP_LIMIT = gettext_lazy(
+    "Too many forms were sent from your network in the last hour, so we cannot take this "
+    "one now. Please try again in an hour. Nothing has been sent."
+)
+OVER_ADDRESS_LIMIT = gettext_lazy(
+    "This email address was given to us many times today, so to protect its owner we take "
+    "no more for it until tomorrow. Nothing has been sent."
+)
 
-    `stale`: the stamp is genuine but older than STAMP_MAX_AGE, so the form goes back to
-    its sender to be sent again. `verdict`: a trapped or over-limit POST is not allowed.
-    `attempts`: this IP's count for the hour, which says whether the code was needed.
+
+@dataclass(frozen=True)
+class Screened:
+    """What a public form's POST comes to, once screened and validated.
+
+    `silent`: only a filled honeypot; the caller answers as if all went well and does
+    nothing (a bot must learn nothing). `accepted`: `form` is valid and may be acted
+    on. Otherwise the caller shows `form` again with `status`, `notice` and `alert`:
+    a person is always told the truth.
     """
 
-    attempts: int
-    stale: bool
-    verdict: Verdict
+    form: forms.Form
+    silent: bool = False
+    accepted: bool = False
+    status: int = 200
+    notice: str = ""
+    alert: str = ""
 
-    @property
-    def captcha_needed(self) -> bool:
-        return captcha_needed(self.attempts)
 
+def submission_screen(
+    request: HttpRequest,
+    *,
+    newsletter: Newsletter,
+    bind: Callable[[bool], forms.Form],
+    fresh: Callable[[bool], forms.Form],
+) -> Screened:
+    """Screen one POST of a public form (subscribe, Ask, Write to Us); the one place for it.
 
-def submission_screen(request: HttpRequest) -> Screening:
-    """Count the POST against its IP and check the honeypot, fill time and hard limit."""
+    `bind(captcha)` returns the form bound to the POST, with the identifying code
+    when `captcha`; `fresh(captcha)` a new form filled with what was typed. Order:
+    the POST counts against its IP; the no-JavaScript Reload and an old open page
+    come back; a filled honeypot is the only silent answer; then the form is
+    validated, so a person sees their errors first. From an IP past the soft limit
+    the form needs the code; a form sent back too fast (or without a genuine stamp)
+    comes back with the code: either way a sentence says why and nothing is done.
+    Past the hard IP limit or the address's daily limit, the form comes back with a
+    sentence and nothing is done.
+    """
     attempts = record_attempt(request)
-    stamp = request.POST.get("stamp", "")
+    data = request.POST
+    if "reload_code" in data:
+        return Screened(fresh(True))
+    stamp = data.get("stamp", "")
     if stamp_expired(stamp):
-        return Screening(attempts, stale=True, verdict=Verdict(True))
-    verdict = trap_check(honeypot=request.POST.get("website", ""), stamp=stamp)
-    if verdict.allowed and ip_over_limit(attempts):
-        verdict = Verdict(False, "ip-limit")
-    return Screening(attempts, stale=False, verdict=verdict)
+        return Screened(fresh(captcha_needed(attempts)), notice=str(STALE_NOTICE))
+    if data.get("website", ""):
+        return Screened(fresh(False), silent=True)
+    age = form_age(stamp)
+    too_fast = age is None or age < settings.NEWSLETTER_MIN_FILL_SECONDS
+    busy = captcha_needed(attempts)
+    form = bind(busy or "captcha_0" in data)
+    if not form.is_valid():
+        if set(form.errors) == {"captcha"}:
+            if "captcha_0" in data:
+                # The code was on the page: wrong or not typed; a new picture.
+                alert = str(form.errors["captcha"][0])
+            else:
+                alert = str(TOO_FAST if too_fast else BUSY_NETWORK)
+            return Screened(fresh(True), status=400, alert=alert)
+        return Screened(form, status=400)
+    if too_fast:
+        # Even with a solved code: the new form's stamp starts the clock again, and a
+        # person typing the new code takes longer than a program.
+        return Screened(fresh(True), status=400, alert=str(TOO_FAST))
+    if ip_over_limit(attempts):
+        return Screened(fresh(True), status=429, alert=str(OVER_IP_LIMIT))
+    email = form.cleaned_data.get("email")
+    if email and not address_limit_check(newsletter=newsletter, email=email).allowed:
+        return Screened(fresh(busy), status=429, alert=str(OVER_ADDRESS_LIMIT))
+    return Screened(form, accepted=True)
 
 
 def address_limit_check(*, newsletter: Newsletter, email: str) -> Verdict:

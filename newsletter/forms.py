@@ -11,7 +11,9 @@ import unicodedata
 
 from captcha.fields import CaptchaField, CaptchaTextInput
 from django import forms
+from django.conf import settings
 from django.core.validators import EmailValidator
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
@@ -141,7 +143,11 @@ def identifying_code_field() -> CaptchaField:
     """Return the "Identifying code" field: the picture, its Reload button, the box to type in."""
     return CaptchaField(
         label=_("Identifying code"),
-        help_text=_("Type the four characters in the picture. Hard to read? Reload it."),
+        help_text=_(
+            "Type the four characters in the picture. Hard to read? Reload it, or listen to it."
+        )
+        if settings.CAPTCHA_FLITE_PATH
+        else _("Type the four characters in the picture. Hard to read? Reload it."),
         widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
         error_messages={
             "invalid": _("The identifying code did not match; here is a new one to type."),
@@ -247,3 +253,16 @@ class SubscriberImportForm(forms.Form):
         ),
     )
     dry_run = forms.BooleanField(required=False, label=_("Only check the file; import nothing"))
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.NEWSLETTER_IMPORT_MAX_MB * 1024 * 1024
+        if upload.size > limit:
+            raise forms.ValidationError(
+                _(
+                    "The file is %(size)s; an import takes at most %(limit)s "
+                    "(NEWSLETTER_IMPORT_MAX_MB). Split it into smaller files and import each."
+                )
+                % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)}
+            )
+        return upload

@@ -4,6 +4,7 @@ import secrets
 import zoneinfo
 from datetime import time
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -220,6 +221,85 @@ class ConsentRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+
+class PendingSignup(models.Model):
+    """What a signup for an address already on the list typed in, held until its owner agrees.
+
+    A stranger can type anyone's address, so a signup for a known address changes no
+    field of that reader: the details wait here, and the link in the email to the
+    address (a confirmation, or "you already subscribe") applies them when its owner
+    presses the button. Rows older than a confirmation link's lifetime are purged.
+    """
+
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.CASCADE, related_name="pending_signups"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    organisation = models.CharField(max_length=150, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    category_ids = models.JSONField(default=list, blank=True)
+    consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    form = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("pending signup")
+        verbose_name_plural = _("pending signups")
+
+    def __str__(self) -> str:
+        return f"pending signup {self.pk} of subscriber {self.subscriber_id}"
+
+
+class BackgroundJob(models.Model):
+    """A long admin job run by a Celery worker: a CSV import or export, with its progress.
+
+    Admin starts one and shows its progress page; the worker updates the counters as
+    it goes (live, through the cache) and here when done; the result (the export, or
+    the CSV of rows that failed an import) waits in MEDIA_ROOT/jobs/, which no URL
+    serves, for an admin to download.
+    """
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", _("Import readers")
+        EXPORT = "export", _("Export readers")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True
+    )
+    params = models.JSONField(default=dict, blank=True)
+    input_name = models.CharField(_("file"), max_length=255, blank=True)
+    input_path = models.CharField(max_length=255, blank=True)
+    output_path = models.CharField(max_length=255, blank=True)
+    total = models.PositiveIntegerField(_("rows expected"), default=0)
+    done = models.PositiveIntegerField(_("rows done"), default=0)
+    failed = models.PositiveIntegerField(_("rows failed"), default=0)
+    summary = models.TextField(_("summary"), blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("started"), auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("import or export")
+        verbose_name_plural = _("imports and exports")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
 
 
 class Suppression(models.Model):

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.db.models.functions import Lower
 
 from articles.models import Category
-from newsletter.models import ConsentText, Delivery, Newsletter, Subscriber
+from newsletter.models import ConsentText, Delivery, Newsletter, PendingSignup, Subscriber
 from newsletter.selectors import issues_published
 from newsletter.suppression import normalise_email
 
@@ -27,6 +27,17 @@ def categories_offered(*, newsletter: Newsletter) -> QuerySet[Category]:
 def consent_text_current(*, newsletter: Newsletter) -> ConsentText | None:
     """Return the consent wording new signups agree to: the newsletter's latest version."""
     return ConsentText.objects.filter(newsletter=newsletter).order_by("-version").first()
+
+
+def pending_signup(*, subscriber: Subscriber, pending_id: int | None) -> PendingSignup | None:
+    """Return the signup details held for this reader under `pending_id`, if still there."""
+    if not pending_id:
+        return None
+    return (
+        PendingSignup.objects.select_related("consent_text")
+        .filter(pk=pending_id, subscriber=subscriber)
+        .first()
+    )
 
 
 def consent_text_agreed(*, subscriber: Subscriber) -> ConsentText | None:

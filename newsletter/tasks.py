@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from newsletter.models import Issue, Newsletter
+from newsletter.models import ConsentText, Issue, Newsletter
+from newsletter.reader_selectors import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent
@@ -20,7 +21,13 @@ from newsletter.services.issues import (
     issue_compile_due,
     issue_send_scheduled,
 )
-from newsletter.services.subscribers import reader_email_send, subscribers_purge_unconfirmed
+from newsletter.services.jobs import job_run
+from newsletter.services.subscribers import (
+    Profile,
+    reader_email_send,
+    subscriber_signup,
+    subscribers_purge_unconfirmed,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -173,15 +180,57 @@ def sunset_readers() -> None:
         logger.info("%s sunset: %s", newsletter.slug, result)
 
 
+@shared_task(acks_late=True)
+def run_background_job(job_id: int) -> None:
+    """Run an admin import or export (newsletter/services/jobs.py); a redelivery runs it once."""
+    job_run(job_id=job_id)
+
+
+@shared_task(acks_late=True)
+def process_signup(
+    *,
+    newsletter_id: int,
+    email: str,
+    name: str,
+    organisation: str,
+    country: str,
+    category_ids: list[int],
+    consent_text_id: int,
+    ip: str | None,
+    user_agent: str,
+    form: str,
+) -> str:
+    """Sign up an address from a public form, off the request path (equal time for every state)."""
+    newsletter = Newsletter.objects.get(pk=newsletter_id)
+    return subscriber_signup(
+        newsletter=newsletter,
+        email=email,
+        profile=Profile(
+            name=name,
+            organisation=organisation,
+            country=country,
+            categories=tuple(categories_offered(newsletter=newsletter).filter(pk__in=category_ids)),
+        ),
+        consent_text=ConsentText.objects.get(pk=consent_text_id),
+        ip=ip,
+        user_agent=user_agent,
+        form=form,
+    )
+
+
 @shared_task(bind=True, max_retries=6, acks_late=True)
-def send_reader_email(self, name: str, subscriber_id: int, to: str = "") -> bool:
+def send_reader_email(
+    self, name: str, subscriber_id: int, to: str = "", pending_id: int | None = None
+) -> bool:
     """Send one reader email (confirmation, welcome, ...); retry while the ESP is down.
 
     A refused address fails alone and is logged. Run in process (the embedded default),
     a failure is logged rather than raised, so the reader's page stays the same.
     """
     try:
-        return reader_email_send(name=name, subscriber_id=subscriber_id, to=to)
+        return reader_email_send(
+            name=name, subscriber_id=subscriber_id, to=to, pending_id=pending_id
+        )
     except Exception as exc:
         if is_permanent(exc) or self.request.is_eager:
             logger.warning("reader email %s to subscriber %s failed: %s", name, subscriber_id, exc)

@@ -67,6 +67,7 @@ class ConfirmationCheck:
     subscriber: Subscriber | None
     email: str
     problem: str  # "" when valid, else "expired", "used" or "invalid"
+    pending_id: int | None = None  # the PendingSignup whose details the owner is asked to apply
 
 
 class ConfirmationTokenGenerator:
@@ -79,11 +80,15 @@ class ConfirmationTokenGenerator:
 
     salt = "newsletter.tokens.confirm"
 
-    def make_token(self, subscriber: Subscriber, *, email: str | None = None) -> str:
+    def make_token(
+        self, subscriber: Subscriber, *, email: str | None = None, pending_id: int | None = None
+    ) -> str:
         email = email or subscriber.email
         data = {"s": subscriber.pk, "h": self._state(subscriber, email)}
         if email != subscriber.email:
             data["e"] = email
+        if pending_id:
+            data["p"] = pending_id
         return signing.dumps(data, salt=self.salt, compress=True)
 
     def check_token(self, token: str) -> ConfirmationCheck:
@@ -102,11 +107,12 @@ class ConfirmationTokenGenerator:
         if subscriber is None:
             return ConfirmationCheck(None, "", "invalid")
         email = str(data.get("e") or subscriber.email)
+        pending = data.get("p") if isinstance(data.get("p"), int) else None
         if problem:
-            return ConfirmationCheck(subscriber, email, problem)
+            return ConfirmationCheck(subscriber, email, problem, pending)
         if not constant_time_compare(str(data.get("h")), self._state(subscriber, email)):
-            return ConfirmationCheck(subscriber, email, "used")
-        return ConfirmationCheck(subscriber, email, "")
+            return ConfirmationCheck(subscriber, email, "used", pending)
+        return ConfirmationCheck(subscriber, email, "", pending)
 
     def _state(self, subscriber: Subscriber, email: str) -> str:
         confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 from captcha.models import CaptchaStore
@@ -76,3 +77,30 @@ def docx(*, macros: bool = False, document: bool = True) -> bytes:
 
 def upload(name: str, content: bytes, content_type: str = "application/octet-stream"):
     return SimpleUploadedFile(name, content, content_type=content_type)
+
+
+def docx_bomb(
+    *, inflated_mb: int = 0, entries: int = 0, nested: bool = False, dense: bool = False
+) -> bytes:
+    """Return a real .docx that is also a zip bomb: huge inflated, or with many entries.
+
+    `dense` pads with random binary digits, which pack only about eight to one, so the
+    file passes the ratio check and only its unpacked size can refuse it.
+    """
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document/>")
+        if inflated_mb and not nested:
+            size = inflated_mb * 1024 * 1024
+            padding = os.urandom(size).translate(bytes(48 + (b & 1) for b in range(256)))
+            archive.writestr("word/media/padding.xml", padding if dense else b"\0" * size)
+        if inflated_mb and nested:
+            # The bomb is an "embedded spreadsheet": a ZIP inside the ZIP.
+            inner = io.BytesIO()
+            with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as sheet:
+                sheet.writestr("xl/padding.xml", b"\0" * (inflated_mb * 1024 * 1024))
+            archive.writestr("word/embeddings/sheet1.xlsx", inner.getvalue(), zipfile.ZIP_STORED)
+        for n in range(entries):
+            archive.writestr(f"word/media/part{n}.xml", "<p/>")
+    return out.getvalue()

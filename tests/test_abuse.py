@@ -1,4 +1,4 @@
-"""Bots get the same page as people and send nobody anything; nobody gets more than one a day."""
+"""Bots send nobody anything, people are told the truth, nobody gets more than one email a day."""
 
 from __future__ import annotations
 
@@ -36,30 +36,60 @@ def _solve(page: bytes) -> dict:
     return {"captcha_0": key, "captcha_1": CaptchaStore.objects.get(hashkey=key).response}
 
 
-@pytest.mark.parametrize(
-    ("trap", "overrides"),
-    [
-        ("honeypot", {"website": "http://spam.example"}),
-        ("too fast", {"stamp": "FRESH"}),
-        ("no stamp", {"stamp": ""}),
-        ("forged stamp", {"stamp": "1700000000:forged"}),
-    ],
-)
-def test_a_trapped_submission_gets_the_same_page_and_sends_nothing(trap, overrides):
+def test_only_a_filled_honeypot_gets_the_silent_answer():
     good = _inbox_page(CommitClient())
     Subscriber.objects.all().delete()
     mail.outbox.clear()
-    if overrides.get("stamp") == "FRESH":
-        overrides["stamp"] = abuse.form_stamp()
-    response = CommitClient().post(SUBSCRIBE, signup_data(email="good@example.com", **overrides))
+    response = CommitClient().post(
+        SUBSCRIBE, signup_data(email="good@example.com", website="http://spam.example")
+    )
     assert (response.status_code, response.content) == (200, good)
     assert not Subscriber.objects.exists()
     assert mail.outbox == []
 
 
+@pytest.mark.parametrize(
+    ("trap", "overrides"),
+    [
+        ("too fast", {"stamp": "FRESH"}),
+        ("no stamp", {"stamp": ""}),
+        ("forged stamp", {"stamp": "1700000000:forged"}),
+    ],
+)
+def test_a_form_sent_too_fast_comes_back_with_the_code_and_says_why(trap, overrides):
+    client = CommitClient()
+    if overrides.get("stamp") == "FRESH":
+        overrides["stamp"] = abuse.form_stamp()
+    response = client.post(SUBSCRIBE, signup_data(email="auto@example.com", **overrides))
+    page = response.content.decode().replace("&#x27;", "'")
+    assert response.status_code == 400
+    assert "You sent the form back very quickly" in page
+    assert "We have sent" not in page and 'value="auto@example.com"' in page
+    assert 'name="captcha_1"' in page
+    assert not Subscriber.objects.exists() and mail.outbox == []
+    # The person types the code and sends again: it goes through.
+    again = client.post(
+        SUBSCRIBE, signup_data(email="auto@example.com", **_solve(response.content))
+    )
+    assert b"Check your inbox" in again.content
+    assert len(sent_to("auto@example.com")) == 1
+
+
+def test_an_empty_form_sent_too_fast_shows_its_errors_not_a_blank_address():
+    response = CommitClient().post(
+        SUBSCRIBE, {"stamp": abuse.form_stamp(), "website": "", "consent_version": "1"}
+    )
+    page = response.content.decode()
+    assert response.status_code == 400
+    assert "This field is required" in page or "Enter a valid email" in page
+    assert "We have sent an email to" not in page
+    assert mail.outbox == []
+
+
 def test_the_minimum_fill_time_is_configurable(client, settings):
     settings.NEWSLETTER_MIN_FILL_SECONDS = 60
-    client.post(SUBSCRIBE, signup_data(stamp=aged_stamp(30)))
+    response = client.post(SUBSCRIBE, signup_data(stamp=aged_stamp(30)))
+    assert response.status_code == 400
     assert not Subscriber.objects.exists()
     client.post(SUBSCRIBE, signup_data(stamp=aged_stamp(61)))
     assert Subscriber.objects.count() == 1
@@ -96,16 +126,20 @@ def test_the_email_interval_is_configurable(client, settings):
     assert len(sent_to("x@example.com")) == 1
 
 
-def test_past_the_address_limit_submissions_are_dropped_silently(settings):
+def test_past_the_address_limit_the_form_comes_back_saying_so(settings):
     settings.NEWSLETTER_ADDRESS_LIMIT = 2
-    for n in range(3):
-        CommitClient().post(
-            SUBSCRIBE,
-            signup_data(email="limit@example.com", name=f"Name {n}"),
-            REMOTE_ADDR=f"198.51.100.{n}",
+    for n in range(2):
+        response = CommitClient().post(
+            SUBSCRIBE, signup_data(email="limit@example.com"), REMOTE_ADDR=f"198.51.100.{n}"
         )
-    # The third submission changed nothing: the name is still the second one's.
-    assert Subscriber.objects.get().name == "Name 1"
+        assert response.status_code == 200
+    response = CommitClient().post(
+        SUBSCRIBE, signup_data(email="limit@example.com"), REMOTE_ADDR="198.51.100.9"
+    )
+    assert response.status_code == 429
+    assert b"given to us many times today" in response.content
+    assert b"We have sent" not in response.content
+    assert len(sent_to("limit@example.com")) == 1
 
 
 def test_past_the_soft_limit_the_form_asks_for_the_identifying_code(client, settings):
@@ -117,10 +151,11 @@ def test_past_the_soft_limit_the_form_asks_for_the_identifying_code(client, sett
     assert b'name="captcha_1"' in page
     assert b"Identifying code" in page
     assert b'name="reload_code"' in page
-    # Without the code: the form again, an error, nothing written or sent.
+    # Without the code: the form again, with the code and a sentence saying why.
     response = client.post(SUBSCRIBE, signup_data(email="third@example.com"))
     assert response.status_code == 400
-    assert b"Type the identifying code" in response.content
+    assert b"Many forms were sent from your network in the last hour" in response.content
+    assert b'name="captcha_1"' in response.content
     assert sent_to("third@example.com") == []
     # With the right code it goes through.
     response = client.post(
@@ -179,7 +214,9 @@ def test_past_the_hard_limit_even_a_solved_code_sends_nothing(client, settings):
     assert len(mail.outbox) == 3
     page = client.get(SUBSCRIBE).content
     response = client.post(SUBSCRIBE, signup_data(email="h4@example.com", **_solve(page)))
-    assert b"Check your inbox" in response.content
+    assert response.status_code == 429
+    assert b"Too many forms were sent from your network" in response.content
+    assert b"Check your inbox" not in response.content
     assert sent_to("h4@example.com") == []
     assert not Subscriber.objects.filter(email="h4@example.com").exists()
 

@@ -7,7 +7,6 @@ import io
 
 import pytest
 from django.core import mail
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from newsletter.models import ConsentRecord, Subscriber
@@ -170,43 +169,3 @@ def test_an_export_imports_back_into_another_list_unchanged(tmp_path, run_on_com
         run(tmp_path, out.getvalue(), "--prior-consent", "Moved from the old system")
     reader = Subscriber.objects.get()
     assert (reader.email, reader.name, reader.organisation) == ("a@example.com", "=SUM(A1)", "Org")
-
-
-# --- In admin --------------------------------------------------------------------------------
-
-
-def test_admin_imports_a_file_and_shows_the_report(admin_client):
-    page = admin_client.get("/admin/newsletter/subscriber/").content.decode()
-    assert 'href="/admin/newsletter/subscriber/import/"' in page
-    upload = SimpleUploadedFile("r.csv", (GOOD + "broken,,,,\n").encode(), "text/csv")
-    response = admin_client.post(
-        "/admin/newsletter/subscriber/import/",
-        {"file": upload, "newsletter": default_newsletter().pk, "prior_consent": ""},
-    )
-    page = response.content.decode()
-    assert response.status_code == 200
-    assert "3 rows: 2 imported, 0 skipped, 1 with errors." in page
-    assert "Row 4: email: Enter a valid email address" in page
-    assert Subscriber.objects.filter(status="pending").count() == 2
-    assert len(mail.outbox) == 2
-
-
-def test_admin_refuses_a_file_without_an_email_column(admin_client):
-    upload = SimpleUploadedFile("r.csv", b"name\nLi\n", "text/csv")
-    response = admin_client.post(
-        "/admin/newsletter/subscriber/import/",
-        {"file": upload, "newsletter": default_newsletter().pk},
-    )
-    assert "header naming the columns" in response.content.decode()
-    assert not Subscriber.objects.exists()
-
-
-def test_admin_exports_the_selected_readers(admin_client):
-    a = SubscriberFactory(email="a@example.com")
-    SubscriberFactory(email="b@example.com")
-    response = admin_client.post(
-        "/admin/newsletter/subscriber/", {"action": "export_csv", "_selected_action": [a.pk]}
-    )
-    assert response["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
-    assert [r["email"] for r in rows] == ["a@example.com"]

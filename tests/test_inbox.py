@@ -24,6 +24,7 @@ from tests.inbox_steps import (
     WRITE,
     ask_data,
     docx,
+    docx_bomb,
     solved_code,
     upload,
     write_data,
@@ -149,14 +150,22 @@ def test_text_is_stored_as_typed_with_line_breaks_counted_as_the_reader_saw_them
     assert Ticket.objects.get().body == as_seen
 
 
-def test_a_trapped_submission_gets_the_same_page_and_stores_and_sends_nothing(client):
+def test_only_a_filled_honeypot_gets_the_same_page_and_stores_and_sends_nothing(client):
     good = client.post(ASK, ask_data(email="a@example.org"))
     Ticket.objects.all().delete()
     mail.outbox.clear()
     trapped = client.post(ASK, ask_data(email="a@example.org", website="http://spam.example"))
-    too_fast = client.post(ASK, ask_data(email="a@example.org", stamp=None))
     assert without_csrf(good.content) == without_csrf(trapped.content)
-    assert without_csrf(good.content) == without_csrf(too_fast.content)
+    assert not Ticket.objects.exists() and mail.outbox == []
+
+
+def test_a_question_sent_too_fast_comes_back_with_a_sentence_and_what_was_typed(client):
+    response = client.post(ASK, ask_data(email="a@example.org", stamp=None))
+    page = response.content.decode().replace("&#x27;", "'")
+    assert response.status_code == 400
+    assert "You sent the form back very quickly" in page
+    assert "China-Laos railway?</textarea>" in page and 'name="captcha_1"' in page
+    assert "Thank you" not in page
     assert not Ticket.objects.exists() and mail.outbox == []
 
 
@@ -190,7 +199,7 @@ def test_the_ip_limits_are_shared_with_the_subscription_form(client, settings):
     client.post(SUBSCRIBE, signup_data(email="two@example.org", **solved_code()))
     client.post(WRITE, write_data(email="three@example.org"))
     dropped = client.post(ASK, ask_data(email="four@example.org"))
-    assert dropped.status_code == 200 and b"Thank you for your question" in dropped.content
+    assert dropped.status_code == 429 and b"Too many forms were sent" in dropped.content
     assert sorted(Ticket.objects.values_list("email", flat=True)) == [
         "one@example.org",
         "three@example.org",
@@ -199,12 +208,13 @@ def test_the_ip_limits_are_shared_with_the_subscription_form(client, settings):
     assert not sent_to("four@example.org")
 
 
-def test_past_the_address_limit_messages_naming_it_are_dropped_silently(client, settings):
+def test_past_the_address_limit_the_form_comes_back_saying_so(client, settings):
     settings.NEWSLETTER_ADDRESS_LIMIT = 2
     settings.NEWSLETTER_IP_HARD_LIMIT = 50
-    for _ in range(3):
+    for expected in (200, 200, 429):
         response = client.post(ASK, ask_data(email="target@example.org"))
-        assert response.status_code == 200
+        assert response.status_code == expected
+    assert b"given to us many times today" in response.content
     assert Ticket.objects.count() == 2
     assert len(sent_to("target@example.org")) == 2
 
@@ -462,3 +472,28 @@ def test_download_my_data_includes_the_readers_questions_and_the_answers(client)
     assert (exported["reference"], exported["message"]) == (ticket.reference, QUESTION)
     assert exported["ip"] == "127.0.0.1" and exported["organisation"] == "Lagos Port Authority"
     assert [(a["by"], a["answer"]) for a in exported["answers"]] == [("Wang", "Friday.")]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (docx_bomb(inflated_mb=3, dense=True), "unpacks to more than 2 MB"),
+        (docx_bomb(inflated_mb=5), "packed far more tightly than a document can be"),
+        (docx_bomb(inflated_mb=5, nested=True), "packed far more tightly than a document can be"),
+        (docx_bomb(entries=1200), "holds more than 1000 parts"),
+    ],
+    ids=["inflates-past-the-size-limit", "compression-ratio", "bomb-nested-inside", "entries"],
+)
+def test_it_refuses_a_docx_zip_bomb_with_a_clear_message(client, settings, content, message):
+    settings.INBOX_DOCX_MAX_UNPACKED_MB = 2
+    response = client.post(WRITE, write_data(attachment=upload("story.docx", content)))
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Ticket.objects.exists() and mail.outbox == [] and _stored_files(settings) == []
+
+
+def test_it_takes_an_ordinary_docx_of_many_parts(client):
+    content = docx_bomb(entries=40)
+    response = client.post(WRITE, write_data(attachment=upload("story.docx", content)))
+    assert response.status_code == 200
+    assert Ticket.objects.get().attachment_name == "story.docx"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
 
 from newsletter.models import ConsentRecord, Delivery, Subscriber, TrackingEvent
 from newsletter.suppression import is_suppressed
@@ -121,6 +122,7 @@ class WebhookContract:
     @pytest.fixture(autouse=True)
     def _webhook_settings(self, settings):
         settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET, **self.fmt.settings}
+        settings.NEWSLETTER_WEBHOOK_ESPS = [self.fmt.esp]
 
     def delivery(self, n: int = 1, **kwargs) -> Delivery:
         return DeliveryFactory(esp_message_id=self.fmt.message_id(n), **kwargs)
@@ -184,6 +186,70 @@ class WebhookContract:
         assert response.status_code == 400
         assert TrackingEvent.objects.count() == 0
 
+    def test_it_answers_400_to_a_truncated_body_and_changes_nothing(self, client, run_on_commit):
+        delivery = self.delivery()
+        body = self.fmt.body("hard_bounce", Target.of(delivery), event_id="cut")
+        with run_on_commit():
+            response = post(client, self.fmt, body[: len(body) // 2])
+        assert response.status_code == 400
+        assert TrackingEvent.objects.count() == 0
+        assert Subscriber.objects.get(pk=delivery.subscriber_id).status == "active"
+
+    def test_it_answers_400_to_deeply_nested_json_and_changes_nothing(
+        self, client, run_on_commit
+    ):
+        self.delivery()
+        with run_on_commit():
+            response = post(client, self.fmt, "[" * 100_000 + "]" * 100_000)
+        assert response.status_code == 400
+        assert TrackingEvent.objects.count() == 0
+
+    def test_it_stores_an_event_whose_text_holds_a_nul_and_applies_it(
+        self, client, run_on_commit
+    ):
+        # PostgreSQL refuses NUL in text and jsonb; the event must still count.
+        delivery = self.delivery()
+        body = with_nul(self.fmt.body("hard_bounce", Target.of(delivery), event_id="nul-1"))
+        with run_on_commit():
+            response = post(client, self.fmt, body)
+        assert response.status_code == 200
+        event = TrackingEvent.objects.get()
+        assert "\x00" not in json.dumps(event.payload) and "\u0000" not in json.dumps(event.payload)
+        assert event.payload["esp_event"] and "diagnostic" in json.dumps(event.payload)
+        assert Subscriber.objects.get(pk=delivery.subscriber_id).status == "bounced"
+
+    def test_it_answers_404_while_its_esp_is_not_configured(self, client, settings):
+        settings.NEWSLETTER_WEBHOOK_ESPS = []
+        delivery = self.delivery()
+        body = self.fmt.body("complaint", Target.of(delivery), event_id="elsewhere")
+        response = post(client, self.fmt, body)
+        assert response.status_code == 404
+        assert TrackingEvent.objects.count() == 0
+
+    def test_an_event_that_cannot_be_stored_is_logged_and_answered_for_a_retry(
+        self, client, caplog, run_on_commit
+    ):
+        delivery = self.delivery()
+        body = self.fmt.body("hard_bounce", Target.of(delivery), event_id="retry-me")
+        table = TrackingEvent._meta.db_table
+        # A real storage failure: the table is gone for the length of one request.
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} RENAME TO {table}_away")
+        try:
+            response = post(client, self.fmt, body)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {table}_away RENAME TO {table}")
+        assert response.status_code == 503
+        assert response["Retry-After"]
+        [record] = [r for r in caplog.records if "could not be stored" in r.getMessage()]
+        if self.fmt.esp != "mailjet":  # Mailjet's events carry no id
+            assert record.args[1] != "without an id"  # the ESP's own id, to find it later
+        with run_on_commit():
+            again = post(client, self.fmt, body)  # the ESP's retry
+        assert again.status_code == 200
+        assert Subscriber.objects.get(pk=delivery.subscriber_id).status == "bounced"
+
     def test_it_records_an_event_for_an_unknown_message_and_changes_no_reader(
         self, client, run_on_commit
     ):
@@ -223,6 +289,19 @@ class WebhookContract:
 
         enqueued[0]()  # the task
         assert Subscriber.objects.get(pk=delivery.subscriber_id).status == "complained"
+
+
+def with_nul(body: str) -> str:
+    """Return `body` with a NUL-laden diagnostic field added to each event in it."""
+
+    def add(event):
+        if isinstance(event, dict):
+            event["diagnostic\u0000"] = "550 5.1.1 no such user\x00\x07 here"
+        return event
+
+    data = json.loads(body)
+    data = [add(item) for item in data] if isinstance(data, list) else add(data)
+    return json.dumps(data)
 
 
 def compact(data) -> str:

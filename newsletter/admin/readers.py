@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
-
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
-from django.utils import timezone
+from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django_countries import countries
@@ -20,10 +18,11 @@ from django_countries import countries
 from newsletter.admin.scale import WHOLE_ADDRESS, ScaledAdmin, choices_filter
 from newsletter.forms import SubscriberImportForm
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, Suppression
-from newsletter.services.subscriber_csv import (
-    ImportFileError,
-    subscribers_export,
-    subscribers_import,
+from newsletter.services.jobs import (
+    EXPORT_FILTERS,
+    export_queryset,
+    job_export_start,
+    job_import_start,
 )
 from newsletter.services.subscribers import (
     consent_text_publish,
@@ -237,50 +236,71 @@ class SubscriberAdmin(ScaledAdmin):
 
     @admin.action(description=_("Export selected as CSV"))
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
-        out = io.StringIO()
-        subscribers_export(out=out, readers=queryset)
-        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
-        stamp = timezone.now().strftime("%Y%m%d-%H%M")
-        response["Content-Disposition"] = f'attachment; filename="readers-{stamp}.csv"'
-        return response
+        # A background job (newsletter/services/jobs.py): a million rows outlast a request.
+        if request.POST.get("select_across") == "1":
+            job = job_export_start(user=request.user, **_list_filters(request))
+        else:
+            job = job_export_start(user=request.user, ids=queryset.values_list("pk", flat=True))
+        return HttpResponseRedirect(_progress_url(job))
 
     def get_urls(self):
+        view = self.admin_site.admin_view
         extra = [
-            path(
-                "import/",
-                self.admin_site.admin_view(self.import_view),
-                name="newsletter_subscriber_import",
-            )
+            path("import/", view(self.import_view), name="newsletter_subscriber_import"),
+            path("export/", view(self.export_view), name="newsletter_subscriber_export"),
         ]
         return extra + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
             return HttpResponse(status=403)
-        report = None
         if request.method == "POST":
             form = SubscriberImportForm(request.POST, request.FILES)
             if form.is_valid():
                 data = form.cleaned_data
-                try:
-                    report = subscribers_import(
-                        newsletter=data["newsletter"],
-                        source=data["file"].read(),
-                        prior_consent=data["prior_consent"],
-                        dry_run=data["dry_run"],
-                    )
-                except ImportFileError as exc:
-                    form.add_error("file", str(exc))
+                job = job_import_start(
+                    user=request.user,
+                    upload=data["file"],
+                    newsletter=data["newsletter"],
+                    prior_consent=data["prior_consent"],
+                    dry_run=data["dry_run"],
+                )
+                return HttpResponseRedirect(_progress_url(job))
         else:
             form = SubscriberImportForm()
         context = {
             **self.admin_site.each_context(request),
             "title": _("Import readers from CSV"),
             "form": form,
-            "report": report,
+            "max_mb": settings.NEWSLETTER_IMPORT_MAX_MB,
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/newsletter/subscriber/import.html", context)
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """Export every reader the list shows (its filters and search), after a button press."""
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
+        chosen = _list_filters(request)
+        if request.method == "POST":
+            return HttpResponseRedirect(_progress_url(job_export_start(user=request.user, **chosen)))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Export readers as CSV"),
+            "count": export_queryset(chosen).count(),
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/newsletter/subscriber/export.html", context)
+
+
+def _list_filters(request: HttpRequest) -> dict:
+    """Return the readers' list filters and search in `request`'s query string, for an export."""
+    filters = {key: request.GET[key] for key in EXPORT_FILTERS if request.GET.get(key)}
+    return {"filters": filters, "q": request.GET.get("q", "")}
+
+
+def _progress_url(job) -> str:
+    return reverse("admin:newsletter_backgroundjob_progress", args=[job.pk])
 
 
 @admin.register(Suppression)

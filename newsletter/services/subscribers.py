@@ -26,9 +26,11 @@ from newsletter.models import (
     ConsentText,
     Delivery,
     Newsletter,
+    PendingSignup,
     Subscriber,
 )
 from newsletter.reader_selectors import (
+    categories_offered,
     consent_text_agreed,
     latest_issue_url,
     subscriber_by_email,
@@ -61,10 +63,17 @@ class Profile:
     categories: tuple[Category, ...] = ()
 
 
-def _queue_email(name: str, subscriber: Subscriber, to: str = "") -> None:
+def _queue_email(
+    name: str, subscriber: Subscriber, to: str = "", *, pending_id: int | None = None
+) -> None:
     from newsletter.tasks import send_reader_email  # tasks import services
 
-    transaction.on_commit(lambda: send_reader_email.delay(name, subscriber.pk, to))
+    if pending_id:
+        transaction.on_commit(
+            lambda: send_reader_email.delay(name, subscriber.pk, to, pending_id=pending_id)
+        )
+    else:
+        transaction.on_commit(lambda: send_reader_email.delay(name, subscriber.pk, to))
 
 
 def _record(subscriber: Subscriber, action: str, **fields) -> ConsentRecord:
@@ -99,6 +108,40 @@ def consent_text_publish(
         )
 
 
+def subscriber_signup_request(
+    *,
+    newsletter: Newsletter,
+    email: str,
+    profile: Profile,
+    consent_text: ConsentText,
+    ip: str | None,
+    user_agent: str,
+    form: str,
+) -> None:
+    """Take a signup from a public form: enqueue one task, whatever the address's state.
+
+    The request path reads and writes nothing about the address, so a new, pending,
+    active, unsubscribed or erased address costs the same queries and one task
+    enqueued: the page answers in the same time and tells no one anything
+    (bench/signup_timing.py measures it). `subscriber_signup` runs in the task.
+    """
+    from newsletter.tasks import process_signup  # tasks import services
+
+    payload = {
+        "newsletter_id": newsletter.pk,
+        "email": email,
+        "name": profile.name,
+        "organisation": profile.organisation,
+        "country": profile.country,
+        "category_ids": [category.pk for category in profile.categories],
+        "consent_text_id": consent_text.pk,
+        "ip": ip,
+        "user_agent": user_agent[:300],
+        "form": form[:100],
+    }
+    transaction.on_commit(lambda: process_signup.delay(**payload))
+
+
 def subscriber_signup(
     *,
     newsletter: Newsletter,
@@ -111,11 +154,15 @@ def subscriber_signup(
 ) -> str:
     """Sign an address up; return what happened, which the caller must not show anyone.
 
-    New or pending: a confirmation email. Active: an email to the owner with their
-    preferences link, and nothing changed (a stranger must not edit a reader's
-    profile). Unsubscribed, bounced or complained: a fresh confirmation; the reader
-    stays out until they confirm. A suppressed (erased) address: nothing at all.
-    Whatever happens, at most one such email per address per interval.
+    Nothing changes a reader before its owner agrees. A new address becomes a
+    pending reader with the details typed (there is no one else's data to change)
+    and gets a confirmation. For an address already on the list, whatever its
+    status, no stored field changes: the details wait in a PendingSignup, and the
+    email to the address carries them (by its id, in the signed link) to be applied
+    when its owner presses the button: a confirmation for pending, unsubscribed,
+    bounced or complained readers, the "already subscribed" email for active ones. A
+    suppressed (erased) address: nothing at all. At most one such email per address
+    per interval; when it is spent, nothing is kept either.
     """
     email = normalise_email(email)
     if is_suppressed(newsletter=newsletter, email=email):
@@ -137,25 +184,60 @@ def subscriber_signup(
                 created = False
         assert subscriber is not None
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+        if created:
+            _apply_profile(subscriber, profile)
+            _record(
+                subscriber,
+                ConsentRecord.Action.SIGNUP,
+                ip=ip,
+                user_agent=user_agent,
+                form=form[:100],
+                consent_text=consent_text,
+            )
+        if not email_allowance(newsletter=newsletter, email=email):
+            return "created" if created else subscriber.status
+        pending = None
+        if not created:
+            pending = PendingSignup.objects.create(
+                subscriber=subscriber,
+                name=profile.name,
+                organisation=profile.organisation,
+                country=profile.country,
+                category_ids=[category.pk for category in profile.categories],
+                consent_text=consent_text,
+                ip=ip,
+                user_agent=(user_agent or "")[:300],
+                form=form[:100],
+            )
+        pending_id = pending.pk if pending else None
         if subscriber.status == Subscriber.Status.ACTIVE:
-            if email_allowance(newsletter=newsletter, email=email):
-                _queue_email(ALREADY_SUBSCRIBED, subscriber)
-            return "active"
-        _apply_profile(subscriber, profile)
-        _record(
-            subscriber,
-            ConsentRecord.Action.SIGNUP,
-            ip=ip,
-            user_agent=user_agent,
-            form=form[:100],
-            consent_text=consent_text,
-        )
-        if email_allowance(newsletter=newsletter, email=email):
+            _queue_email(ALREADY_SUBSCRIBED, subscriber, pending_id=pending_id)
+        else:
             Subscriber.objects.filter(pk=subscriber.pk).update(
                 last_confirmation_sent_at=timezone.now()
             )
-            _queue_email(CONFIRM, subscriber)
+            _queue_email(CONFIRM, subscriber, pending_id=pending_id)
         return "created" if created else subscriber.status
+
+
+def _pending_profile(pending: PendingSignup, newsletter: Newsletter) -> Profile:
+    offered = categories_offered(newsletter=newsletter).filter(pk__in=pending.category_ids)
+    return Profile(
+        name=pending.name,
+        organisation=pending.organisation,
+        country=pending.country,
+        categories=tuple(offered),
+    )
+
+
+def _pending_differs(subscriber: Subscriber, pending: PendingSignup) -> bool:
+    current = (
+        subscriber.name,
+        subscriber.organisation,
+        subscriber.country,
+        sorted(subscriber.categories.values_list("pk", flat=True)),
+    )
+    return current != (pending.name, pending.organisation, pending.country, sorted(pending.category_ids))
 
 
 def subscriber_confirmation_resend(
@@ -190,12 +272,19 @@ def subscriber_confirmation_resend(
 
 
 def subscriber_confirm(
-    *, subscriber: Subscriber, email: str, ip: str | None, user_agent: str
+    *,
+    subscriber: Subscriber,
+    email: str,
+    ip: str | None,
+    user_agent: str,
+    pending_id: int | None = None,
 ) -> str:
-    """Confirm a subscription or a change of address from a checked token.
+    """Confirm a subscription, a change of address, or details given in a signup form.
 
-    Return "confirmed", "changed", "already" (nothing left to do) or "taken" (the new
-    address belongs to another subscription of this newsletter, or may not be mailed).
+    Return "confirmed", "changed", "updated" (an active reader took the details of a
+    later signup), "already" (nothing left to do) or "taken" (the new address belongs
+    to another subscription of this newsletter, or may not be mailed). The details of
+    `pending_id` apply only now, when the address's owner pressed the button.
     """
     email = normalise_email(email)
     now = timezone.now()
@@ -203,6 +292,11 @@ def subscriber_confirm(
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status == Subscriber.Status.ERASED:
             return "taken"
+        pending = (
+            PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
+            if pending_id
+            else None
+        )
         if email != normalise_email(subscriber.email):
             other = subscriber_by_email(newsletter=subscriber.newsletter, email=email)
             if other is not None or is_suppressed(newsletter=subscriber.newsletter, email=email):
@@ -221,7 +315,33 @@ def subscriber_confirm(
             _queue_email(EMAIL_CHANGED, subscriber, old)
             return "changed"
         if subscriber.status == Subscriber.Status.ACTIVE:
-            return "already"
+            if pending is None:
+                return "already"
+            _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
+            _record(
+                subscriber,
+                ConsentRecord.Action.CHANGE,
+                ip=ip,
+                user_agent=user_agent,
+                method="link",
+                form=pending.form,
+                note="details from a signup form, confirmed from the reader's inbox",
+            )
+            pending.delete()
+            return "updated"
+        if pending is not None:
+            # The signup the owner now agrees to: its details and its consent record.
+            _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
+            record = _record(
+                subscriber,
+                ConsentRecord.Action.SIGNUP,
+                ip=pending.ip,
+                user_agent=pending.user_agent,
+                form=pending.form,
+                consent_text=pending.consent_text,
+            )
+            ConsentRecord.objects.filter(pk=record.pk).update(at=pending.created_at)
+            pending.delete()
         signup = (
             subscriber.consent_records.filter(action=ConsentRecord.Action.SIGNUP)
             .order_by("-at", "-id")
@@ -398,6 +518,7 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
         if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING):
             _record(subscriber, ConsentRecord.Action.WITHDRAW, method=method, note="erased")
         subscriber.consent_records.update(ip=None, user_agent="")
+        subscriber.pending_signups.all().delete()
         # tracking imports this module (ESP unsubscribes), hence the import here.
         from newsletter.services.tracking import tracking_events_forget
 
@@ -432,6 +553,9 @@ def subscribers_purge_unconfirmed(*, older_than: datetime) -> int:
         deliveries__isnull=True,
     )
     ids = list(stale.values_list("pk", flat=True))
+    # Details waiting for an owner who never pressed the button go once no link can apply them.
+    link_life = timedelta(days=settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS)
+    PendingSignup.objects.filter(created_at__lt=timezone.now() - link_life).delete()
     _, per_model = Subscriber.objects.filter(pk__in=ids).delete()
     return per_model.get(Subscriber._meta.label, 0)
 
@@ -443,7 +567,9 @@ def _confirm_url(token: str) -> str:
     return absolute(reverse("newsletter:confirm", args=[token]))
 
 
-def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
+def reader_email_send(
+    *, name: str, subscriber_id: int, to: str = "", pending_id: int | None = None
+) -> bool:
     """Render and send reader email `name`; False when it no longer applies.
 
     Links and tokens are made now, from the reader's current state, so a queued
@@ -461,7 +587,8 @@ def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
     if name == CONFIRM:
         if subscriber.status == Subscriber.Status.ACTIVE:
             return False
-        context["confirm_url"] = _confirm_url(confirmation_tokens.make_token(subscriber))
+        token = confirmation_tokens.make_token(subscriber, pending_id=pending_id)
+        context["confirm_url"] = _confirm_url(token)
     elif name == CONFIRM_EMAIL_CHANGE:
         recipient = normalise_email(to)
         token = confirmation_tokens.make_token(subscriber, email=recipient)
@@ -475,6 +602,16 @@ def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
         context["preferences_url"] = preferences_url(subscriber)
         context["unsubscribe_url"] = unsubscribe_url(subscriber)
         context["latest_issue_url"] = latest_issue_url(newsletter=newsletter)
+        pending = (
+            PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
+            if name == ALREADY_SUBSCRIBED and pending_id
+            else None
+        )
+        if pending is not None and _pending_differs(subscriber, pending):
+            # Nothing typed goes in the email: only a link to a page that shows it.
+            token = confirmation_tokens.make_token(subscriber, pending_id=pending.pk)
+            context["apply_url"] = _confirm_url(token)
+            context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
         headers = {
             "List-Id": list_id(newsletter),
             "List-Unsubscribe": f"<{context['unsubscribe_url']}>",

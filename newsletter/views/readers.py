@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
@@ -25,6 +24,7 @@ from newsletter.models import Newsletter, Subscriber
 from newsletter.reader_selectors import (
     consent_text_agreed,
     consent_text_current,
+    pending_signup,
     subscriber_data_export,
 )
 from newsletter.selectors import newsletter_default
@@ -35,7 +35,7 @@ from newsletter.services.subscribers import (
     subscriber_erase,
     subscriber_pause,
     subscriber_resume,
-    subscriber_signup,
+    subscriber_signup_request,
     subscriber_unsubscribe,
     subscriber_update_profile,
 )
@@ -45,9 +45,6 @@ from newsletter.tokens import confirmation_tokens, reader_tokens
 logger = logging.getLogger(__name__)
 
 FORM_PAGE = "subscribe-page"
-STALE_NOTICE = gettext_lazy(
-    "This page was open for a long time: please check your details and send again."
-)
 # What the embeddable snippet may carry over to our page; the rest is typed here.
 EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
 
@@ -89,14 +86,19 @@ def _subscribe_page(
 
 
 def _fresh_form(
-    request: HttpRequest, newsletter: Newsletter, consent_text, *, initial: dict | None = None
+    request: HttpRequest,
+    newsletter: Newsletter,
+    consent_text,
+    *,
+    initial: dict | None = None,
+    captcha: bool = False,
 ) -> SubscribeForm:
     initial = {**(initial or {}), "stamp": abuse.form_stamp()}
     return SubscribeForm(
         initial=initial,
         newsletter=newsletter,
         consent_text=consent_text,
-        captcha=abuse.captcha_required(request),
+        captcha=captcha or abuse.captcha_required(request),
     )
 
 
@@ -134,48 +136,42 @@ def subscribe(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _subscribe_page(request, newsletter, _fresh_form(request, newsletter, consent_text))
 
-    screening = abuse.submission_screen(request)
-    if "reload_code" in request.POST:
-        # The no-JavaScript reload button: the same form again with a new picture.
-        form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
-        return _subscribe_page(request, newsletter, form)
-    # Echoed on the page exactly as a valid submission would show it.
-    typed_email = normalise_email(request.POST.get("email", "")[:254])
-    if screening.stale:
-        form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
-        return _subscribe_page(request, newsletter, form, notice=str(STALE_NOTICE))
-    if not screening.verdict.allowed:
-        logger.info("signup dropped: %s from %s", screening.verdict.reason, client_ip(request))
-        return _check_your_inbox(request, newsletter, typed_email)
-
-    form = SubscribeForm(
-        request.POST,
-        newsletter=newsletter,
-        consent_text=consent_text,
-        captcha=screening.captcha_needed,
-    )
-    if not form.is_valid():
-        if "captcha" in form.errors and len(form.errors) == 1:
-            # Only the code was wrong: show the form again with a new picture.
-            alert = form.errors["captcha"][0]
-            form = _fresh_form(request, newsletter, consent_text, initial=_posted_initial(request))
-            return _subscribe_page(request, newsletter, form, status=400, alert=alert)
-        return _subscribe_page(request, newsletter, form, status=400)
-
-    email = form.cleaned_data["email"]
-    verdict = abuse.address_limit_check(newsletter=newsletter, email=email)
-    if verdict.allowed:
-        subscriber_signup(
-            newsletter=newsletter,
-            email=email,
-            profile=form.profile(),
-            consent_text=consent_text,
-            ip=client_ip(request),
-            user_agent=_user_agent(request),
-            form=slugify(request.POST.get("form_name", ""))[:50] or FORM_PAGE,
+    def bind(captcha: bool) -> SubscribeForm:
+        return SubscribeForm(
+            request.POST, newsletter=newsletter, consent_text=consent_text, captcha=captcha
         )
-    else:
-        logger.info("signup dropped: %s", verdict.reason)
+
+    def fresh(captcha: bool) -> SubscribeForm:
+        return _fresh_form(
+            request, newsletter, consent_text, initial=_posted_initial(request), captcha=captcha
+        )
+
+    screened = abuse.submission_screen(request, newsletter=newsletter, bind=bind, fresh=fresh)
+    if screened.silent:
+        logger.info("signup dropped: honeypot from %s", client_ip(request))
+        # Echoed on the page exactly as a valid submission would show it.
+        typed_email = normalise_email(request.POST.get("email", "")[:254])
+        return _check_your_inbox(request, newsletter, typed_email)
+    if not screened.accepted:
+        return _subscribe_page(
+            request,
+            newsletter,
+            screened.form,
+            status=screened.status,
+            notice=screened.notice,
+            alert=screened.alert,
+        )
+    form = screened.form
+    email = form.cleaned_data["email"]
+    subscriber_signup_request(
+        newsletter=newsletter,
+        email=email,
+        profile=form.profile(),
+        consent_text=consent_text,
+        ip=client_ip(request),
+        user_agent=_user_agent(request),
+        form=slugify(request.POST.get("form_name", ""))[:50] or FORM_PAGE,
+    )
     return _check_your_inbox(request, newsletter, email)
 
 
@@ -227,31 +223,51 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
             return _confirmed_page(request, subscriber, already=True)
         context["problem"] = check.problem
         return render(request, "newsletter/confirm_problem.html", context, status=410)
+    pending = pending_signup(subscriber=subscriber, pending_id=check.pending_id)
+    active = subscriber.status == Subscriber.Status.ACTIVE
+    if active and not changing and pending is None:
+        return _confirmed_page(request, subscriber, already=True)
     if request.method == "GET":
-        context["consent_text"] = consent_text_agreed(subscriber=subscriber)
+        # The details someone typed wait here until the address's owner presses the button.
+        context["pending"] = pending
+        context["updating"] = active and not changing
+        context["consent_text"] = (
+            pending.consent_text if pending and pending.consent_text_id else None
+        ) or consent_text_agreed(subscriber=subscriber)
         return render(request, "newsletter/confirm.html", context)
     outcome = subscriber_confirm(
         subscriber=subscriber,
         email=check.email,
         ip=client_ip(request),
         user_agent=_user_agent(request),
+        pending_id=check.pending_id,
     )
     if outcome == "taken":
         return render(request, "newsletter/confirm_taken.html", context, status=409)
     subscriber.refresh_from_db()
     return _confirmed_page(
-        request, subscriber, already=outcome == "already", changed=outcome == "changed"
+        request,
+        subscriber,
+        already=outcome == "already",
+        changed=outcome == "changed",
+        updated=outcome == "updated",
     )
 
 
 def _confirmed_page(
-    request: HttpRequest, subscriber: Subscriber, *, already: bool = False, changed: bool = False
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    already: bool = False,
+    changed: bool = False,
+    updated: bool = False,
 ) -> HttpResponse:
     context = {
         "subscriber": subscriber,
         "newsletter": subscriber.newsletter,
         "already": already,
         "changed": changed,
+        "updated": updated,
         "pref_token": reader_tokens.make_token(subscriber, "preferences"),
     }
     return render(request, "newsletter/confirmed.html", context)

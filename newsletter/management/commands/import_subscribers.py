@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 source=source,
                 prior_consent=prior_consent,
                 dry_run=dry_run,
-                on_progress=lambda n: self.stdout.write(f"   {n} rows read…"),
+                on_progress=lambda n, _failed: self.stdout.write(f"   {n} rows read…"),
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None

@@ -11,7 +11,9 @@ document.addEventListener("click", function (event) {
       var image = box.querySelector(".code-image");
       var key = box.querySelector("input[type=hidden][name$='_0']");
       var answer = box.querySelector("input[type=text]");
+      var audio = box.querySelector(".code-audio");
       image.src = data.image_url;
+      if (audio && data.audio_url) audio.href = data.audio_url;
       key.value = data.key;
       answer.value = "";
       answer.focus();

@@ -1,0 +1,70 @@
+"""Only the tracking webhooks of the ESPs we support are routed, and only while configured."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter.models import TrackingEvent
+from tests.webhook_cases import SECRET, auth_header
+
+pytestmark = pytest.mark.django_db
+
+SUPPORTED = ["mailgun", "sendgrid", "postmark", "sparkpost", "mailjet"]
+
+
+@pytest.fixture(autouse=True)
+def _secret(settings):
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET}
+    settings.NEWSLETTER_WEBHOOK_ESPS = list(SUPPORTED)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        # ESPs this project does not send through: never routed.
+        "/anymail/amazon_ses/tracking/",
+        "/anymail/brevo/tracking/",
+        "/anymail/postal/tracking/",
+        "/anymail/resend/tracking/",
+        "/anymail/mandrill/",
+        "/anymail/unisender_go/tracking/",
+        # Inbound mail: nothing here reads it.
+        "/anymail/mailgun/inbound/",
+        "/anymail/mailgun/inbound_mime/",
+        "/anymail/postmark/inbound/",
+        "/anymail/sendgrid/inbound/",
+        "/anymail/sparkpost/inbound/",
+        "/anymail/mailjet/inbound/",
+    ],
+)
+def test_every_other_anymail_url_is_a_404(client, url):
+    response = client.post(url, "{}", content_type="application/json", **auth_header())
+    assert response.status_code == 404
+    assert TrackingEvent.objects.count() == 0
+
+
+def test_a_supported_esp_is_routed_only_while_it_is_configured(client, settings):
+    settings.NEWSLETTER_WEBHOOK_ESPS = ["postmark"]
+    body = {"data": "{}", "content_type": "application/json", **auth_header()}
+    assert client.post("/anymail/mailgun/tracking/", **body).status_code == 404
+    assert client.post("/anymail/postmark/tracking/", **body).status_code == 400  # routed
+
+
+def test_the_default_is_the_esp_of_the_email_backend():
+    from tests.test_settings import run
+
+    result = run(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.NEWSLETTER_WEBHOOK_ESPS)",
+        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
+        ANYMAIL_POSTMARK_SERVER_TOKEN="x",
+    )
+    assert result.stdout.strip() == "['postmark']", result.stderr
+
+
+def test_an_unsupported_esp_in_the_setting_stops_start_up():
+    from tests.test_settings import load
+
+    result = load(NEWSLETTER_WEBHOOK_ESPS="mailgun,amazon_ses")
+    assert result.returncode != 0
+    assert "NEWSLETTER_WEBHOOK_ESPS names 'amazon_ses'" in result.stderr

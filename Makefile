@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test serve worker beat bench lint clean
+.PHONY: catalogues demo test serve worker beat bench lint clean
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -17,14 +17,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# Translation catalogues are compiled by Babel from the venv (no GNU gettext needed).
+catalogues: $(STAMP)
+	$(BIN)/python manage.py compile_catalogues
+
+demo: catalogues
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 
-test: $(STAMP)
+test: catalogues
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-serve: $(STAMP)
+serve: catalogues
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(or $(PORT),8000)
 

@@ -19,6 +19,7 @@ from config.env import (
     env_choice,
     env_float,
     env_int,
+    env_languages,
     env_list,
     env_prefixed,
     env_str,
@@ -294,8 +295,14 @@ if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
     )
 
 # --- Internationalisation ---------------------------------------------------------------
-LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# The languages the newsroom publishes in; the first is the default (unprefixed URLs,
+# articles and readers with no language of their own). A new language is one more
+# code here and a catalogue in locale/<code>/LC_MESSAGES/django.po (README, "Languages").
+LANGUAGES = env_languages("NEWSLETTER_LANGUAGES", ["en", "zh-hans"])
+LANGUAGE_CODE = LANGUAGES[0][0]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language switcher's choice outlives the session (a year, Django's default).
+LANGUAGE_COOKIE_NAME = "brw_language"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

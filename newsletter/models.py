@@ -73,6 +73,18 @@ class Newsletter(models.Model):
             "for editors to curate it or hold it."
         ),
     )
+    class MissingTranslation(models.TextChoices):
+        ORIGINAL = "original", _("Show it in the original language, marked")
+        OMIT = "omit", _("Leave it out of that edition")
+
+    # Issue 14: a story curated into the issue that has no version in an edition's
+    # language is shown in its original language (marked) or left out of that edition.
+    missing_translation = models.CharField(
+        _("story missing in a language"),
+        max_length=10,
+        choices=MissingTranslation.choices,
+        default=MissingTranslation.ORIGINAL,
+    )
     is_active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -270,6 +282,32 @@ class Issue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.newsletter.name} No. {self.number} ({self.week})"
+
+
+class IssueText(models.Model):
+    """An edition's own words for an issue: headline, preheader and editor's note in one language.
+
+    The issue's own fields are the default language's; a row here overrides them for
+    another language, and a blank field falls back to the default language's text.
+    Kept apart from Issue so a language added in settings needs no migration.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(_("language"), max_length=10)
+    headline = models.CharField(_("headline"), max_length=200, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=200, blank=True)
+    editor_note = models.TextField(_("editor's note"), blank=True, help_text=_("Markdown."))
+
+    class Meta:
+        ordering = ["issue", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["issue", "language"], name="issue_text_language_unique")
+        ]
+        verbose_name = _("edition text")
+        verbose_name_plural = _("edition texts")
+
+    def __str__(self) -> str:
+        return f"{self.issue} [{self.language}]"
 
 
 class EmptyWeek(models.Model):

@@ -24,6 +24,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from articles.languages import reader_language
 from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
 from newsletter.digest import digest_render as _render
 from newsletter.emails import RenderedEmail
@@ -110,6 +111,7 @@ class Reader:
     paused_until: datetime | None
     token_secret: str
     newsletter_id: int
+    language: str  # issue 14: the edition this reader gets
 
 
 @dataclass(slots=True)
@@ -133,6 +135,7 @@ def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
             "subscriber__paused_until",
             "subscriber__token_secret",
             "subscriber__newsletter_id",
+            "subscriber__language",
         )
     ]
 
@@ -162,6 +165,8 @@ def _fingerprint(digest: Digest) -> str:
     issue, newsletter = digest.issue, digest.issue.newsletter
     data = (
         settings.SITE_URL,
+        digest.language,  # issue 14: each edition's words are its own
+        digest.text,
         # What the templates show of the issue (not its counters, which every batch moves).
         [getattr(issue, name) for name in _ISSUE_SHOWN],
         [getattr(newsletter, f.attname) for f in newsletter._meta.concrete_fields],
@@ -180,6 +185,7 @@ def _fingerprint(digest: Digest) -> str:
                         item.keywords,
                         item.related,
                         item.pinned,
+                        item.original_language,
                     )
                     for item in section.items
                 ],
@@ -225,17 +231,27 @@ def _cached(key: tuple, make):
     return value
 
 
+# Issue 14: a variant is (language, sections): readers of one edition who chose the
+# same sections share one render. The label is what Delivery.variant records.
+EditionVariant = tuple[str, Variant]
+
+
+def _variant_label(key: EditionVariant) -> str:
+    language, variant = key
+    return f"{language}:{','.join(map(str, variant))}"
+
+
 @dataclass
 class _Plan:
     """What a claimed batch does with each row."""
 
-    to_send: dict[Variant, list[Row]]
+    to_send: dict[EditionVariant, list[Row]]
     skipped: dict[int, str]  # row id -> reason
     recovered: dict[int, str]  # row id -> ESP message id
 
 
 def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) -> _Plan:
-    to_send: dict[Variant, list[Row]] = defaultdict(list)
+    to_send: dict[EditionVariant, list[Row]] = defaultdict(list)
     skipped: dict[int, str] = {}
     for row in rows:
         if row.pk in recovered:
@@ -246,9 +262,10 @@ def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) 
         elif reader.paused_until and reader.paused_until > now:
             skipped[row.pk] = "reader paused at send time"
         else:
-            variant = digest.variant_for(chosen[reader.pk])
+            edition = digest.edition(reader_language(reader.language))
+            variant = edition.variant_for(chosen[reader.pk])
             if variant:
-                to_send[variant].append(row)
+                to_send[(edition.language, variant)].append(row)
             else:
                 skipped[row.pk] = "none of the reader's sections is in this issue"
     return _Plan(to_send=dict(to_send), skipped=skipped, recovered=recovered)
@@ -256,10 +273,17 @@ def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) 
 
 def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> list[Outcome]:
     """Send every planned row, one render per variant; raise BatchInterrupted to stop."""
-    fingerprint = _fingerprint(digest)
+    fingerprints: dict[str, str] = {}
 
-    def rendered(variant: Variant) -> RenderedEmail:
-        return _cached((fingerprint, variant), lambda: _compact(_render(digest, variant)))
+    def fingerprint(key: EditionVariant) -> str:
+        language = key[0]
+        if language not in fingerprints:
+            fingerprints[language] = _fingerprint(digest.edition(language))
+        return fingerprints[language]
+
+    def rendered(key: EditionVariant) -> RenderedEmail:
+        edition = digest.edition(key[0])
+        return _cached((fingerprint(key), key), lambda: _compact(_render(edition, key[1])))
 
     connection = get_connection(fail_silently=False)
     links = ReaderLinks()
@@ -313,7 +337,8 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
                     )
                 )
             template = _cached(
-                (fingerprint, variant, "mime"), lambda c=content: _mime_template(c, issue=issue)
+                (fingerprint(variant), variant, "mime"),
+                lambda c=content: _mime_template(c, issue=issue),
             )
             variants.append((template, readers))
         return send_smtp_raw(connection, variants, token=token)
@@ -455,7 +480,7 @@ def delivery_batch_send(
     errors: dict[int, str] = {}
     variants: dict[int, str] = {}
     for variant, variant_rows in plan.to_send.items():
-        label = ",".join(map(str, variant))
+        label = _variant_label(variant)
         for row in variant_rows:
             variants[row.pk] = label
     for pk, mid in plan.recovered.items():

@@ -433,7 +433,8 @@ def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> Re
     language's URLs (/zh-hans/newsletter/archive/…) for the browser and archive links.
     """
     with translation.override(digest.language):
-        return render_email("digest", digest_context(digest, variant, test=test))
+        context = digest_context(digest, variant, test=test)
+    return render_email("digest", context, language=digest.language)
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

@@ -14,6 +14,7 @@ import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from newsletter.models import Newsletter
 
@@ -32,12 +33,17 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def render_email(name: str, context: dict) -> RenderedEmail:
-    """Render templates/emails/<name>.{subject.txt,txt,html} with `context`."""
+def render_email(name: str, context: dict, *, language: str | None = None) -> RenderedEmail:
+    """Render templates/emails/<name>.{subject.txt,txt,html} with `context` in `language`.
+
+    Without a language, the default one (the newsroom's, for editors' emails): never
+    whatever language the request or task that sends it happens to have active.
+    """
     context = {"site_url": settings.SITE_URL, **context}
-    subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
-    text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
-    html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
+    with translation.override(language or settings.LANGUAGE_CODE):
+        subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
+        text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
+        html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
     return RenderedEmail(subject=subject, text=text, html=html)
 
 
@@ -69,7 +75,9 @@ def build_message(
     return message
 
 
-def send_email(name: str, *, newsletter: Newsletter, to: str, context: dict) -> None:
-    """Render and send one transactional email (confirmation, welcome, ...)."""
-    rendered = render_email(name, {"newsletter": newsletter, **context})
+def send_email(
+    name: str, *, newsletter: Newsletter, to: str, context: dict, language: str | None = None
+) -> None:
+    """Render and send one transactional email (confirmation, welcome, ...) in `language`."""
+    rendered = render_email(name, {"newsletter": newsletter, **context}, language=language)
     build_message(rendered, newsletter=newsletter, to=to).send()

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
+from articles.models import default_language
+
 
 def _new_token_secret() -> str:
     return secrets.token_hex(16)
@@ -142,7 +144,7 @@ class Subscriber(models.Model):
     country = models.CharField(
         _("country"), max_length=2, blank=True, help_text=_("ISO 3166 code.")
     )
-    language = models.CharField(_("language"), max_length=10, default="en")
+    language = models.CharField(_("language"), max_length=10, default=default_language)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from articles.languages import reader_language
 from articles.models import Category
 from newsletter.abuse import email_allowance, email_allowance_reset
 from newsletter.digest import absolute
@@ -59,6 +60,7 @@ class Profile:
     organisation: str = ""
     country: str = ""
     categories: tuple[Category, ...] = ()
+    language: str = ""  # one of settings.LANGUAGES; blank keeps the reader's (issue 14)
 
 
 def _queue_email(name: str, subscriber: Subscriber, to: str = "") -> None:
@@ -76,7 +78,11 @@ def _apply_profile(subscriber: Subscriber, profile: Profile) -> None:
     subscriber.name = profile.name
     subscriber.organisation = profile.organisation
     subscriber.country = profile.country
-    subscriber.save(update_fields=["name", "organisation", "country", "updated_at"])
+    fields = ["name", "organisation", "country", "updated_at"]
+    if profile.language:
+        subscriber.language = profile.language
+        fields.append("language")
+    subscriber.save(update_fields=fields)
     subscriber.categories.set(profile.categories)
 
 
@@ -256,12 +262,14 @@ def subscriber_update_profile(
         "organisation": subscriber.organisation,
         "country": subscriber.country,
         "sections": sorted(subscriber.categories.values_list("pk", flat=True)),
+        "language": subscriber.language,
     }
     after = {
         "name": profile.name,
         "organisation": profile.organisation,
         "country": profile.country,
         "sections": sorted(c.pk for c in profile.categories),
+        "language": profile.language or subscriber.language,
     }
     changed = [key for key in before if before[key] != after[key]]
     if changed:
@@ -483,7 +491,10 @@ def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
     if name in (CONFIRM, CONFIRM_EMAIL_CHANGE):
         context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
     message = build_message(
-        render_email(name, context), newsletter=newsletter, to=recipient, headers=headers
+        render_email(name, context, language=reader_language(subscriber.language)),
+        newsletter=newsletter,
+        to=recipient,
+        headers=headers,
     )
     message.tags = ["reader", name]
     message.metadata = {"subscriber": str(subscriber.pk), "email": name}

@@ -2,21 +2,36 @@
 
 Only issues that went out are public (sending or sent); drafts, scheduled and
 cancelled issues answer 404 like a number that never existed.
+
+Each exists per language (issue 14): /newsletter/archive/ is the default language's
+edition, /zh-hans/newsletter/archive/ the Chinese one, and so on; the URL's language
+is the active one here, and each page shows that language's edition of the issue.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.feedgenerator import Rss201rev2Feed
+from django.utils.translation import gettext as _
 
-from newsletter.digest import absolute, digest_build, digest_context, issue_web_url, week_label
-from newsletter.models import Issue, IssueItem
+from articles.languages import reader_language
+from articles.models import Article
+from newsletter.digest import (
+    absolute,
+    digest_build,
+    digest_context,
+    issue_web_url,
+    week_label,
+)
+from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import issues_published, newsletter_default
 
 ISSUES_PER_PAGE = 20
@@ -27,33 +42,82 @@ WEB_MEDIUM = "web"
 
 def archive(request: HttpRequest) -> HttpResponse:
     newsletter = newsletter_default()
-    issues = issues_published(newsletter=newsletter).prefetch_related(
-        Prefetch(
-            "items",
-            queryset=IssueItem.objects.filter(removed=False)
-            .select_related("article")
-            .order_by("-pinned", "position", "id"),
-            to_attr="shown_items",
+    issues = (
+        issues_published(newsletter=newsletter)
+        .select_related("newsletter")
+        .prefetch_related(
+            Prefetch(
+                "items",
+                queryset=IssueItem.objects.filter(removed=False)
+                .select_related("article")
+                .order_by("-pinned", "position", "id"),
+                to_attr="shown_items",
+            )
         )
     )
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
+    language = _language()
+    versions = story_versions(
+        stories={item.article.story_id for issue in page for item in issue.shown_items},
+        language=language,
+    )
     for issue in page:
         issue.week_label = week_label(issue)
+        # This language's edition: each story's version in it, or as the policy says.
+        omit = issue.newsletter.missing_translation == Newsletter.MissingTranslation.OMIT
+        shown = []
+        for item in issue.shown_items:
+            article = item.article
+            version = article if article.language == language else versions.get(article.story_id)
+            if version is not None or not omit:
+                shown.append(version or article)
+        issue.shown_articles = shown
     return render(
         request,
         "newsletter/archive.html",
-        {"newsletter": newsletter, "page": page, "feed_url": reverse("newsletter:feed")},
+        {
+            "newsletter": newsletter,
+            "page": page,
+            "feed_url": reverse("newsletter:feed"),
+            # The description is the newsroom's own words, in the default language only.
+            "default_language": settings.LANGUAGE_CODE,
+        },
     )
 
 
 def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     newsletter = newsletter_default()
     issue = get_object_or_404(issues_published(newsletter=newsletter), number=number)
-    digest = digest_build(issue, utm_medium=WEB_MEDIUM)
+    digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
-    context["share_title"] = f"{newsletter.name} No. {issue.number} · {week_label(issue)}"
+    context["share_title"] = issue_title(issue, headline=digest.text.headline)
     return render(request, "newsletter/archive_issue.html", context)
+
+
+def story_versions(*, stories: set[int], language: str) -> dict[int, Article]:
+    """Return {story id: its published version in `language`}, in one query."""
+    found: dict[int, Article] = {}
+    for article in Article.objects.filter(
+        Q(pk__in=stories) | Q(translation_of_id__in=stories),
+        language=language,
+        status=Article.Status.PUBLISHED,
+    ).order_by("pk"):
+        found.setdefault(article.story_id, article)
+    return found
+
+
+def _language() -> str:
+    return reader_language(translation.get_language())
+
+
+def issue_title(issue: Issue, *, headline: str = "") -> str:
+    """Return "Belt & Road Weekly No. 7 · Week 48, 2026" in the active language."""
+    return headline or _("%(name)s No. %(number)s · %(week)s") % {
+        "name": issue.newsletter.name,
+        "number": issue.number,
+        "week": week_label(issue),
+    }
 
 
 class IssueFeed(Feed):
@@ -80,7 +144,7 @@ class IssueFeed(Feed):
         return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]
 
     def item_title(self, issue: Issue) -> str:
-        return f"{issue.newsletter.name} No. {issue.number} · {week_label(issue)}"
+        return issue_title(issue)
 
     def item_link(self, issue: Issue) -> str:
         return issue_web_url(issue)
@@ -91,7 +155,8 @@ class IssueFeed(Feed):
     item_guid_is_permalink = True
 
     def item_description(self, issue: Issue) -> str:
-        digest = digest_build(issue, utm_medium=WEB_MEDIUM)
+        # The feed at /<language>/newsletter/feed/ carries that language's edition.
+        digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
         return render_to_string(
             "newsletter/archive_feed_item.html", digest_context(digest, digest.section_keys)
         )

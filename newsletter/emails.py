@@ -52,7 +52,8 @@ def site_domain() -> str:
 
 
 def from_address(newsletter: Newsletter) -> str:
-    return formataddr((one_line(newsletter.from_name), newsletter.from_email))
+    """Return the From header in the active language; non-ASCII names are RFC 2047 encoded."""
+    return formataddr((one_line(newsletter.display_from_name), newsletter.from_email))
 
 
 def build_message(

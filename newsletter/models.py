@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from articles.models import default_language
@@ -99,6 +100,19 @@ class Newsletter(models.Model):
         return self.name
 
     @property
+    def display_name(self) -> str:
+        """The name in the active language: the catalogue's translation, else as typed.
+
+        The newsroom's name is a brand the translators render ("一带一路周刊"); a name
+        the catalogue does not know is shown as it is (issue 14).
+        """
+        return gettext(self.name) if self.name else self.name
+
+    @property
+    def display_from_name(self) -> str:
+        return gettext(self.from_name) if self.from_name else self.from_name
+
+    @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
 
@@ -112,6 +126,12 @@ class ConsentText(models.Model):
     version = models.PositiveIntegerField(_("version"))
     text = models.TextField(_("consent text"))
     privacy_url = models.URLField(_("privacy notice"), blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        default=default_language,
+        help_text=_("Readers of this language's pages agree to this text."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

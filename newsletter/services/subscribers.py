@@ -87,12 +87,13 @@ def _apply_profile(subscriber: Subscriber, profile: Profile) -> None:
 
 
 def consent_text_publish(
-    *, newsletter: Newsletter, text: str, privacy_url: str = ""
+    *, newsletter: Newsletter, text: str, privacy_url: str = "", language: str = ""
 ) -> ConsentText:
     """Make `text` the consent wording new signups agree to, as the next version.
 
     Earlier versions stay as they are: each consent record points at the exact text
-    its reader agreed to.
+    its reader agreed to. `language` is the one it is written in (the default when
+    blank): each language's form shows its own latest text (issue 14).
     """
     with transaction.atomic():
         Newsletter.objects.select_for_update().get(pk=newsletter.pk)  # one version at a time
@@ -102,6 +103,7 @@ def consent_text_publish(
             version=(last.version if last else 0) + 1,
             text=text.strip(),
             privacy_url=privacy_url,
+            language=language or settings.LANGUAGE_CODE,
         )
 
 

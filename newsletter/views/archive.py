@@ -114,7 +114,7 @@ def _language() -> str:
 def issue_title(issue: Issue, *, headline: str = "") -> str:
     """Return "Belt & Road Weekly No. 7 · Week 48, 2026" in the active language."""
     return headline or _("%(name)s No. %(number)s · %(week)s") % {
-        "name": issue.newsletter.name,
+        "name": issue.newsletter.display_name,
         "number": issue.number,
         "week": week_label(issue),
     }
@@ -129,7 +129,7 @@ class IssueFeed(Feed):
         return newsletter_default()
 
     def title(self, newsletter) -> str:
-        return newsletter.name
+        return newsletter.display_name
 
     def link(self, newsletter) -> str:
         return absolute(reverse("newsletter:archive"))
@@ -138,7 +138,10 @@ class IssueFeed(Feed):
         return absolute(reverse("newsletter:feed"))
 
     def description(self, newsletter) -> str:
-        return newsletter.description or newsletter.name
+        # The description is the newsroom's own words, in the default language only.
+        if newsletter.description and _language() == settings.LANGUAGE_CODE:
+            return newsletter.description
+        return newsletter.display_name
 
     def items(self, newsletter):
         return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]

@@ -130,6 +130,7 @@ class ConsentText(models.Model):
         _("language"),
         max_length=10,
         default=default_language,
+        blank=True,
         help_text=_("Readers of this language's pages agree to this text."),
     )
     created_at = models.DateTimeField(auto_now_add=True)

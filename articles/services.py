@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
 
 from articles.feeds import FeedEntry, ParsedFeed, read_feed
 from articles.languages import language_match
@@ -89,6 +90,26 @@ def article_save_entry(*, entry: FeedEntry, language: str | None = None) -> tupl
     return article, created
 
 
+def translation_root(*, article: Article, original: Article) -> Article:
+    """Return the original `article` joins when linked to `original`; raise if it cannot.
+
+    A link is refused when it would give the story two versions in one language.
+    """
+    root = original.translation_of or original
+    if root.pk == article.pk:
+        return root
+    versions = Article.objects.filter(Q(pk=root.pk) | Q(translation_of=root))
+    if article.pk:
+        versions = versions.exclude(pk=article.pk)
+    clash = versions.filter(language=article.language).first()
+    if clash is not None:
+        raise ValidationError(
+            _("“%(title)s” is already this story's %(language)s version; unlink it first."),
+            params={"title": clash.title, "language": article.language},
+        )
+    return root
+
+
 def article_link_translation(*, article: Article, original: Article) -> Article:
     """Make `article` a version of `original`'s story; return the story's original.
 
@@ -96,15 +117,9 @@ def article_link_translation(*, article: Article, original: Article) -> Article:
     and the article's own translations move along. Two versions of one story in
     one language would leave an edition not knowing which to send, so that is refused.
     """
-    root = original.translation_of or original
+    root = translation_root(article=article, original=original)
     if root.pk == article.pk:
         return root
-    versions = Article.objects.filter(Q(pk=root.pk) | Q(translation_of=root)).exclude(pk=article.pk)
-    clash = versions.filter(language=article.language).first()
-    if clash is not None:
-        raise ValidationError(
-            f"“{clash.title}” is already this story's {article.language} version; unlink it first."
-        )
     with transaction.atomic():
         Article.objects.filter(translation_of=article).update(translation_of=root)
         Article.objects.filter(pk=article.pk).update(translation_of=root)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
@@ -23,9 +25,10 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from articles.languages import language_name
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
-from newsletter.digest import digest_build, issue_web_url, preheader, week_label
-from newsletter.models import Issue, IssueItem, Newsletter
+from newsletter.digest import curation_read, digest_build, issue_web_url, preheader, week_label
+from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
@@ -96,6 +99,7 @@ class NewsletterAdmin(admin.ModelAdmin):
             },
         ),
         (_("Sections"), {"fields": ["categories"]}),
+        (_("Languages"), {"fields": ["missing_translation"]}),
     ]
 
 
@@ -161,6 +165,49 @@ class IssueItemInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
+class IssueTextInline(admin.StackedInline):
+    """Issue 14: the headline, preheader and editor's note of each other language's edition.
+
+    The issue's own fields are the default language's; an edition left blank shows no
+    note (never the default language's words to readers who chose another).
+    """
+
+    model = IssueText
+    fields = ["language", "headline", "preheader", "editor_note"]
+    classes = ["issue-texts"]
+    verbose_name = _("edition text")
+    verbose_name_plural = _("Other languages: headline, preheader and editor's note")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "language":
+            others = [(c, n) for c, n in settings.LANGUAGES if c != settings.LANGUAGE_CODE]
+            return forms.ChoiceField(choices=others, label=db_field.verbose_name)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "editor_note" and field is not None:
+            field.widget.attrs.update(rows=4)
+        return field
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        others = len(settings.LANGUAGES) - 1
+        have = obj.texts.count() if obj is not None else 0
+        return max(0, others - have)
+
+    def get_max_num(self, request, obj=None, **kwargs) -> int:
+        return len(settings.LANGUAGES) - 1
+
+    def _editable(self, obj: Issue | None) -> bool:
+        return obj is None or obj.status in EDITABLE
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
 @admin.register(Issue)
 class IssueAdmin(admin.ModelAdmin):
     list_display = [
@@ -212,7 +259,7 @@ class IssueAdmin(admin.ModelAdmin):
         ),
     ]
     readonly_fields = ["newsletter", "number", "week", "status", "scheduled_for", *SENDING_FIELDS]
-    inlines = [IssueItemInline]
+    inlines = [IssueItemInline, IssueTextInline]
     save_on_top = True
 
     # --- list ------------------------------------------------------------------------
@@ -318,6 +365,17 @@ class IssueAdmin(admin.ModelAdmin):
             "approval_auto": issue.newsletter.approval_policy == Newsletter.Approval.AUTO,
             "results_url": self.results_url(issue),
         }
+        # Issue 14: how much of the curation each language edition carries.
+        context["coverage"] = [
+            {
+                "code": code,
+                "name": language_name(code),
+                "covered": covered,
+                "total": total,
+                "missing": total - covered,
+            }
+            for code, (covered, total) in curation_read(issue).coverage().items()
+        ]
         if issue.status in EDITABLE:
             context["audience"] = issue_audience(issue=issue)
         if issue.status in (status.SENDING, status.SENT):
@@ -400,8 +458,9 @@ class IssueAdmin(admin.ModelAdmin):
         digest = digest_build(issue)
         form = VariantForm(request.GET or None, digest=digest)
         categories = form.category_ids() if form.is_valid() else []
-        preview = issue_preview(issue=issue, categories=categories)
-        query = "&".join(f"categories={pk}" for pk in categories)
+        language = form.language_code() if form.is_valid() else settings.LANGUAGE_CODE
+        preview = issue_preview(issue=issue, categories=categories, language=language)
+        query = "&".join([f"language={language}", *(f"categories={pk}" for pk in categories)])
         return self._page(
             request,
             issue,
@@ -414,7 +473,7 @@ class IssueAdmin(admin.ModelAdmin):
             can_test=super().has_change_permission(request, issue) and issue.status in EDITABLE,
             html_url=reverse("admin:newsletter_issue_preview_html", args=[issue.pk])
             + (f"?{query}" if query else ""),
-            from_address=f"{issue.newsletter.from_name} <{issue.newsletter.from_email}>",
+            from_address=preview.from_address,
         )
 
     @xframe_options_sameorigin  # shown in an iframe of the preview page, never elsewhere
@@ -424,7 +483,9 @@ class IssueAdmin(admin.ModelAdmin):
         if request.GET and not form.is_valid():
             return HttpResponse(str(form.errors), status=400, content_type="text/plain")
         categories = form.category_ids() if request.GET else []
-        return HttpResponse(issue_preview(issue=issue, categories=categories).email.html)
+        language = form.language_code() if request.GET else settings.LANGUAGE_CODE
+        preview = issue_preview(issue=issue, categories=categories, language=language)
+        return HttpResponse(preview.email.html)
 
     def send_test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="change")
@@ -437,7 +498,12 @@ class IssueAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             to = form.cleaned_data["to"]
             try:
-                sent = issue_send_test(issue=issue, to=to, categories=form.category_ids())
+                sent = issue_send_test(
+                    issue=issue,
+                    to=to,
+                    categories=form.category_ids(),
+                    language=form.language_code(),
+                )
             except IssueActionError as exc:
                 form.add_error("categories", str(exc))
             else:

@@ -291,13 +291,19 @@ def issue_start_sending(
     return queued
 
 
-def issue_send_test(*, issue: Issue, to: list[str], categories: Iterable[int] | None = None) -> int:
+def issue_send_test(
+    *,
+    issue: Issue,
+    to: list[str],
+    categories: Iterable[int] | None = None,
+    language: str | None = None,
+) -> int:
     """Send the issue, subject marked [TEST], to `to`; no Delivery is written.
 
     With `categories`, send the variant a reader who chose them receives; without,
-    every section.
+    every section. `language` picks the edition (the default one when None).
     """
-    digest = digest_build(issue)
+    digest = digest_build(issue, language=language)
     variant = digest.variant_for(categories or [])
     if not variant:
         raise IssueActionError(

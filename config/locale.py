@@ -26,10 +26,18 @@ _READER_PREFIX = "/newsletter/"
 SWITCH_PARAMETER = "language"
 
 
+def _is_reader_page(path: str) -> bool:
+    """Whether `path` is a reader page: /newsletter/… or /<one of our languages>/newsletter/…."""
+    if path.startswith(_READER_PREFIX):
+        return True
+    code, _slash, rest = path[1:].partition("/")
+    return code in dict(settings.LANGUAGES) and f"/{rest}".startswith(_READER_PREFIX)
+
+
 class ReaderLocaleMiddleware(LocaleMiddleware):
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
         super().process_request(request)
-        if request.method not in ("GET", "HEAD") or _READER_PREFIX not in request.path_info:
+        if request.method not in ("GET", "HEAD") or not _is_reader_page(request.path_info):
             return None
         chosen = request.GET.get(SWITCH_PARAMETER)
         if chosen is not None:

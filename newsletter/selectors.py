@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
@@ -179,8 +179,8 @@ def issue_preview(
     rendered = digest_render(digest, variant)
     sample = Subscriber(pk=0, newsletter=issue.newsletter, email="", token_secret="preview")
     links = reader_links(sample)
-    email = RenderedEmail(
-        subject=rendered.subject,
+    email = replace(  # keeps the subject and From name (issue 14)
+        rendered,
         text=fill_placeholders(rendered.text, links),
         html=fill_placeholders(rendered.html, links),
     )

@@ -15,7 +15,7 @@ import random
 import re
 import uuid
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -218,7 +218,7 @@ def _compact(rendered: RenderedEmail) -> RenderedEmail:
         lines.append(flat[start:cut])
         start = cut + 1
     lines.append(flat[start:])
-    return RenderedEmail(subject=rendered.subject, text=rendered.text, html="\n".join(lines))
+    return replace(rendered, html="\n".join(lines))  # subject, text and From name kept
 
 
 def _cached(key: tuple, make):

@@ -93,6 +93,9 @@ def _articles_for(
     )
     if exclude_issue is not None:
         carried = carried.exclude(issue=exclude_issue)
+    # Issue 14: a story is curated once, by its original; its translations follow it
+    # into each language's edition (newsletter/digest.py), so they are not items.
+    articles = articles.filter(translation_of__isnull=True)
     return articles.exclude(pk__in=carried.values("article_id")).order_by(
         "-priority", "-published_at", "id"
     )

@@ -208,5 +208,7 @@ def test_admin_exports_the_selected_readers(admin_client):
         "/admin/newsletter/subscriber/", {"action": "export_csv", "_selected_action": [a.pk]}
     )
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    # Issue 14: a UTF-8 BOM first, so Excel on Chinese Windows does not read it as GBK.
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [r["email"] for r in rows] == ["a@example.com"]

@@ -18,6 +18,7 @@ from django.utils.translation import ngettext
 from newsletter.forms import SubscriberImportForm
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, Suppression
 from newsletter.services.subscriber_csv import (
+    UTF8_BOM,
     ImportFileError,
     subscribers_export,
     subscribers_import,
@@ -217,6 +218,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     @admin.action(description=_("Export selected as CSV"))
     def export_csv(self, request: HttpRequest, queryset: QuerySet[Subscriber]) -> HttpResponse:
         out = io.StringIO()
+        out.write(UTF8_BOM)  # Excel on Chinese Windows needs it (issue 14)
         subscribers_export(out=out, readers=queryset)
         response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
         stamp = timezone.now().strftime("%Y%m%d-%H%M")

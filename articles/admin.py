@@ -146,7 +146,13 @@ class ArticleAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(_versions=Count("translations"))
+        # An aggregate drops Meta.ordering (GROUP BY), so it is named again.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_versions=Count("translations"))
+            .order_by("-published_at", "-id")
+        )
 
     @admin.display(description=_("other languages"), ordering="_versions")
     def versions(self, obj: Article) -> str:

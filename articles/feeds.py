@@ -288,8 +288,21 @@ def _with_languages(entry: FeedEntry, item, *, feed_language: str) -> FeedEntry:
         and link.get("hreflang")
         and _is_web_url(link.get("href", ""))
     )
+    # feedparser's `link` is the last rel=alternate, which may be another language's:
+    # the entry's own page is the alternate without an hreflang.
+    own = next(
+        (
+            str(link.get("href", ""))
+            for link in item.get("links", [])
+            if link.get("rel") == "alternate"
+            and not link.get("hreflang")
+            and _is_web_url(link.get("href", ""))
+        ),
+        entry.url,
+    )
     return replace(
         entry,
+        url=own if len(own) <= 500 else entry.url,
         language=str(language)[:35],
         translation_key=str(item.get("brw_translationkey", "")).strip()[:200],
         alternates=alternates,

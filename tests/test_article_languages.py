@@ -118,7 +118,7 @@ def test_two_versions_in_one_language_are_never_linked():
     assert second.translation_of is None
 
 
-def test_an_editor_pairs_articles_in_admin_with_search_as_you_type(admin_client):  # noqa: F811
+def test_an_editor_pairs_articles_in_admin_with_search_as_you_type(admin_client):
     english = ArticleFactory(title="Gwadar port opens a new berth", language="en")
     chinese = ArticleFactory(title="瓜达尔港新泊位启用", language="zh-hans")
     found = admin_client.get(

@@ -49,8 +49,9 @@ class ReaderLocaleMiddleware(LocaleMiddleware):
         if wanted == settings.LANGUAGE_CODE or wanted not in dict(settings.LANGUAGES):
             return None
         path = f"/{wanted}{request.path_info}"
-        if not is_valid_path(path, getattr(request, "urlconf", None)):
-            return None
+        with translation.override(wanted):  # i18n patterns resolve in the active language
+            if not is_valid_path(path, getattr(request, "urlconf", None)):
+                return None
         query = request.META.get("QUERY_STRING", "")
         response = HttpResponseRedirect(
             f"{request.META.get('SCRIPT_NAME', '')}{path}" + (f"?{query}" if query else "")

@@ -27,6 +27,10 @@ def validate_timezone(value: str) -> None:
         ) from None
 
 
+def _in_language(text: str) -> str:
+    return gettext(text) if text else text
+
+
 class Newsletter(models.Model):
     class Weekday(models.IntegerChoices):
         MONDAY = 0, _("Monday")
@@ -99,18 +103,24 @@ class Newsletter(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Issue 14: the newsroom's own words in the active language. Each is looked up in
+    # the translation catalogue (newsletter/newsroom_texts.py lists the shipped ones);
+    # a text the catalogue does not know is shown as typed.
     @property
     def display_name(self) -> str:
-        """The name in the active language: the catalogue's translation, else as typed.
-
-        The newsroom's name is a brand the translators render ("一带一路周刊"); a name
-        the catalogue does not know is shown as it is (issue 14).
-        """
-        return gettext(self.name) if self.name else self.name
+        return _in_language(self.name)
 
     @property
     def display_from_name(self) -> str:
-        return gettext(self.from_name) if self.from_name else self.from_name
+        return _in_language(self.from_name)
+
+    @property
+    def display_description(self) -> str:
+        return _in_language(self.description)
+
+    @property
+    def display_postal_address(self) -> str:
+        return _in_language(self.postal_address)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo:

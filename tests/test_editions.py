@@ -244,3 +244,31 @@ def test_an_unknown_reader_language_gets_the_default_edition(bilingual_issue, ru
     with run_on_commit():
         issue_start_sending(issue=issue)
     assert mail.outbox[0].subject.startswith("Belt & Road Weekly No. 21")
+
+
+def test_the_text_part_wraps_chinese_between_characters_and_never_inside_a_link(run_on_commit):
+    from newsletter.text_wrap import wrap_text
+
+    url = "https://portal.example.com/zh/news/2026/laos-railway-three-years.html?utm_source=newsletter"
+    paragraph = f"中老铁路开通三年来，累计发送旅客超过四千万人次，详见 {url} 的报道。沿线国家经贸往来日益密切。"
+    wrapped = wrap_text(paragraph, 40)
+    lines = wrapped.splitlines()
+    assert url in lines  # the link whole, on its own line
+    assert all(
+        line == url or len(line.encode("gbk")) <= 40 for line in lines
+    )  # 2 columns a character
+    assert not any(line.startswith(("，", "。")) for line in lines)  # no line opens with a comma
+    assert wrapped.replace("\n", "").replace(" ", "") == paragraph.replace(" ", "")
+
+    issue = IssueFactory(number=31)
+    article = ArticleFactory(title="Railway anniversary")
+    IssueItemFactory(issue=issue, article=article)
+    chinese_version(article, title="中老铁路开通三周年", abstract="中老铁路开通三年来，" * 12)
+    SubscriberFactory(email="zh@example.com", language="zh-hans")
+    with run_on_commit():
+        issue_start_sending(issue=issue)
+    body = mail.outbox[0].body
+    prose = [line for line in body.splitlines() if "http" not in line]
+    assert max(len(line.encode("gbk", "replace")) for line in prose) <= 72
+    assert "中老铁路开通三年来，中老铁路" in body.replace("\n", "")
+    assert "https://portal.example.com/beltandroad/" in body

@@ -127,11 +127,17 @@ def article_link_translation(*, article: Article, original: Article) -> Article:
     return root
 
 
+def _original_first(article: Article) -> tuple:
+    # The default language's version is the original (editors curate in it), else the
+    # first published.
+    return (article.language != settings.LANGUAGE_CODE, article.published_at, article.pk)
+
+
 def articles_link_stories(*, saved: list[tuple[Article, FeedEntry]]) -> int:
     """Link the versions of each story the feeds name; return how many links were made.
 
-    A shared `translation_key` joins every article carrying it (the earliest is the
-    original); an hreflang alternate joins the article at that URL. A link that
+    A shared `translation_key` joins every article carrying it; an hreflang alternate
+    joins the article at that URL. The default language's version is the original. A link that
     would put two versions in one language is skipped, never forced.
     """
     linked = 0
@@ -145,10 +151,10 @@ def articles_link_stories(*, saved: list[tuple[Article, FeedEntry]]) -> int:
         urls = [url for _code, url in entry.alternates]
         if urls:
             others += Article.objects.filter(url__in=urls).exclude(pk=article.pk)
-        for other in sorted(others, key=lambda a: (a.published_at, a.pk)):
+        for other in sorted(others, key=_original_first):
             if other.story_id == article.story_id:
                 continue
-            first, second = sorted([article, other], key=lambda a: (a.published_at, a.pk))
+            first, second = sorted([article, other], key=_original_first)
             try:
                 article_link_translation(article=second, original=first)
             except ValidationError:

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: catalogues demo test serve worker beat bench lint clean
+.PHONY: catalogues demo test serve worker beat bench bench-bilingual lint clean
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -40,6 +40,10 @@ beat: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Issue 14: readers split across two languages against one language (bench/BILINGUAL.md).
+bench-bilingual: catalogues
+	$(BIN)/python -m bench.bilingual
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -144,7 +144,7 @@ def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
 # and keyed by a fingerprint of everything they show: a batch of the same issue
 # reuses them, any change to the issue's content makes new ones.
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
-_CACHE_SIZE = 64
+_CACHE_SIZE = 128  # issue 14: twice the variants with two languages
 
 
 _ISSUE_SHOWN = (

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
 from articles.languages import reader_language
@@ -464,6 +464,13 @@ def reader_email_send(*, name: str, subscriber_id: int, to: str = "") -> bool:
     subscriber = Subscriber.objects.select_related("newsletter").filter(pk=subscriber_id).first()
     if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
         return False
+    # In the reader's language, links included: the archive link is their edition's
+    # (/zh-hans/newsletter/archive/7/), as every word of the email is (issue 14).
+    with translation.override(reader_language(subscriber.language)):
+        return _reader_email_send(name=name, subscriber=subscriber, to=to)
+
+
+def _reader_email_send(*, name: str, subscriber: Subscriber, to: str) -> bool:
     newsletter = subscriber.newsletter
     context: dict = {"newsletter": newsletter}
     headers: dict[str, str] = {}

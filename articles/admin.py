@@ -8,6 +8,7 @@ from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from articles.feeds import sanitise_html
+from articles.languages import other_languages_field
 from articles.models import Article, Category, CategoryName, Keyword
 from articles.services import translation_root
 
@@ -21,8 +22,7 @@ class CategoryNameInline(admin.TabularInline):
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "language":
-            others = [(c, n) for c, n in settings.LANGUAGES if c != settings.LANGUAGE_CODE]
-            return forms.ChoiceField(choices=others, label=db_field.verbose_name)
+            return other_languages_field(label=db_field.verbose_name)
         return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 

@@ -32,3 +32,15 @@ def language_match(code: str | None) -> str | None:
 def reader_language(code: str | None) -> str:
     """Return the edition a reader with this stored language gets: theirs, or the default."""
     return language_match(code) or settings.LANGUAGE_CODE
+
+
+def other_languages_field(*, label: str):
+    """Return a form field choosing one of the languages other than the default.
+
+    The default language's words live on the object itself (a category's name, an
+    issue's note); rows for the other languages use this field.
+    """
+    from django import forms
+
+    others = [(code, name) for code, name in settings.LANGUAGES if code != settings.LANGUAGE_CODE]
+    return forms.ChoiceField(choices=others, label=label)

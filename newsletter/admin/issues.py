@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -25,7 +24,7 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from articles.languages import language_name
+from articles.languages import language_name, other_languages_field
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
 from newsletter.digest import curation_read, digest_build, issue_web_url, preheader, week_label
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
@@ -103,7 +102,23 @@ class NewsletterAdmin(admin.ModelAdmin):
     ]
 
 
-class IssueItemInline(admin.TabularInline):
+class EditableWhileDraft:
+    """An inline of the issue page that can change only while the issue can."""
+
+    def _editable(self, obj: Issue | None) -> bool:
+        return obj is None or obj.status in EDITABLE
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class IssueItemInline(EditableWhileDraft, admin.TabularInline):
     model = IssueItem
     extra = 0
     fields = [
@@ -152,20 +167,8 @@ class IssueItemInline(admin.TabularInline):
         tz = obj.issue.newsletter.tz
         return timezone.localtime(obj.article.published_at, tz).strftime("%a %d %b %H:%M")
 
-    def _editable(self, obj: Issue | None) -> bool:
-        return obj is None or obj.status in EDITABLE
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
-
-
-class IssueTextInline(admin.StackedInline):
+class IssueTextInline(EditableWhileDraft, admin.StackedInline):
     """Issue 14: the headline, preheader and editor's note of each other language's edition.
 
     The issue's own fields are the default language's; an edition left blank shows no
@@ -180,8 +183,7 @@ class IssueTextInline(admin.StackedInline):
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "language":
-            others = [(c, n) for c, n in settings.LANGUAGES if c != settings.LANGUAGE_CODE]
-            return forms.ChoiceField(choices=others, label=db_field.verbose_name)
+            return other_languages_field(label=db_field.verbose_name)
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "editor_note" and field is not None:
             field.widget.attrs.update(rows=4)
@@ -194,18 +196,6 @@ class IssueTextInline(admin.StackedInline):
 
     def get_max_num(self, request, obj=None, **kwargs) -> int:
         return len(settings.LANGUAGES) - 1
-
-    def _editable(self, obj: Issue | None) -> bool:
-        return obj is None or obj.status in EDITABLE
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
 @admin.register(Issue)

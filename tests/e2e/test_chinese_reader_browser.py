@@ -29,20 +29,27 @@ ZH_CONSENT = "是的，请给我发送《一带一路周刊》。我同意编辑
 
 
 @pytest.fixture
-def chinese_site(site):  # noqa: F811
+def chinese_site(site):
     from articles.models import Category
 
-    names = {"Economy & Trade": "经济与贸易", "Finance": "金融", "Infrastructure": "基础设施", "Energy": "能源"}
+    names = {
+        "Economy & Trade": "经济与贸易",
+        "Finance": "金融",
+        "Infrastructure": "基础设施",
+        "Energy": "能源",
+    }
     for category in Category.objects.all():
-        CategoryName.objects.create(category=category, language="zh-hans", name=names[category.name])
+        CategoryName.objects.create(
+            category=category, language="zh-hans", name=names[category.name]
+        )
     consent_text_publish(newsletter=default_newsletter(), text=ZH_CONSENT, language="zh-hans")
     return site
 
 
 def test_a_chinese_reader_subscribes_confirms_and_reads_digest_and_archive_in_chinese(
-    browser,  # noqa: F811
+    browser,
     chinese_site,
-    shots,  # noqa: F811
+    shots,
 ):
     context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -87,8 +94,16 @@ def test_a_chinese_reader_subscribes_confirms_and_reads_digest_and_archive_in_ch
     finance = Category.objects.get(name="Finance")
     energy = Category.objects.get(name="Energy")
     stories = [
-        ("Yuan settlement grows along the Belt and Road", "共建“一带一路”国家跨境人民币结算持续增长", finance),
-        ("Solar plant in Uzbekistan connects to the grid", "中企承建的乌兹别克斯坦光伏电站并网发电", energy),
+        (
+            "Yuan settlement grows along the Belt and Road",
+            "共建“一带一路”国家跨境人民币结算持续增长",
+            finance,
+        ),
+        (
+            "Solar plant in Uzbekistan connects to the grid",
+            "中企承建的乌兹别克斯坦光伏电站并网发电",
+            energy,
+        ),
         ("Wind farm in South Africa begins operation", "南非风电场正式投入商业运营", energy),
     ]
     for title, zh_title, category in stories:

@@ -450,7 +450,12 @@ class IssueAdmin(admin.ModelAdmin):
         categories = form.category_ids() if form.is_valid() else []
         language = form.language_code() if form.is_valid() else settings.LANGUAGE_CODE
         preview = issue_preview(issue=issue, categories=categories, language=language)
-        query = "&".join([f"language={language}", *(f"categories={pk}" for pk in categories)])
+        query = "&".join(
+            [
+                *(f"categories={pk}" for pk in categories),
+                *([f"language={language}"] if language != settings.LANGUAGE_CODE else []),
+            ]
+        )
         return self._page(
             request,
             issue,

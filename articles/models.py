@@ -22,6 +22,10 @@ class Category(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def name_in(self, language: str) -> str:
+        """Return the section's name in `language` (prefetch `names` for a list of them)."""
+        return next((n.name for n in self.names.all() if n.language == language), self.name)
+
 
 class CategoryName(models.Model):
     """A section's name in another language (issue 14); the category's own name is the default's."""

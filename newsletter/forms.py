@@ -98,7 +98,7 @@ class CategoriesField(forms.ModelMultipleChoiceField):
         super().__init__(queryset=kwargs.pop("queryset"), **kwargs)
 
     def label_from_instance(self, obj) -> str:
-        return obj.name
+        return obj.name_in(translation.get_language())  # issue 14: the page's language
 
 
 def country_choices() -> list[tuple[str, str]]:

@@ -21,7 +21,8 @@ def categories_offered(*, newsletter: Newsletter) -> QuerySet[Category]:
     offered = newsletter.categories.all()
     if not offered.exists():
         offered = Category.objects.all()
-    return offered.order_by("position", "name")
+    # names: each section's name in the other languages (Category.name_in), one query.
+    return offered.prefetch_related("names").order_by("position", "name")
 
 
 def consent_text_current(

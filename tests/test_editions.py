@@ -272,3 +272,28 @@ def test_the_text_part_wraps_chinese_between_characters_and_never_inside_a_link(
     assert max(len(line.encode("gbk", "replace")) for line in prose) <= 72
     assert "中老铁路开通三年来，中老铁路" in body.replace("\n", "")
     assert "https://portal.example.com/beltandroad/" in body
+
+
+def test_a_chinese_variant_is_serialised_once_for_smtp_with_lines_under_998_bytes(bilingual_issue):
+    """Lines are cut by bytes: a Chinese edition keeps the fast SMTP path (one MIME per variant)."""
+    from newsletter.digest import digest_render
+    from newsletter.sending.batch import _compact, _mime_template
+
+    issue, *_ = bilingual_issue
+    IssueText.objects.create(
+        issue=issue, language="zh-hans", editor_note="本周看点：" + "中亚新能源合作，" * 60
+    )
+    edition = digest_build(issue, language="zh-hans")
+    original = digest_render(edition, edition.section_keys)
+    rendered = _compact(original)
+    assert max(len(line.encode()) for line in rendered.html.splitlines()) <= 998
+    # The long Chinese note is cut between characters inside a comment: no whitespace
+    # appears on the page, the text reads as written.
+    assert "<!--\n-->" in rendered.html
+    import re
+
+    assert rendered.html.replace("<!--\n-->", "").replace("\n", " ") == re.sub(
+        r"\s*\n\s*", " ", original.html
+    )
+    template = _mime_template(rendered, issue=issue)
+    assert template.usable and template.longest_line <= 998

@@ -197,7 +197,7 @@ def _fingerprint(digest: Digest) -> str:
 
 
 _WHITESPACE_RUN = re.compile(r"\s*\n\s*")
-_HTML_LINE = 700  # leaves room under SMTP's 998 for the links put in per reader
+_HTML_LINE = 700  # bytes: leaves room under SMTP's 998 for the links put in per reader
 
 
 def _compact(rendered: RenderedEmail) -> RenderedEmail:
@@ -205,20 +205,46 @@ def _compact(rendered: RenderedEmail) -> RenderedEmail:
 
     A line break and indentation in HTML render as one space, so this changes no
     pixel; every SMTP hop on the way (and the ESP) reads the message line by line.
-    The text part keeps its lines.
+    The text part keeps its lines. Lines are cut by their length in UTF-8 bytes, which
+    is what SMTP counts: a Chinese character is three (issue 14). A line over 998
+    bytes would make Django quoted-printable the part, splitting the per-reader
+    tokens, and every copy of the variant would be built one by one.
     """
-    flat = _WHITESPACE_RUN.sub(" ", rendered.html)
-    lines, start = [], 0
+    flat = _WHITESPACE_RUN.sub(" ", rendered.html).encode()
+    lines, start, carry = [], 0, b""
     while len(flat) - start > _HTML_LINE:
-        cut = flat.rfind(" ", start, start + _HTML_LINE)
-        if cut <= start:
-            cut = flat.find(" ", start + _HTML_LINE)
-            if cut < 0:
-                break
-        lines.append(flat[start:cut])
-        start = cut + 1
-    lines.append(flat[start:])
-    return replace(rendered, html="\n".join(lines))  # subject, text and From name kept
+        # Cut at a space (ASCII, so never inside a multi-byte character).
+        cut = flat.rfind(b" ", start, start + _HTML_LINE)
+        if cut > start:
+            lines.append(carry + flat[start:cut])
+            start, carry = cut + 1, b""
+            continue
+        # A long run of Chinese has no space: cut between two characters, inside an
+        # HTML comment, so the line break is no whitespace on the page.
+        cut = _between_characters(flat, start, start + _HTML_LINE)
+        if cut is None:
+            break
+        lines.append(carry + flat[start:cut] + b"<!--")
+        start, carry = cut, b"-->"
+    lines.append(carry + flat[start:])
+    html = b"\n".join(lines).decode()
+    return replace(rendered, html=html)  # subject, text and From name kept
+
+
+def _between_characters(flat: bytes, start: int, end: int) -> int | None:
+    """Return the last offset in (start, end] between two multi-byte characters of text.
+
+    Not inside a tag (an attribute value), and never inside a character: the byte
+    there starts a character and the byte before it ends a multi-byte one.
+    """
+    for cut in range(end, start, -1):
+        if (
+            0xC0 <= flat[cut] <= 0xF7
+            and 0x80 <= flat[cut - 1] <= 0xBF
+            and flat.rfind(b"<", 0, cut) < flat.rfind(b">", 0, cut)
+        ):
+            return cut
+    return None
 
 
 def _cached(key: tuple, make):

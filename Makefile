@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: catalogues demo test serve worker beat bench bench-bilingual lint clean
+.PHONY: catalogues demo test serve worker beat bench bench-bilingual bench-scale lint clean
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -44,6 +44,10 @@ bench: $(STAMP)
 # Issue 14: readers split across two languages against one language (bench/BILINGUAL.md).
 bench-bilingual: catalogues
 	$(BIN)/python -m bench.bilingual
+
+# The whole service at 1,000,000 readers (issue 16): writes bench/SCALE.md. READERS=20000 is quick.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --readers $(or $(READERS),1000000)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,15 +16,16 @@ batch with readers in many languages costs no more queries than one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import markdown
 from django.conf import settings
-from django.db.models import Prefetch, Q
+from django.db.models import F, Prefetch, Q
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
@@ -33,6 +34,7 @@ from articles.languages import language_codes, language_name, reader_language
 from articles.models import Article, Category, CategoryName
 from newsletter.emails import RenderedEmail, render_email
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
+from newsletter.plaintext import readable_text
 
 # Per-reader values are left as these ASCII markers in the rendered variant and
 # substituted per message; they survive template escaping, CSS inlining and MIME
@@ -72,6 +74,12 @@ class DigestSection:
     key: int
     title: str
     items: list[DigestItem] = field(default_factory=list)
+    more: int = 0  # articles past the email's cap, read on the issue's web page
+    more_url: str = ""
+
+    @property
+    def anchor(self) -> str:
+        return f"section-{self.key}"
 
 
 @dataclass(frozen=True)
@@ -160,6 +168,11 @@ def editor_note_html(issue: Issue, note: str | None = None) -> SafeString:
     return mark_safe(sanitise_html(markdown.markdown(note)))  # noqa: S308 - nh3-sanitised
 
 
+def editor_note_text(issue: Issue, note: str | None = None) -> str:
+    """Return the editor's note as the plain-text part shows it: text, not Markdown."""
+    return readable_text(editor_note_html(issue, note))
+
+
 def _related_by_keywords(
     wanted: dict[int, set[int]], *, exclude: set[int], until
 ) -> dict[int, list[Article]]:
@@ -226,10 +239,8 @@ class Curation:
     def text(self, language: str) -> EditionText:
         """Return the edition's headline, preheader and note; the issue's where it has none."""
         issue = self.issue
-        default = EditionText(
-            headline=getattr(issue, "headline", ""),  # issue 10 adds Issue.headline
-            preheader=getattr(issue, "preheader", ""),  # and Issue.preheader
-            editor_note=issue.editor_note,
+        default = EditionText(  # issue 10's headline and preheader: the default language's
+            headline=issue.headline, preheader=issue.preheader, editor_note=issue.editor_note
         )
         own = self.texts.get(language)
         if language == settings.LANGUAGE_CODE or own is None:
@@ -265,7 +276,10 @@ class Curation:
             article = self.version(curated, language)
             if article is None and omit:
                 continue
-            section: Category | None = item.section
+            # A category not yet turned on has no section of its own: "More news" (issue 10).
+            section: Category | None = (
+                item.section if item.section and item.section.enabled else None
+            )
             key = section.pk if section else UNCATEGORISED
             if key not in by_key:
                 title = (
@@ -328,18 +342,26 @@ def curation_read(
     if not include_removed:
         items = items.filter(removed=False)
     items = list(items)
+    # Related reading adds, never repeats: an article this issue carries is never
+    # listed, and when the editor's choice is all in the issue, keyword matches stand in.
+    in_issue = {item.article_id for item in items}
+    chosen = {
+        item.article_id: [a for a in item.article.related.all() if a.pk not in in_issue][
+            :RELATED_LIMIT
+        ]
+        for item in items
+    }
     by_keywords = _related_by_keywords(
         {
             item.article_id: {k.pk for k in item.article.keywords.all()}
             for item in items
-            if not item.article.related.all() and item.article.keywords.all()
+            if not chosen[item.article_id] and item.article.keywords.all()
         },
-        exclude={item.article_id for item in items},
+        exclude=in_issue,
         until=issue.window_end,
     )
     related = {
-        item.article_id: list(item.article.related.all())[:RELATED_LIMIT]
-        or by_keywords.get(item.article_id, [])
+        item.article_id: chosen[item.article_id] or by_keywords.get(item.article_id, [])
         for item in items
     }
     # Every version of every story shown (curated and related), keywords included.
@@ -396,27 +418,97 @@ def week_label(issue: Issue) -> str:
     return _("Week %(week)s, %(year)s") % {"week": int(week), "year": year}
 
 
-def preheader(digest: Digest, variant: Variant) -> str:
-    if digest.text.preheader:
-        return digest.text.preheader[:180]
-    titles = [
+def _titles(digest: Digest, variant: Variant) -> list[str]:
+    return [
         item.article.title for section in digest.sections_for(variant) for item in section.items
     ]
-    return " · ".join(titles[:3])[:180]
 
 
-def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> dict:
-    """Return the template context of one variant; call inside the edition's language."""
+def preheader(digest: Digest, variant: Variant) -> str:
+    """Return the edition's preheader, else the first stories' titles of this variant."""
+    if digest.text.preheader.strip():
+        return digest.text.preheader.strip()[:180]
+    return " · ".join(_titles(digest, variant)[:3])[:180]
+
+
+def headline(digest: Digest, variant: Variant | None = None) -> str:
+    """Return the edition's headline, else the lead story's title with name and number.
+
+    Without `variant`, the lead of the whole issue (the archive and RSS show that).
+    Call inside the edition's language.
+    """
+    titles = _titles(digest, digest.section_keys if variant is None else variant)
+    return issue_headline(digest.issue, lead_title=titles[0] if titles else None, text=digest.text)
+
+
+def issue_headline(issue: Issue, *, lead_title: str | None, text: EditionText | None = None) -> str:
+    """Return the editors' headline, else `lead_title` with the newsletter's name and number.
+
+    `text` is an edition's (issue 14); without it, the issue's own (default language).
+    """
+    own = (text.headline if text is not None else issue.headline).strip()
+    if own:
+        return own
+    masthead = _("%(name)s No. %(number)s") % {
+        "name": issue.newsletter.display_name,
+        "number": issue.number,
+    }
+    return f"{lead_title} · {masthead}" if lead_title else f"{masthead} · {week_label(issue)}"
+
+
+# Items as the digest shows them: sections by position ("More news" last), pinned first.
+DIGEST_ORDER = (
+    F("section__position").asc(nulls_last=True),
+    "section__name",
+    "-pinned",
+    "position",
+    "id",
+)
+
+
+def issue_items_in_order(issue: Issue):
+    """Return the issue's items in the digest's order, the lead story first."""
+    return IssueItem.objects.filter(issue=issue, removed=False).order_by(*DIGEST_ORDER)
+
+
+def section_cap(issue: Issue) -> int:
+    return issue.section_cap or issue.newsletter.section_cap
+
+
+def capped_sections(digest: Digest, variant: Variant) -> list[DigestSection]:
+    """Return the variant's sections as the email shows them: at most the cap of each,
+    the rest counted and linked to the section on the issue's web page."""
+    cap = section_cap(digest.issue)
+    web_url = issue_web_url(digest.issue)
+    return [
+        dataclasses.replace(
+            section,
+            items=section.items[:cap],
+            more=max(len(section.items) - cap, 0),
+            more_url=f"{web_url}#{section.anchor}",
+        )
+        for section in digest.sections_for(variant)
+    ]
+
+
+def digest_context(
+    digest: Digest, variant: Variant, *, test: bool = False, capped: bool = False
+) -> dict:
+    """Return what the digest's templates show; `capped` for an email, whole for the web.
+
+    Call inside the edition's language (issue 14).
+    """
     issue = digest.issue
     return {
         "newsletter": issue.newsletter,
         "issue": issue,
         "language": digest.language,
-        "headline": digest.text.headline,
-        "editor_note_text": digest.text.editor_note,
         "week_label": week_label(issue),
-        "sections": digest.sections_for(variant),
+        "subject": headline(digest, variant),
+        "headline": digest.text.headline,
+        "sections": capped_sections(digest, variant) if capped else digest.sections_for(variant),
         "editor_note": editor_note_html(issue, digest.text.editor_note),
+        "editor_note_text": editor_note_text(issue, digest.text.editor_note),
         "preheader": preheader(digest, variant),
         "web_url": issue_web_url(issue),
         "archive_url": absolute(reverse("newsletter:archive")),
@@ -431,10 +523,12 @@ def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> Re
 
     Inside the edition's language, its words are translated and reverse() gives that
     language's URLs (/zh-hans/newsletter/archive/…) for the browser and archive links.
+    Dates are the newsroom's: rendered in the newsletter's zone, not the worker's.
     """
-    with translation.override(digest.language):
-        context = digest_context(digest, variant, test=test)
-    return render_email("digest", context, language=digest.language)
+    with timezone.override(digest.issue.newsletter.tz):
+        with translation.override(digest.language):
+            context = digest_context(digest, variant, test=test, capped=True)
+        return render_email("digest", context, language=digest.language)
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

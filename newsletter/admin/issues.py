@@ -9,6 +9,8 @@ the admin history (LogEntry) of the issue.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -26,11 +28,20 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from articles.languages import language_name, other_languages_field
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
-from newsletter.digest import curation_read, digest_build, issue_web_url, preheader, week_label
+from newsletter.digest import (
+    EditionText,
+    curation_read,
+    digest_build,
+    headline,
+    issue_web_url,
+    preheader,
+    week_label,
+)
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
+    issue_digest_size,
     issue_failures,
     issue_preview,
     issue_progress,
@@ -100,7 +111,7 @@ class NewsletterAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (_("Sections"), {"fields": ["categories"]}),
+        (_("Sections"), {"fields": ["categories", "section_cap"]}),
         (_("Languages"), {"fields": ["missing_translation"]}),
     ]
 
@@ -224,6 +235,16 @@ class IssueAdmin(admin.ModelAdmin):
             {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_for"]},
         ),
         (
+            _("Headline and preheader"),
+            {
+                "fields": ["headline", "preheader", "section_cap"],
+                "description": _(
+                    "What inboxes show: the subject line, and the line after it. Leave them "
+                    "empty for the defaults shown in grey."
+                ),
+            },
+        ),
+        (
             _("Editor's note"),
             {
                 "fields": ["editor_note"],
@@ -331,6 +352,26 @@ class IssueAdmin(admin.ModelAdmin):
 
     # --- the issue page --------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "headline" in form.base_fields:
+            # The defaults, in grey, are what goes out if the editors write nothing.
+            digest = digest_build(obj)
+            # Issue 14: the edition's own words are blanked too (EditionText()).
+            blank = dataclasses.replace(digest, issue=_blank(obj), text=EditionText())
+            form.base_fields["headline"].widget.attrs.update(
+                placeholder=headline(blank),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["preheader"].widget.attrs.update(
+                placeholder=preheader(blank, digest.section_keys),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["section_cap"].widget.attrs.update(
+                placeholder=str(obj.newsletter.section_cap)
+            )
+        return form
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         issue = self.get_object(request, object_id)
         extra = dict(extra_context or {})
@@ -372,7 +413,9 @@ class IssueAdmin(admin.ModelAdmin):
             for code, (covered, total) in curation_read(issue).coverage().items()
         ]
         if issue.status in EDITABLE:
-            context["audience"] = issue_audience(issue=issue)
+            digest = digest_build(issue)
+            context["audience"] = issue_audience(issue=issue, digest=digest)
+            context["size"] = issue_digest_size(issue=issue, digest=digest)
         if issue.status in (status.SENDING, status.SENT):
             context["progress"] = progress_payload(issue, issue_progress(issue=issue))
             context["web_url"] = issue_web_url(issue)
@@ -459,7 +502,9 @@ class IssueAdmin(admin.ModelAdmin):
         form = VariantForm(request.GET or None, digest=digest)
         categories = form.category_ids() if form.is_valid() else []
         language = form.language_code() if form.is_valid() else settings.LANGUAGE_CODE
-        preview = issue_preview(issue=issue, categories=categories, language=language)
+        preview = issue_preview(
+            issue=issue, categories=categories, language=language, digest=digest
+        )
         query = "&".join(
             [
                 *(f"categories={pk}" for pk in categories),
@@ -709,6 +754,13 @@ class IssueAdmin(admin.ModelAdmin):
             form=form,
             newsletter=newsletter,
         )
+
+
+def _blank(issue: Issue) -> Issue:
+    """Return a copy of `issue` without the editors' headline and preheader (the defaults)."""
+    blank = copy.copy(issue)
+    blank.headline = blank.preheader = ""
+    return blank
 
 
 def local_time(issue: Issue, moment: datetime | None) -> str:

@@ -20,14 +20,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.feedgenerator import Rss201rev2Feed
-from django.utils.translation import gettext as _
 
 from articles.languages import reader_language
 from articles.models import Article
 from newsletter.digest import (
+    DIGEST_ORDER,
+    EditionText,
     absolute,
     digest_build,
     digest_context,
+    headline,
+    issue_headline,
     issue_web_url,
     week_label,
 )
@@ -46,13 +49,14 @@ def archive(request: HttpRequest) -> HttpResponse:
         issues_published(newsletter=newsletter)
         .select_related("newsletter")
         .prefetch_related(
+            "texts",  # each edition's own headline (issue 14)
             Prefetch(
                 "items",
                 queryset=IssueItem.objects.filter(removed=False)
                 .select_related("article")
-                .order_by("-pinned", "position", "id"),
+                .order_by(*DIGEST_ORDER),
                 to_attr="shown_items",
-            )
+            ),
         )
     )
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
@@ -72,6 +76,11 @@ def archive(request: HttpRequest) -> HttpResponse:
             if version is not None or not omit:
                 shown.append(version or article)
         issue.shown_articles = shown
+        issue.headline_text = issue_headline(
+            issue,
+            lead_title=shown[0].title if shown else None,
+            text=_edition_text(issue, language),
+        )
     return render(
         request,
         "newsletter/archive.html",
@@ -91,7 +100,7 @@ def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
-    context["share_title"] = issue_title(issue, headline=digest.text.headline)
+    context["share_title"] = headline(digest)
     return render(request, "newsletter/archive_issue.html", context)
 
 
@@ -107,17 +116,16 @@ def story_versions(*, stories: set[int], language: str) -> dict[int, Article]:
     return found
 
 
+def _edition_text(issue: Issue, language: str) -> EditionText | None:
+    """Return an edition's own words from the prefetched texts; None for the default."""
+    if language == settings.LANGUAGE_CODE:
+        return None
+    own = next((t for t in issue.texts.all() if t.language == language), None)
+    return EditionText(headline=own.headline) if own else EditionText()
+
+
 def _language() -> str:
     return reader_language(translation.get_language())
-
-
-def issue_title(issue: Issue, *, headline: str = "") -> str:
-    """Return "Belt & Road Weekly No. 7 · Week 48, 2026" in the active language."""
-    return headline or _("%(name)s No. %(number)s · %(week)s") % {
-        "name": issue.newsletter.display_name,
-        "number": issue.number,
-        "week": week_label(issue),
-    }
 
 
 class IssueFeed(Feed):
@@ -147,7 +155,8 @@ class IssueFeed(Feed):
         return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]
 
     def item_title(self, issue: Issue) -> str:
-        return issue_title(issue)
+        # The lead story of this language's edition, as the email's subject has it.
+        return headline(digest_build(issue, language=_language()))
 
     def item_link(self, issue: Issue) -> str:
         return issue_web_url(issue)

@@ -158,7 +158,7 @@ def test_the_subject_and_from_name_are_rfc2047_encoded(bilingual_issue, run_on_c
     assert all(byte < 128 for byte in headers), "a raw non-ASCII byte in the headers"
     parsed = message_from_bytes(raw)
     assert b"=?utf-8?" in headers.lower()
-    assert str(make_header(decode_header(parsed["Subject"]))).startswith("一带一路周刊 第 21 期")
+    assert str(make_header(decode_header(parsed["Subject"]))).endswith("一带一路周刊 第 21 期")
     assert str(make_header(decode_header(parsed["From"]))).startswith("一带一路周刊 <")
 
 
@@ -199,7 +199,7 @@ def test_preview_and_test_send_work_per_language(bilingual_issue, admin_client):
     ).content.decode()
     assert "乌兹别克斯坦光伏电站并网发电" in html
     assert issue_send_test(issue=issue, to=["editor@example.com"], language="zh-hans") == 1
-    assert mail.outbox[-1].subject.startswith("[TEST] 一带一路周刊")
+    assert mail.outbox[-1].subject.startswith("[TEST] ") and "一带一路周刊 第 21 期" in mail.outbox[-1].subject
 
 
 def test_compiling_curates_each_story_once_by_its_original(settings):
@@ -243,7 +243,7 @@ def test_an_unknown_reader_language_gets_the_default_edition(bilingual_issue, ru
     SubscriberFactory(email="old@example.com", language="xx")
     with run_on_commit():
         issue_start_sending(issue=issue)
-    assert mail.outbox[0].subject.startswith("Belt & Road Weekly No. 21")
+    assert mail.outbox[0].subject.endswith("Belt & Road Weekly No. 21")
 
 
 def test_the_text_part_wraps_chinese_between_characters_and_never_inside_a_link(run_on_commit):

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test serve worker beat bench bench-scale lint clean
+.PHONY: catalogues demo test serve worker beat bench bench-bilingual bench-scale lint clean
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -22,14 +22,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-demo: $(STAMP)
+# Translation catalogues are compiled by Babel from the venv (no GNU gettext needed).
+catalogues: $(STAMP)
+	$(BIN)/python manage.py compile_catalogues
+
+demo: catalogues
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py demo
 
-test: $(STAMP)
+test: catalogues
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-serve: $(STAMP)
+serve: catalogues
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(or $(PORT),8000)
 
@@ -41,6 +45,10 @@ beat: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Issue 14: readers split across two languages against one language (bench/BILINGUAL.md).
+bench-bilingual: catalogues
+	$(BIN)/python -m bench.bilingual
 
 # The whole service at 1,000,000 readers (issue 16): writes bench/SCALE.md. READERS=20000 is quick.
 bench-scale: $(STAMP)

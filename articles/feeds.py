@@ -12,7 +12,7 @@ import calendar
 import html
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -107,6 +107,11 @@ class FeedEntry:
     related_urls: tuple[str, ...]
     source: str
     dateline: str
+    # Issue 14: the entry's own language (or the feed's), the feed's shared id for
+    # the story's versions, and its alternates in other languages (hreflang, url).
+    language: str = ""
+    translation_key: str = ""
+    alternates: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -190,7 +195,10 @@ def _parse_xml_feed(data: bytes, *, name: str) -> ParsedFeed:
     result = ParsedFeed(name=name, title=feed_title)
     for index, item in enumerate(parsed.entries, start=1):
         try:
-            result.entries.append(_entry_from_feedparser(item, feed_title=feed_title))
+            entry = _entry_from_feedparser(item, feed_title=feed_title)
+            result.entries.append(
+                _with_languages(entry, item, feed_language=parsed.feed.get("language", ""))
+            )
         except _ITEM_ERRORS as exc:
             result.errors.append(
                 f"{name}: item {index} ({_label(item.get('title'), item.get('link'))}): {exc}"
@@ -246,7 +254,10 @@ def _parse_json_feed(data: bytes, *, name: str) -> ParsedFeed:
         try:
             if not isinstance(item, dict):
                 raise EntryError("not a JSON object")
-            result.entries.append(_entry_from_json(item, feed_title=feed_title))
+            entry = _entry_from_json(item, feed_title=feed_title)
+            result.entries.append(
+                _with_json_languages(entry, item, feed_language=document.get("language", ""))
+            )
         except _ITEM_ERRORS as exc:
             label = _label(item.get("title"), item.get("url")) if isinstance(item, dict) else "'?'"
             result.errors.append(f"{name}: item {index} ({label}): {exc}")
@@ -276,6 +287,68 @@ def _entry_from_json(item: dict, *, feed_title: str) -> FeedEntry:
         tags=tags,
         related=related,
         source=str(extension.get("source", "")) or feed_title,
+    )
+
+
+def _with_languages(entry: FeedEntry, item, *, feed_language: str) -> FeedEntry:
+    """Add an RSS/Atom entry's language, shared story id and hreflang alternates.
+
+    The language is the entry's xml:lang (feedparser reports it on the title) or
+    dc:language, else the feed's <language>; the shared id is <brw:translationKey>.
+    """
+    language = (
+        item.get("dc_language")
+        or (item.get("title_detail") or {}).get("language")
+        or feed_language
+        or ""
+    )
+    alternates = tuple(
+        (str(link.get("hreflang", "")), str(link.get("href", "")))
+        for link in item.get("links", [])
+        if link.get("rel") == "alternate"
+        and link.get("hreflang")
+        and _is_web_url(link.get("href", ""))
+    )
+    # feedparser's `link` is the last rel=alternate, which may be another language's:
+    # the entry's own page is the alternate without an hreflang.
+    own = next(
+        (
+            str(link.get("href", ""))
+            for link in item.get("links", [])
+            if link.get("rel") == "alternate"
+            and not link.get("hreflang")
+            and _is_web_url(link.get("href", ""))
+        ),
+        entry.url,
+    )
+    return replace(
+        entry,
+        url=own if len(own) <= 500 else entry.url,
+        language=str(language)[:35],
+        translation_key=str(item.get("brw_translationkey", "")).strip()[:200],
+        alternates=alternates,
+    )
+
+
+def _with_json_languages(entry: FeedEntry, item: dict, *, feed_language: object) -> FeedEntry:
+    """Add a JSON Feed item's language (item or feed `language`) and story links.
+
+    `_belt_and_road.translation_key` is the shared story id; `_belt_and_road.translations`
+    maps language codes to the URLs of the other versions.
+    """
+    extension = item.get("_belt_and_road") if isinstance(item.get("_belt_and_road"), dict) else {}
+    language = item.get("language") or feed_language or ""
+    translations = extension.get("translations")
+    alternates = tuple(
+        (str(code), str(url))
+        for code, url in (translations.items() if isinstance(translations, dict) else [])
+        if isinstance(url, str) and _is_web_url(url)
+    )
+    return replace(
+        entry,
+        language=str(language)[:35],
+        translation_key=str(extension.get("translation_key") or "").strip()[:200],
+        alternates=alternates,
     )
 
 

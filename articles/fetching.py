@@ -151,9 +151,7 @@ def _check_url(url: str) -> None:
         raise FetchRefused(f"{url!r} carries a user name or password")
 
 
-def fetch_url(
-    url: str, *, etag: str = "", last_modified: str = "", max_bytes: int
-) -> Fetched:
+def fetch_url(url: str, *, etag: str = "", last_modified: str = "", max_bytes: int) -> Fetched:
     """GET `url` (conditionally, with the validators of the last fetch), safely.
 
     Raise FetchRefused for a URL or address we may not reach, a redirect loop or a
@@ -181,8 +179,9 @@ def fetch_url(
                     url = urljoin(url, response.headers.get("Location", ""))
                     continue
                 if response.status_code == 304:
-                    return Fetched(status=304, url=url, body=None, etag=etag,
-                                   last_modified=last_modified)
+                    return Fetched(
+                        status=304, url=url, body=None, etag=etag, last_modified=last_modified
+                    )
                 body = _read_capped(response, max_bytes=max_bytes, deadline=deadline)
                 return Fetched(
                     status=response.status_code,

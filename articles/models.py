@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -17,7 +18,7 @@ class Category(models.Model):
         default=True,
         help_text=_(
             "Offered to readers and given its own section. A category that first appears "
-            "in a feed starts off: its articles go under \"More news\" until an editor "
+            'in a feed starts off: its articles go under "More news" until an editor '
             "turns it on."
         ),
     )
@@ -29,6 +30,31 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def name_in(self, language: str) -> str:
+        """Return the section's name in `language` (prefetch `names` for a list of them)."""
+        return next((n.name for n in self.names.all() if n.language == language), self.name)
+
+
+class CategoryName(models.Model):
+    """A section's name in another language (issue 14); the category's own name is the default's."""
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="names")
+    language = models.CharField(_("language"), max_length=10)
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        ordering = ["category", "language"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "language"], name="category_name_language_unique"
+            )
+        ]
+        verbose_name = _("name in another language")
+        verbose_name_plural = _("names in other languages")
+
+    def __str__(self) -> str:
+        return f"{self.name} [{self.language}]"
 
 
 class Keyword(models.Model):
@@ -42,6 +68,10 @@ class Keyword(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+def default_language() -> str:
+    return settings.LANGUAGE_CODE
 
 
 class Article(models.Model):
@@ -95,6 +125,33 @@ class Article(models.Model):
         blank=True,
         help_text=_("Set by feed import."),
     )
+    # Issue 14: the language the article is written in, and its translations. One
+    # article of a story is the original; its translations point to it, so a story's
+    # versions are the original and its `translations` (one level, kept so by
+    # article_link_translation). `translation_key` is the feed's shared id for a story.
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        default=default_language,
+        db_index=True,
+        help_text=_("From the feed source, or the feed's own language field."),
+    )
+    translation_of = models.ForeignKey(
+        "self",
+        verbose_name=_("translation of"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="translations",
+        help_text=_("The original article of this story in another language."),
+    )
+    translation_key = models.CharField(
+        _("translation key"),
+        max_length=200,
+        blank=True,
+        db_index=True,
+        help_text=_("An id the feeds share between the versions of one story."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -109,6 +166,11 @@ class Article(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.url or reverse("admin:articles_article_change", args=[self.pk])
+
+    @property
+    def story_id(self) -> int:
+        """The id every version of this story shares: its original's."""
+        return self.translation_of_id or self.pk
 
 
 class FeedSource(models.Model):

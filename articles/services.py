@@ -12,12 +12,15 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, models, transaction
+from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext_lazy as _
 
 from articles.feeds import MAX_FEED_BYTES, FeedEntry, FeedError, ParsedFeed, parse_feed, read_feed
 from articles.fetching import FetchRefused, fetch_url
+from articles.languages import language_match
 from articles.models import Article, Category, FeedFetch, FeedSource, Keyword
 
 
@@ -42,9 +45,7 @@ def _category(name: str) -> Category:
         ) + 1
         # A new category is the newsroom's to offer: off (its articles under "More news")
         # until an editor turns it on.
-        category = Category.objects.create(
-            name=name, slug=slug, position=position, enabled=False
-        )
+        category = Category.objects.create(name=name, slug=slug, position=position, enabled=False)
     return category
 
 
@@ -57,14 +58,23 @@ def _keywords(names: tuple[str, ...]) -> list[Keyword]:
     return list(result.values())
 
 
+def entry_language(*, entry: FeedEntry, source_language: str | None) -> str:
+    """Return the language of an entry: its own field first, then its source's, then the default.
+
+    An explicit language in the entry wins over the feed source's (a Chinese feed may
+    carry an English story); a code no configured language matches is kept as given,
+    so the article stays out of every edition instead of landing in the wrong one.
+    """
+    for code in (entry.language, source_language):
+        if code:
+            return language_match(code) or code.strip().replace("_", "-").lower()[:10]
+    return settings.LANGUAGE_CODE
+
+
 class Saved(enum.Enum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
-
-
-def _has_field(model: type[models.Model], name: str) -> bool:
-    return any(f.name == name for f in model._meta.get_fields())
 
 
 def article_save_entry(
@@ -76,12 +86,13 @@ def article_save_entry(
     """Create or update the article for one feed entry, keyed on its GUID.
 
     An entry identical to its article changes nothing (not even updated_at), so a
-    feed fetched every quarter hour reports only what really changed. `language`
-    (the feed source's) is stored where articles have a language; an entry without
-    a category gets `default_category`.
+    feed fetched every quarter hour reports only what really changed. The language is
+    the entry's own, else `language` (the feed source's), else the default (issue 14);
+    an entry without a category gets `default_category`.
     """
     category = _category(entry.category) if entry.category else default_category
     values = {
+        "language": entry_language(entry=entry, source_language=language),
         "title": entry.title,
         "slug": slugify(entry.title)[:300] or "article",
         "url": entry.url,
@@ -92,8 +103,8 @@ def article_save_entry(
         "body": entry.body,
         "category": category,
     }
-    if language and _has_field(Article, "language"):
-        values["language"] = language
+    if entry.translation_key:
+        values["translation_key"] = entry.translation_key
     keywords = _keywords(entry.keywords)
     with transaction.atomic():
         article = Article.objects.select_for_update().filter(feed_guid=entry.guid).first()
@@ -112,6 +123,80 @@ def article_save_entry(
         article.save()
         article.keywords.set(keywords)
     return article, Saved.UPDATED
+
+
+def translation_root(*, article: Article, original: Article) -> Article:
+    """Return the original `article` joins when linked to `original`; raise if it cannot.
+
+    A link is refused when it would give the story two versions in one language.
+    """
+    root = original.translation_of or original
+    if root.pk == article.pk:
+        return root
+    versions = Article.objects.filter(Q(pk=root.pk) | Q(translation_of=root))
+    if article.pk:
+        versions = versions.exclude(pk=article.pk)
+    clash = versions.filter(language=article.language).first()
+    if clash is not None:
+        raise ValidationError(
+            _("“%(title)s” is already this story's %(language)s version; unlink it first."),
+            params={"title": clash.title, "language": article.language},
+        )
+    return root
+
+
+def article_link_translation(*, article: Article, original: Article) -> Article:
+    """Make `article` a version of `original`'s story; return the story's original.
+
+    Stories stay one level deep: linking to a translation links to its original,
+    and the article's own translations move along. Two versions of one story in
+    one language would leave an edition not knowing which to send, so that is refused.
+    """
+    root = translation_root(article=article, original=original)
+    if root.pk == article.pk:
+        return root
+    with transaction.atomic():
+        Article.objects.filter(translation_of=article).update(translation_of=root)
+        Article.objects.filter(pk=article.pk).update(translation_of=root)
+        article.translation_of = root
+    return root
+
+
+def _original_first(article: Article) -> tuple:
+    # The default language's version is the original (editors curate in it), else the
+    # first published.
+    return (article.language != settings.LANGUAGE_CODE, article.published_at, article.pk)
+
+
+def articles_link_stories(*, saved: list[tuple[Article, FeedEntry]]) -> int:
+    """Link the versions of each story the feeds name; return how many links were made.
+
+    A shared `translation_key` joins every article carrying it; an hreflang alternate
+    joins the article at that URL. The default language's version is the original. A link that
+    would put two versions in one language is skipped, never forced.
+    """
+    linked = 0
+    for article, entry in saved:
+        article.refresh_from_db(fields=["translation_of"])
+        others: list[Article] = []
+        if entry.translation_key:
+            others += Article.objects.filter(translation_key=entry.translation_key).exclude(
+                pk=article.pk
+            )
+        urls = [url for _code, url in entry.alternates]
+        if urls:
+            others += Article.objects.filter(url__in=urls).exclude(pk=article.pk)
+        for other in sorted(others, key=_original_first):
+            if other.story_id == article.story_id:
+                continue
+            first, second = sorted([article, other], key=_original_first)
+            try:
+                article_link_translation(article=second, original=first)
+            except ValidationError:
+                continue
+            article.refresh_from_db(fields=["translation_of"])
+            linked += 1
+    return linked
 
 
 def articles_import(
@@ -153,14 +238,21 @@ def articles_import(
         )
         if related != {a.pk for a in article.related.all()}:
             article.related.set(related)
+    articles_link_stories(saved=saved)
     return result
 
 
 def articles_import_feed(
-    *, source: str, on_progress: Callable[[int, int, FeedEntry], None] | None = None
+    *,
+    source: str,
+    on_progress: Callable[[int, int, FeedEntry], None] | None = None,
+    language: str | None = None,
 ) -> ImportResult:
-    """Import a feed from a URL or a file; raise FeedError if it cannot be read at all."""
-    return articles_import(feed=read_feed(source), on_progress=on_progress)
+    """Import a feed from a URL or a file; raise FeedError if it cannot be read at all.
+
+    `language` is the feed source's language; an entry's own language field wins.
+    """
+    return articles_import(feed=read_feed(source), on_progress=on_progress, language=language)
 
 
 class SourceError(Exception):

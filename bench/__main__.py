@@ -330,7 +330,9 @@ def achieved_rate(accepted_at: list[tuple[float, int]]) -> float:
     return (sum(n for _, n in accepted_at) - first_n) / (last - first)
 
 
-def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) -> dict:
+def run_engine(
+    path: str, n: int, number: int, extra_env: dict | None = None, languages: int = 1
+) -> dict:
     import redis
     from django.conf import settings
     from django.db import close_old_connections
@@ -343,6 +345,10 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
 
     issue, categories = make_issue(number)
     make_readers(n, categories)
+    if languages > 1:  # issue 14: bench/bilingual.py, readers split across two editions
+        from bench.bilingual import split_languages
+
+        split_languages(issue)
     cache = redis.Redis.from_url(REDIS_CACHE_URL)
     cache.delete("bench:queries", "bench:tasks")
     app.control.purge()

@@ -99,3 +99,28 @@ def env_prefixed(prefix: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if key.startswith(prefix) and value.strip() != ""
     }
+
+
+def env_languages(name: str, default: list[str]) -> list[tuple[str, str]]:
+    """Return Django's LANGUAGES from a comma-separated list of language codes.
+
+    Each code must be one Django knows (django.conf.locale.LANG_INFO), so that its
+    name, direction and plural rules come with it; the name shown is the language's
+    own ("简体中文", "Русский"), as a reader looks for it. The first is the default.
+    """
+    from django.conf.locale import LANG_INFO
+
+    codes = [code.lower() for code in env_list(name, default)]
+    if not codes:
+        raise ImproperlyConfigured(f"{name} names no language: give e.g. en,zh-hans.")
+    unknown = [
+        code for code in codes if code not in LANG_INFO or "name_local" not in LANG_INFO[code]
+    ]
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name}: unknown language code(s) {', '.join(unknown)}; use Django's codes, "
+            "e.g. en, zh-hans, ru, fr."
+        )
+    if len(set(codes)) != len(codes):
+        raise ImproperlyConfigured(f"{name}={','.join(codes)} names a language twice.")
+    return [(code, LANG_INFO[code]["name_local"]) for code in codes]

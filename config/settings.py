@@ -21,6 +21,7 @@ from config.env import (
     env_choice,
     env_float,
     env_int,
+    env_languages,
     env_list,
     env_prefixed,
     env_str,
@@ -77,7 +78,8 @@ MIDDLEWARE = [
     # WhiteNoise serves collected static files in production; runserver serves them in DEBUG.
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
+    # LocaleMiddleware, plus sending a browser that prefers another language to its page.
+    "config.locale.ReaderLocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     # NUL and other control characters leave query strings and form posts here, once.
     "config.cleaning.ControlCharacterMiddleware",
@@ -107,6 +109,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -367,8 +370,14 @@ if CELERY_VISIBILITY_TIMEOUT <= NEWSLETTER_LEASE_SECONDS:
     )
 
 # --- Internationalisation ---------------------------------------------------------------
-LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# The languages the newsroom publishes in; the first is the default (unprefixed URLs,
+# articles and readers with no language of their own). A new language is one more
+# code here and a catalogue in locale/<code>/LC_MESSAGES/django.po (README, "Languages").
+LANGUAGES = env_languages("NEWSLETTER_LANGUAGES", ["en", "zh-hans"])
+LANGUAGE_CODE = LANGUAGES[0][0]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language switcher's choice outlives the session (a year, Django's default).
+LANGUAGE_COOKIE_NAME = "brw_language"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -1,3 +1,4 @@
+from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
 from django.urls import include, path
 
@@ -11,10 +12,17 @@ urlpatterns = [
     # Report pages live under the admin's URL and look, but in their own module.
     path("admin/newsletter/reports/", include("newsletter.admin.reports")),
     path("admin/", admin.site.urls),
-    path("newsletter/", include("newsletter.urls")),
-    path("newsletter/", include("inbox.urls")),
     # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
     path("anymail/", include("newsletter.webhooks")),
     path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
 ]
+
+# Reader pages in every language (issue 14): /newsletter/… in the default language,
+# /zh-hans/newsletter/… (and /<code>/newsletter/… for any language in settings) in
+# the others. Admin, webhooks and /healthz stay unprefixed.
+urlpatterns += i18n_patterns(
+    path("newsletter/", include("newsletter.urls")),
+    path("newsletter/", include("inbox.urls")),
+    prefix_default_language=False,
+)

@@ -11,8 +11,10 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
+from articles.languages import reader_language
 from inbox import files
 from inbox.models import QUESTION_MAX_CHARS, STORY_MAX_CHARS, Ticket
 from newsletter.forms import (
@@ -199,5 +201,9 @@ class TicketForm(TrapFields):
     def profile(self) -> Profile:
         data = self.cleaned_data
         return Profile(
-            name=data["name"], organisation=data["organisation"], country=data["country"]
+            name=data["name"],
+            organisation=data["organisation"],
+            country=data["country"],
+            # The newsletter comes in the language of the page they wrote from (issue 14).
+            language=reader_language(translation.get_language()),
         )

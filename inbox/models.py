@@ -12,6 +12,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
+from articles.models import default_language
+
 # Texts as long as a reader may write them; the forms refuse anything longer.
 QUESTION_MAX_CHARS = 5000
 STORY_MAX_CHARS = 20000
@@ -63,6 +65,8 @@ class Ticket(models.Model):
     form = models.CharField(_("form"), max_length=50, blank=True)
     ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
     user_agent = models.CharField(_("user agent"), max_length=300, blank=True)
+    # Issue 14: the acknowledgement and answers go out in the language the sender wrote in.
+    language = models.CharField(_("language"), max_length=10, default=default_language)
     created_at = models.DateTimeField(_("received"), auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     answered_at = models.DateTimeField(_("first answered"), null=True, blank=True)

@@ -15,9 +15,10 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
+from articles.languages import reader_language
 from inbox import files
 from inbox.models import Reply, Ticket
 from newsletter.digest import absolute
@@ -104,6 +105,8 @@ def ticket_submit(
         form=form[:50],
         ip=ip,
         user_agent=user_agent[:300],
+        # The acknowledgement and answers go out in the language of the page (issue 14).
+        language=reader_language(translation.get_language()),
     )
     if attachment is not None and kind == Ticket.Kind.CONTRIBUTION:
         kind_of_file = files.sniff(attachment)
@@ -250,7 +253,11 @@ def inbox_email_send(*, name: str, object_id: int) -> bool:
             # Signed by the editor's full name when the account has one, never a login name.
             "signature": reply.author.get_full_name() if reply.author else "",
         }
-        message = build_message(render_email(ANSWER, context), newsletter=newsletter, to=reply.to)
+        message = build_message(
+            render_email(ANSWER, context, language=reader_language(reply.ticket.language)),
+            newsletter=newsletter,
+            to=reply.to,
+        )
         message.tags = ["inbox", name]
         message.send()
         Reply.objects.filter(pk=reply.pk).update(
@@ -267,7 +274,9 @@ def inbox_email_send(*, name: str, object_id: int) -> bool:
         return editors_notify(name=name, context=context) > 0
     # The acknowledgement: nothing the sender typed beyond the reference we made.
     message = build_message(
-        render_email(ACKNOWLEDGEMENT, context), newsletter=newsletter, to=ticket.email
+        render_email(ACKNOWLEDGEMENT, context, language=reader_language(ticket.language)),
+        newsletter=newsletter,
+        to=ticket.email,
     )
     message.tags = ["inbox", name]
     message.send()

@@ -1,8 +1,17 @@
 """The weekly digest: an issue's sections, per-reader variants and their rendering.
 
 A reader receives the sections of the categories they chose (all of them when they
-chose none). Readers who choose the same sections share a variant, which is rendered
-once; their personal links are placeholders that each message fills in.
+chose none), in the language they chose. Readers who choose the same sections in the
+same language share a variant, which is rendered once; their personal links are
+placeholders that each message fills in.
+
+Editions (issue 14): the editors curate one issue — order, pins, removals, sections,
+abstracts. `Curation` reads that curation and every version of its stories in a fixed
+number of queries; `Curation.edition(language)` then follows it in one language,
+putting each story's version in that language in its place. A story with no version
+in the language is left out or shown in its original language, marked, as the
+newsletter's `missing_translation` policy says. Editions are built in memory, so a
+batch with readers in many languages costs no more queries than one.
 """
 
 from __future__ import annotations
@@ -14,15 +23,17 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import markdown
 from django.conf import settings
-from django.db.models import F, Prefetch
+from django.db.models import F, Prefetch, Q
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 
 from articles.feeds import sanitise_html
-from articles.models import Article, Category
+from articles.languages import language_codes, language_name, reader_language
+from articles.models import Article, Category, CategoryName
 from newsletter.emails import RenderedEmail, render_email
-from newsletter.models import Issue, IssueItem
+from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.plaintext import readable_text
 
 # Per-reader values are left as these ASCII markers in the rendered variant and
@@ -49,6 +60,13 @@ class DigestItem:
     keywords: list[str]
     related: list[tuple[str, str]]  # (title, url)
     pinned: bool = False
+    # Set when the edition has no version of the story in its language and shows the
+    # original instead: that language's code, so the templates mark it.
+    original_language: str = ""
+
+    @property
+    def original_language_name(self) -> str:
+        return language_name(self.original_language) if self.original_language else ""
 
 
 @dataclass
@@ -64,10 +82,28 @@ class DigestSection:
         return f"section-{self.key}"
 
 
+@dataclass(frozen=True)
+class EditionText:
+    """The editors' words for one edition; blank where they wrote none."""
+
+    headline: str = ""
+    preheader: str = ""
+    editor_note: str = ""
+
+
 @dataclass
 class Digest:
     issue: Issue
     sections: list[DigestSection]
+    language: str = field(default_factory=lambda: settings.LANGUAGE_CODE)
+    text: EditionText = field(default_factory=EditionText)
+    curation: Curation | None = field(default=None, repr=False)
+
+    def edition(self, language: str) -> Digest:
+        """Return this issue's edition in `language` (built once, from the same reads)."""
+        if self.curation is None or language == self.language:
+            return self
+        return self.curation.edition(language)
 
     @property
     def section_keys(self) -> tuple[int, ...]:
@@ -124,16 +160,17 @@ def issue_web_url(issue: Issue) -> str:
     return absolute(reverse("newsletter:archive-issue", args=[issue.number]))
 
 
-def editor_note_html(issue: Issue) -> SafeString:
-    """Return the editor's Markdown note as sanitised HTML."""
-    if not issue.editor_note.strip():
+def editor_note_html(issue: Issue, note: str | None = None) -> SafeString:
+    """Return the editor's Markdown note (the issue's, or an edition's) as sanitised HTML."""
+    note = issue.editor_note if note is None else note
+    if not note.strip():
         return mark_safe("")
-    return mark_safe(sanitise_html(markdown.markdown(issue.editor_note)))  # noqa: S308 - nh3-sanitised
+    return mark_safe(sanitise_html(markdown.markdown(note)))  # noqa: S308 - nh3-sanitised
 
 
-def editor_note_text(issue: Issue) -> str:
+def editor_note_text(issue: Issue, note: str | None = None) -> str:
     """Return the editor's note as the plain-text part shows it: text, not Markdown."""
-    return readable_text(editor_note_html(issue))
+    return readable_text(editor_note_html(issue, note))
 
 
 def _related_by_keywords(
@@ -177,16 +214,119 @@ def _related_by_keywords(
     }
 
 
-def digest_build(
+@dataclass
+class Curation:
+    """One issue as the editors curated it, with every version of its stories.
+
+    Read once (a fixed number of queries); each language's edition is built from it
+    in memory and kept.
+    """
+
+    issue: Issue
+    items: list[IssueItem]
+    related: dict[int, list[Article]]  # curated article id -> related reading
+    versions: dict[int, dict[str, Article]]  # story id -> {language: article}
+    section_names: dict[int, dict[str, str]]  # category id -> {language: name}
+    texts: dict[str, IssueText]
+    utm_medium: str | None
+    _editions: dict[str, Digest] = field(default_factory=dict)
+
+    def version(self, article: Article, language: str) -> Article | None:
+        if article.language == language:
+            return article
+        return self.versions.get(article.story_id, {}).get(language)
+
+    def text(self, language: str) -> EditionText:
+        """Return the edition's headline, preheader and note; the issue's where it has none."""
+        issue = self.issue
+        default = EditionText(  # issue 10's headline and preheader: the default language's
+            headline=issue.headline, preheader=issue.preheader, editor_note=issue.editor_note
+        )
+        own = self.texts.get(language)
+        if language == settings.LANGUAGE_CODE or own is None:
+            # Another language with nothing of its own says nothing rather than
+            # showing the default language's words to a reader who chose otherwise.
+            return default if language == settings.LANGUAGE_CODE else EditionText()
+        return EditionText(
+            headline=own.headline, preheader=own.preheader, editor_note=own.editor_note
+        )
+
+    def coverage(self) -> dict[str, tuple[int, int]]:
+        """Return {language: (stories with a version in it, stories)} for every language."""
+        total = len(self.items)
+        return {
+            code: (sum(1 for item in self.items if self.version(item.article, code)), total)
+            for code in language_codes()
+        }
+
+    def edition(self, language: str) -> Digest:
+        if language not in self._editions:
+            self._editions[language] = self._build(language)
+        return self._editions[language]
+
+    def _build(self, language: str) -> Digest:
+        issue = self.issue
+        omit = issue.newsletter.missing_translation == Newsletter.MissingTranslation.OMIT
+        by_key: dict[int, DigestSection] = {}
+        order: dict[int, tuple[int, str]] = {}
+        with translation.override(language):
+            more_news = _("More news")
+        for item in self.items:
+            curated = item.article
+            article = self.version(curated, language)
+            if article is None and omit:
+                continue
+            # A category not yet turned on has no section of its own: "More news" (issue 10).
+            section: Category | None = (
+                item.section if item.section and item.section.enabled else None
+            )
+            key = section.pk if section else UNCATEGORISED
+            if key not in by_key:
+                title = (
+                    self.section_names.get(section.pk, {}).get(language, section.name)
+                    if section
+                    else more_news
+                )
+                by_key[key] = DigestSection(key=key, title=title)
+                order[key] = (section.position, section.name) if section else (10**9, "")
+            shown = article or curated
+            related = [
+                version
+                for version in (self.version(a, language) for a in self.related[curated.pk])
+                if version is not None
+            ]
+            by_key[key].items.append(
+                DigestItem(
+                    article=shown,
+                    # The editor's abstract is written for the curated version only.
+                    abstract=item.abstract if shown.pk == curated.pk else shown.abstract,
+                    url=tracked_url(shown.url, issue, medium=self.utm_medium),
+                    keywords=[k.name for k in shown.keywords.all()],
+                    related=[
+                        (a.title, tracked_url(a.url, issue, medium=self.utm_medium))
+                        for a in related
+                    ],
+                    pinned=item.pinned,
+                    original_language="" if article else curated.language,
+                )
+            )
+        sections = [by_key[key] for key in sorted(by_key, key=lambda k: order[k])]
+        return Digest(
+            issue=issue,
+            sections=sections,
+            language=language,
+            text=self.text(language),
+            curation=self,
+        )
+
+
+def curation_read(
     issue: Issue, *, include_removed: bool = False, utm_medium: str | None = None
-) -> Digest:
-    """Return the issue's sections in order, with a fixed number of queries.
+) -> Curation:
+    """Read the issue's curation and its stories' versions, with a fixed number of queries.
 
     Each article lists up to three related articles: the editor's choice when there
-    is one, else those sharing the most keywords with it. Related reading adds, never
-    repeats: an article this issue carries is never listed, and when the editor's
-    choice is all in the issue, keyword matches stand in. A category not yet turned
-    on has no section of its own: its articles are under "More news".
+    is one, else those sharing the most keywords with it (never one in this issue).
     """
     items = (
         IssueItem.objects.filter(issue=issue)
@@ -202,6 +342,8 @@ def digest_build(
     if not include_removed:
         items = items.filter(removed=False)
     items = list(items)
+    # Related reading adds, never repeats: an article this issue carries is never
+    # listed, and when the editor's choice is all in the issue, keyword matches stand in.
     in_issue = {item.article_id for item in items}
     chosen = {
         item.article_id: [a for a in item.article.related.all() if a.pk not in in_issue][
@@ -218,32 +360,62 @@ def digest_build(
         exclude=in_issue,
         until=issue.window_end,
     )
-    by_key: dict[int, DigestSection] = {}
-    order: dict[int, tuple[int, str]] = {}
-    for item in items:
-        related = chosen[item.article_id] or by_keywords.get(item.article_id, [])
-        section: Category | None = item.section if item.section and item.section.enabled else None
-        key = section.pk if section else UNCATEGORISED
-        if key not in by_key:
-            by_key[key] = DigestSection(key=key, title=section.name if section else "More news")
-            order[key] = (section.position, section.name) if section else (10**9, "")
-        by_key[key].items.append(
-            DigestItem(
-                article=item.article,
-                abstract=item.abstract,
-                url=tracked_url(item.article.url, issue, medium=utm_medium),
-                keywords=[k.name for k in item.article.keywords.all()],
-                related=[(a.title, tracked_url(a.url, issue, medium=utm_medium)) for a in related],
-                pinned=item.pinned,
+    related = {
+        item.article_id: chosen[item.article_id] or by_keywords.get(item.article_id, [])
+        for item in items
+    }
+    # Every version of every story shown (curated and related), keywords included.
+    stories = {item.article.story_id for item in items} | {
+        a.story_id for articles in related.values() for a in articles
+    }
+    versions: dict[int, dict[str, Article]] = {}
+    if stories:
+        for article in (
+            Article.objects.filter(
+                Q(pk__in=stories) | Q(translation_of_id__in=stories),
+                status=Article.Status.PUBLISHED,
             )
-        )
-    sections = [by_key[key] for key in sorted(by_key, key=lambda k: order[k])]
-    return Digest(issue=issue, sections=sections)
+            .prefetch_related("keywords")
+            .order_by("pk")
+        ):
+            versions.setdefault(article.story_id, {}).setdefault(article.language, article)
+    section_ids = {item.section_id for item in items if item.section_id}
+    section_names: dict[int, dict[str, str]] = {}
+    if section_ids:
+        for category_id, language, name in CategoryName.objects.filter(
+            category_id__in=section_ids
+        ).values_list("category_id", "language", "name"):
+            section_names.setdefault(category_id, {})[language] = name
+    return Curation(
+        issue=issue,
+        items=items,
+        related=related,
+        versions=versions,
+        section_names=section_names,
+        texts={text.language: text for text in IssueText.objects.filter(issue=issue)},
+        utm_medium=utm_medium,
+    )
+
+
+def digest_build(
+    issue: Issue,
+    *,
+    include_removed: bool = False,
+    utm_medium: str | None = None,
+    language: str | None = None,
+) -> Digest:
+    """Return the issue's edition in `language` (the default one when None).
+
+    The other editions come from `.edition(code)` without another query.
+    """
+    curation = curation_read(issue, include_removed=include_removed, utm_medium=utm_medium)
+    return curation.edition(reader_language(language))
 
 
 def week_label(issue: Issue) -> str:
+    """Return "Week 48, 2026" in the active language ("2026年第48周" in Chinese)."""
     year, week = issue.week.split("-W")
-    return f"Week {int(week)}, {year}"
+    return _("Week %(week)s, %(year)s") % {"week": int(week), "year": year}
 
 
 def _titles(digest: Digest, variant: Variant) -> list[str]:
@@ -253,26 +425,34 @@ def _titles(digest: Digest, variant: Variant) -> list[str]:
 
 
 def preheader(digest: Digest, variant: Variant) -> str:
-    """Return the editors' preheader, else the first stories' titles of this variant."""
-    if digest.issue.preheader.strip():
-        return digest.issue.preheader.strip()
+    """Return the edition's preheader, else the first stories' titles of this variant."""
+    if digest.text.preheader.strip():
+        return digest.text.preheader.strip()[:180]
     return " · ".join(_titles(digest, variant)[:3])[:180]
 
 
 def headline(digest: Digest, variant: Variant | None = None) -> str:
-    """Return the editors' headline, else the lead story's title with name and number.
+    """Return the edition's headline, else the lead story's title with name and number.
 
     Without `variant`, the lead of the whole issue (the archive and RSS show that).
+    Call inside the edition's language.
     """
     titles = _titles(digest, digest.section_keys if variant is None else variant)
-    return issue_headline(digest.issue, lead_title=titles[0] if titles else None)
+    return issue_headline(digest.issue, lead_title=titles[0] if titles else None, text=digest.text)
 
 
-def issue_headline(issue: Issue, *, lead_title: str | None) -> str:
-    """Return the editors' headline, else `lead_title` with the newsletter's name and number."""
-    if issue.headline.strip():
-        return issue.headline.strip()
-    masthead = f"{issue.newsletter.name} No. {issue.number}"
+def issue_headline(issue: Issue, *, lead_title: str | None, text: EditionText | None = None) -> str:
+    """Return the editors' headline, else `lead_title` with the newsletter's name and number.
+
+    `text` is an edition's (issue 14); without it, the issue's own (default language).
+    """
+    own = (text.headline if text is not None else issue.headline).strip()
+    if own:
+        return own
+    masthead = _("%(name)s No. %(number)s") % {
+        "name": issue.newsletter.display_name,
+        "number": issue.number,
+    }
     return f"{lead_title} · {masthead}" if lead_title else f"{masthead} · {week_label(issue)}"
 
 
@@ -314,16 +494,21 @@ def capped_sections(digest: Digest, variant: Variant) -> list[DigestSection]:
 def digest_context(
     digest: Digest, variant: Variant, *, test: bool = False, capped: bool = False
 ) -> dict:
-    """Return what the digest's templates show; `capped` for an email, whole for the web."""
+    """Return what the digest's templates show; `capped` for an email, whole for the web.
+
+    Call inside the edition's language (issue 14).
+    """
     issue = digest.issue
     return {
         "newsletter": issue.newsletter,
         "issue": issue,
+        "language": digest.language,
         "week_label": week_label(issue),
         "subject": headline(digest, variant),
+        "headline": digest.text.headline,
         "sections": capped_sections(digest, variant) if capped else digest.sections_for(variant),
-        "editor_note": editor_note_html(issue),
-        "editor_note_text": editor_note_text(issue),
+        "editor_note": editor_note_html(issue, digest.text.editor_note),
+        "editor_note_text": editor_note_text(issue, digest.text.editor_note),
         "preheader": preheader(digest, variant),
         "web_url": issue_web_url(issue),
         "archive_url": absolute(reverse("newsletter:archive")),
@@ -334,12 +519,16 @@ def digest_context(
 
 
 def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> RenderedEmail:
-    """Render one variant of the digest, per-reader links left as placeholders.
+    """Render one variant of the digest in its edition's language, links left as placeholders.
 
+    Inside the edition's language, its words are translated and reverse() gives that
+    language's URLs (/zh-hans/newsletter/archive/…) for the browser and archive links.
     Dates are the newsroom's: rendered in the newsletter's zone, not the worker's.
     """
     with timezone.override(digest.issue.newsletter.tz):
-        return render_email("digest", digest_context(digest, variant, test=test, capped=True))
+        with translation.override(digest.language):
+            context = digest_context(digest, variant, test=test, capped=True)
+        return render_email("digest", context, language=digest.language)
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

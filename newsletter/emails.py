@@ -14,6 +14,7 @@ import css_inline
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils import translation
 
 from newsletter.models import Newsletter
 
@@ -25,6 +26,8 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+    # The From display name in the email's language (issue 14); blank: the newsletter's.
+    from_name: str = ""
 
 
 def one_line(value: str) -> str:
@@ -32,21 +35,33 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
-def render_email(name: str, context: dict) -> RenderedEmail:
-    """Render templates/emails/<name>.{subject.txt,txt,html} with `context`."""
+def render_email(name: str, context: dict, *, language: str | None = None) -> RenderedEmail:
+    """Render templates/emails/<name>.{subject.txt,txt,html} with `context` in `language`.
+
+    Without a language, the default one (the newsroom's, for editors' emails): never
+    whatever language the request or task that sends it happens to have active.
+    """
     context = {"site_url": settings.SITE_URL, **context}
-    subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
-    text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
-    html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
-    return RenderedEmail(subject=subject, text=text, html=html)
+    with translation.override(language or settings.LANGUAGE_CODE):
+        subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
+        text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
+        html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
+        newsletter = context.get("newsletter")
+        from_name = newsletter.display_from_name if isinstance(newsletter, Newsletter) else ""
+    return RenderedEmail(subject=subject, text=text, html=html, from_name=from_name)
 
 
 def site_domain() -> str:
     return urlsplit(settings.SITE_URL).hostname or "localhost"
 
 
-def from_address(newsletter: Newsletter) -> str:
-    return formataddr((one_line(newsletter.from_name), newsletter.from_email))
+def from_address(newsletter: Newsletter, *, name: str = "") -> str:
+    """Return the From header: `name` (the email's language's), else the newsletter's.
+
+    Python's email package (Django's EmailMessage) RFC 2047-encodes a non-ASCII display
+    name ("=?utf-8?b?...?="), so 一带一路周刊 travels as ASCII; tests/test_editions.py proves it.
+    """
+    return formataddr((one_line(name or newsletter.display_from_name), newsletter.from_email))
 
 
 def build_message(
@@ -60,7 +75,7 @@ def build_message(
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
-        from_email=from_address(newsletter),
+        from_email=from_address(newsletter, name=rendered.from_name),
         to=[to],
         reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
         headers={"Message-ID": make_msgid(domain=site_domain()), **(headers or {})},
@@ -69,7 +84,9 @@ def build_message(
     return message
 
 
-def send_email(name: str, *, newsletter: Newsletter, to: str, context: dict) -> None:
-    """Render and send one transactional email (confirmation, welcome, ...)."""
-    rendered = render_email(name, {"newsletter": newsletter, **context})
+def send_email(
+    name: str, *, newsletter: Newsletter, to: str, context: dict, language: str | None = None
+) -> None:
+    """Render and send one transactional email (confirmation, welcome, ...) in `language`."""
+    rendered = render_email(name, {"newsletter": newsletter, **context}, language=language)
     build_message(rendered, newsletter=newsletter, to=to).send()

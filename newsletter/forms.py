@@ -14,9 +14,11 @@ from django import forms
 from django.conf import settings
 from django.core.validators import EmailValidator
 from django.template.defaultfilters import filesizeformat
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
+from articles.languages import reader_language
 from newsletter.models import ConsentText, Newsletter
 from newsletter.reader_selectors import categories_offered
 from newsletter.services.subscribers import PAUSE_WEEKS, Profile
@@ -97,7 +99,7 @@ class CategoriesField(forms.ModelMultipleChoiceField):
         super().__init__(queryset=kwargs.pop("queryset"), **kwargs)
 
     def label_from_instance(self, obj) -> str:
-        return obj.name
+        return obj.name_in(translation.get_language())  # issue 14: the page's language
 
 
 def country_choices() -> list[tuple[str, str]]:
@@ -121,6 +123,19 @@ class ProfileForm(forms.Form):
         self.fields["categories"] = CategoriesField(
             queryset=categories_offered(newsletter=newsletter)
         )
+        # Issue 14: the edition the reader gets. Each language is named in itself
+        # ("English", "简体中文"), as a reader looks for their own.
+        self.fields["language"] = forms.ChoiceField(
+            label=_("Language of your newsletter"),
+            choices=settings.LANGUAGES,
+            widget=forms.RadioSelect,
+            required=False,
+            error_messages={"invalid_choice": _("Choose one of the languages listed.")},
+        )
+
+    def clean_language(self) -> str:
+        # Left unset (an old form, the embed snippet): the language of the page in front of them.
+        return self.cleaned_data.get("language") or reader_language(translation.get_language())
 
     def profile(self) -> Profile:
         data = self.cleaned_data
@@ -129,6 +144,7 @@ class ProfileForm(forms.Form):
             organisation=data["organisation"],
             country=data["country"],
             categories=tuple(data["categories"]),
+            language=data["language"],
         )
 
 
@@ -180,7 +196,7 @@ class SubscribeForm(TrapFields, ProfileForm):
     )
     consent_version = forms.IntegerField(widget=forms.HiddenInput)
 
-    field_order = ["email", "name", "organisation", "country", "categories", "consent"]
+    field_order = ["email", "name", "organisation", "country", "categories", "language", "consent"]
 
     def __init__(
         self,

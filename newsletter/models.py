@@ -9,7 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+
+from articles.models import default_language
 
 
 def _new_token_secret() -> str:
@@ -23,6 +26,10 @@ def validate_timezone(value: str) -> None:
         raise ValidationError(
             _("%(value)s is not a known time zone, e.g. Asia/Shanghai."), params={"value": value}
         ) from None
+
+
+def _in_language(text: str) -> str:
+    return gettext(text) if text else text
 
 
 class Newsletter(models.Model):
@@ -74,6 +81,19 @@ class Newsletter(models.Model):
             "for editors to curate it or hold it."
         ),
     )
+
+    class MissingTranslation(models.TextChoices):
+        ORIGINAL = "original", _("Show it in the original language, marked")
+        OMIT = "omit", _("Leave it out of that edition")
+
+    # Issue 14: a story curated into the issue that has no version in an edition's
+    # language is shown in its original language (marked) or left out of that edition.
+    missing_translation = models.CharField(
+        _("story missing in a language"),
+        max_length=10,
+        choices=MissingTranslation.choices,
+        default=MissingTranslation.ORIGINAL,
+    )
     section_cap = models.PositiveSmallIntegerField(
         _("articles per section in the email"),
         default=10,
@@ -94,6 +114,25 @@ class Newsletter(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    # Issue 14: the newsroom's own words in the active language. Each is looked up in
+    # the translation catalogue (newsletter/newsroom_texts.py lists the shipped ones);
+    # a text the catalogue does not know is shown as typed.
+    @property
+    def display_name(self) -> str:
+        return _in_language(self.name)
+
+    @property
+    def display_from_name(self) -> str:
+        return _in_language(self.from_name)
+
+    @property
+    def display_description(self) -> str:
+        return _in_language(self.description)
+
+    @property
+    def display_postal_address(self) -> str:
+        return _in_language(self.postal_address)
+
     @property
     def tz(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)
@@ -108,6 +147,13 @@ class ConsentText(models.Model):
     version = models.PositiveIntegerField(_("version"))
     text = models.TextField(_("consent text"))
     privacy_url = models.URLField(_("privacy notice"), blank=True)
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        default=default_language,
+        blank=True,
+        help_text=_("Readers of this language's pages agree to this text."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -140,7 +186,7 @@ class Subscriber(models.Model):
     country = models.CharField(
         _("country"), max_length=2, blank=True, help_text=_("ISO 3166 code.")
     )
-    language = models.CharField(_("language"), max_length=10, default="en")
+    language = models.CharField(_("language"), max_length=10, default=default_language)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
@@ -351,9 +397,7 @@ class Issue(models.Model):
         _("preheader"),
         max_length=200,
         blank=True,
-        help_text=_(
-            "The line inboxes show after the subject. Empty: the first stories' titles."
-        ),
+        help_text=_("The line inboxes show after the subject. Empty: the first stories' titles."),
     )
     section_cap = models.PositiveSmallIntegerField(
         _("articles per section in the email"),
@@ -400,6 +444,32 @@ class Issue(models.Model):
 
     def __str__(self) -> str:
         return f"{self.newsletter.name} No. {self.number} ({self.week})"
+
+
+class IssueText(models.Model):
+    """An edition's own words for an issue: headline, preheader and editor's note in one language.
+
+    The issue's own fields are the default language's; a row here overrides them for
+    another language, and a blank field falls back to the default language's text.
+    Kept apart from Issue so a language added in settings needs no migration.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="texts")
+    language = models.CharField(_("language"), max_length=10)
+    headline = models.CharField(_("headline"), max_length=200, blank=True)
+    preheader = models.CharField(_("preheader"), max_length=200, blank=True)
+    editor_note = models.TextField(_("editor's note"), blank=True, help_text=_("Markdown."))
+
+    class Meta:
+        ordering = ["issue", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["issue", "language"], name="issue_text_language_unique")
+        ]
+        verbose_name = _("edition text")
+        verbose_name_plural = _("edition texts")
+
+    def __str__(self) -> str:
+        return f"{self.issue} [{self.language}]"
 
 
 class EmptyWeek(models.Model):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.db.models.functions import Lower
+from django.utils import translation
 
+from articles.languages import reader_language
 from articles.models import Category
 from newsletter.models import ConsentText, Delivery, Newsletter, PendingSignup, Subscriber
 from newsletter.selectors import issues_published
@@ -21,12 +24,25 @@ def categories_offered(*, newsletter: Newsletter) -> QuerySet[Category]:
     offered = newsletter.categories.all()
     if not offered.exists():
         offered = Category.objects.all()
-    return offered.filter(enabled=True).order_by("position", "name")
+    # names: each section's name in the other languages (Category.name_in), one query.
+    return offered.filter(enabled=True).prefetch_related("names").order_by("position", "name")
 
 
-def consent_text_current(*, newsletter: Newsletter) -> ConsentText | None:
-    """Return the consent wording new signups agree to: the newsletter's latest version."""
-    return ConsentText.objects.filter(newsletter=newsletter).order_by("-version").first()
+def consent_text_current(
+    *, newsletter: Newsletter, language: str | None = None
+) -> ConsentText | None:
+    """Return the consent wording new signups agree to: the latest version in their language.
+
+    `language` defaults to the page's. A language with no text of its own gets the
+    default language's latest (a new language before its lawyers have read it).
+    """
+    language = reader_language(language or translation.get_language())
+    texts = ConsentText.objects.filter(newsletter=newsletter).order_by("-version")
+    return (
+        texts.filter(language=language).first()
+        or texts.filter(language=settings.LANGUAGE_CODE).first()
+        or texts.first()
+    )
 
 
 def pending_signup(*, subscriber: Subscriber, pending_id: int | None) -> PendingSignup | None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 
+from articles.languages import reader_language
 from newsletter.digest import (
     UNCATEGORISED,
     Digest,
@@ -180,27 +181,36 @@ class Preview:
     digest: Digest
     variant: Variant
     email: RenderedEmail
+    from_address: str = ""  # as a mail client shows it, in the edition's language
 
 
 def issue_preview(
-    *, issue: Issue, categories: Iterable[int] = (), digest: Digest | None = None
+    *,
+    issue: Issue,
+    categories: Iterable[int] = (),
+    language: str | None = None,
+    digest: Digest | None = None,
 ) -> Preview:
-    """Render the issue as a reader who chose `categories` gets it (none: every section).
+    """Render the issue as a reader who chose `categories` and `language` gets it.
 
-    The per-reader links are filled in for a stand-in reader, so the preview is the
-    message byte for byte apart from the reader's own tokens.
+    No categories: every section; no language: the default one. The per-reader links
+    are filled in for a stand-in reader, so the preview is the message byte for byte
+    apart from the reader's own tokens.
     """
-    digest = digest or digest_build(issue)
+    digest = (digest or digest_build(issue)).edition(reader_language(language))
     variant = digest.variant_for(categories)
     rendered = digest_render(digest, variant)
     sample = Subscriber(pk=0, newsletter=issue.newsletter, email="", token_secret="preview")
     links = reader_links(sample)
-    email = RenderedEmail(
-        subject=rendered.subject,
+    email = replace(  # keeps the subject and From name (issue 14)
+        rendered,
         text=fill_placeholders(rendered.text, links),
         html=fill_placeholders(rendered.html, links),
     )
-    return Preview(digest=digest, variant=variant, email=email)
+    newsletter = issue.newsletter
+    with translation.override(digest.language):
+        sender = f"{newsletter.display_from_name} <{newsletter.from_email}>"
+    return Preview(digest=digest, variant=variant, email=email, from_address=sender)
 
 
 # Gmail clips a message whose HTML passes about 102 KB and hides the rest, footer

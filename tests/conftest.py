@@ -16,10 +16,15 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
+from config.catalogues import catalogues_compile
 from config.celery import app as celery_app
 from newsletter.sending.ratelimit import send_rate_reset
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# The translation catalogues are build output (Babel, no GNU gettext): compile any that
+# changed, so a bare `pytest` sees the same pages and emails as `make test` (issue 14).
+catalogues_compile(locale_dirs=settings.LOCALE_PATHS)
 
 
 def _answers(url: str, default_port: int) -> bool:

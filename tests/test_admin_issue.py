@@ -108,6 +108,11 @@ def inline_data(issue: Issue, **changes: dict) -> dict:
         "items-INITIAL_FORMS": str(len(items)),
         "items-MIN_NUM_FORMS": "0",
         "items-MAX_NUM_FORMS": "1000",
+        # Issue 14: the other languages' edition texts, none written here.
+        "texts-TOTAL_FORMS": "0",
+        "texts-INITIAL_FORMS": "0",
+        "texts-MIN_NUM_FORMS": "0",
+        "texts-MAX_NUM_FORMS": "1000",
     }
     for n, item in enumerate(items):
         row = {

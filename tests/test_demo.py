@@ -4,6 +4,9 @@ nothing."""
 
 from __future__ import annotations
 
+import re
+from email import message_from_bytes
+from email.header import decode_header, make_header
 from io import StringIO
 
 import pytest
@@ -26,7 +29,7 @@ def test_demo_sends_last_weeks_issue_and_leaves_this_weeks_draft(settings, tmp_p
     out = StringIO()
     call_command("demo", stdout=out)
     text = out.getvalue()
-    assert Article.objects.count() == 16
+    assert Article.objects.count() == 30  # 16 stories, 14 of them in Chinese too
     assert Category.objects.filter(enabled=True).count() >= 4
     assert Subscriber.objects.filter(status="active").count() == 50
     sent, draft = Issue.objects.order_by("number")
@@ -50,12 +53,28 @@ def test_demo_sends_last_weeks_issue_and_leaves_this_weeks_draft(settings, tmp_p
     assert sorted(admin.groups.values_list("name", flat=True)) == ["Editors", "Publishers"]
     assert f"{delivered} sent," in text
     assert "8 articles to curate" in text
+    # Issue 14: the demo is bilingual. Chinese versions paired with the English stories,
+    # a share of readers in Chinese, both editions sent from the one curated issue.
+    assert Article.objects.filter(language="zh-hans", translation_of__isnull=False).count() == 14
+    assert not sent.items.filter(article__language="zh-hans").exists()  # curated once
+    chinese_readers = Subscriber.objects.filter(language="zh-hans").count()
+    assert 10 <= chinese_readers <= 25
+    assert re.search(r"zh-hans: [1-8] of 8 stories", text)
+    assert f"{chinese_readers} of them reading in Chinese" in text
+    messages = [message_from_bytes(path.read_bytes()) for path in emails]
+    subjects = [str(make_header(decode_header(m["Subject"]))) for m in messages]
+    chinese_sent = Delivery.objects.filter(
+        issue=sent, status="sent", subscriber__language="zh-hans"
+    ).count()
+    assert chinese_sent > 0
+    assert sum("一带一路周刊 第" in s for s in subjects) == chinese_sent
+    assert sum("Belt & Road Weekly No." in s for s in subjects) == delivered - chinese_sent
     assert "user 'admin', password 'belt-and-road'" in text
     assert "make serve" in text
 
     again = StringIO()
     call_command("demo", stdout=again)
-    assert Article.objects.count() == 16
+    assert Article.objects.count() == 30  # 16 stories, 14 of them in Chinese too
     assert Subscriber.objects.count() == 50
     assert Issue.objects.count() == 2
     assert Delivery.objects.count() == 50

@@ -205,6 +205,29 @@ def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
     assert "unsubscribe" in body
 
 
+def test_each_language_of_a_variant_is_its_own_call_in_its_own_language(esp, issue):
+    """Issue 14: variants are language x sections; the From name is the edition's."""
+    from tests.test_editions import chinese_version
+
+    for item in issue.items.select_related("article"):
+        chinese_version(item.article, title=f"中文版：{item.article.title}")
+    english = SubscriberFactory.create_batch(3, language="en")
+    chinese = SubscriberFactory.create_batch(2, language="zh-hans")
+    result = send_in_one_batch(issue)
+    assert result.variants == 2 and result.sent == 5
+    assert sorted(len(call.recipients) for call in esp.calls) == [2, 3]
+    (copy,) = esp.received_by(chinese[0].email)
+    assert "中文版：Yuan bonds" in copy.html and 'lang="zh-hans"' in copy.html
+    (call,) = [c for c in esp.calls if chinese[0].email in c.recipients]
+    from email.header import decode_header, make_header
+
+    assert str(make_header(decode_header(call.fields["from"][0]))) == (
+        "一带一路周刊 <weekly@news.example.org>"
+    )
+    (copy,) = esp.received_by(english[0].email)
+    assert "中文版" not in copy.html and "Yuan bonds" in copy.html
+
+
 def test_the_form_encoded_once_is_byte_for_byte_what_requests_would_post():
     from requests.models import RequestEncodingMixin
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
@@ -27,14 +28,23 @@ class VariantForm(forms.Form):
         help_text=_("Tick none for a reader who chose none: they get every section."),
     )
 
+    # Issue 14: variants are language x sections; each edition previews and tests apart.
+    language = forms.ChoiceField(label=_("Edition"), choices=(), required=False)
+
     def __init__(self, *args, digest: Digest, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["categories"].queryset = Category.objects.filter(
             pk__in=digest.section_keys
         ).order_by("position", "name")
+        self.fields["language"].choices = settings.LANGUAGES
 
     def category_ids(self) -> list[int]:
         return [c.pk for c in self.cleaned_data.get("categories") or []]
+
+    def language_code(self) -> str:
+        return (
+            self.cleaned_data.get("language") if self.is_bound else ""
+        ) or settings.LANGUAGE_CODE
 
 
 class SendTestForm(VariantForm):
@@ -44,7 +54,7 @@ class SendTestForm(VariantForm):
         help_text=_("One or more addresses, separated by commas or new lines (at most %(n)s).")
         % {"n": TEST_RECIPIENTS_MAX},
     )
-    field_order = ["to", "categories"]
+    field_order = ["to", "language", "categories"]
 
     def clean_to(self) -> list[str]:
         addresses: dict[str, str] = {}

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q
@@ -25,9 +26,18 @@ from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
+from articles.languages import language_name, other_languages_field
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
-from newsletter.digest import digest_build, headline, issue_web_url, preheader, week_label
-from newsletter.models import Issue, IssueItem, Newsletter
+from newsletter.digest import (
+    EditionText,
+    curation_read,
+    digest_build,
+    headline,
+    issue_web_url,
+    preheader,
+    week_label,
+)
+from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
@@ -108,10 +118,27 @@ class NewsletterAdmin(admin.ModelAdmin):
             },
         ),
         (_("Sections"), {"fields": ["categories", "section_cap"]}),
+        (_("Languages"), {"fields": ["missing_translation"]}),
     ]
 
 
-class IssueItemInline(admin.TabularInline):
+class EditableWhileDraft:
+    """An inline of the issue page that can change only while the issue can."""
+
+    def _editable(self, obj: Issue | None) -> bool:
+        return obj is None or obj.status in EDITABLE
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self._editable(obj) and super().has_delete_permission(request, obj)
+
+
+class IssueItemInline(EditableWhileDraft, admin.TabularInline):
     model = IssueItem
     extra = 0
     fields = [
@@ -160,17 +187,35 @@ class IssueItemInline(admin.TabularInline):
         tz = obj.issue.newsletter.tz
         return timezone.localtime(obj.article.published_at, tz).strftime("%a %d %b %H:%M")
 
-    def _editable(self, obj: Issue | None) -> bool:
-        return obj is None or obj.status in EDITABLE
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_add_permission(request, obj)
+class IssueTextInline(EditableWhileDraft, admin.StackedInline):
+    """Issue 14: the headline, preheader and editor's note of each other language's edition.
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_change_permission(request, obj)
+    The issue's own fields are the default language's; an edition left blank shows no
+    note (never the default language's words to readers who chose another).
+    """
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return self._editable(obj) and super().has_delete_permission(request, obj)
+    model = IssueText
+    fields = ["language", "headline", "preheader", "editor_note"]
+    classes = ["issue-texts"]
+    verbose_name = _("edition text")
+    verbose_name_plural = _("Other languages: headline, preheader and editor's note")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "language":
+            return other_languages_field(label=db_field.verbose_name)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "editor_note" and field is not None:
+            field.widget.attrs.update(rows=4)
+        return field
+
+    def get_extra(self, request, obj=None, **kwargs) -> int:
+        others = len(settings.LANGUAGES) - 1
+        have = obj.texts.count() if obj is not None else 0
+        return max(0, others - have)
+
+    def get_max_num(self, request, obj=None, **kwargs) -> int:
+        return len(settings.LANGUAGES) - 1
 
 
 @admin.register(Issue)
@@ -234,7 +279,7 @@ class IssueAdmin(admin.ModelAdmin):
         ),
     ]
     readonly_fields = ["newsletter", "number", "week", "status", "scheduled_for", *SENDING_FIELDS]
-    inlines = [IssueItemInline]
+    inlines = [IssueItemInline, IssueTextInline]
     save_on_top = True
 
     # --- list ------------------------------------------------------------------------
@@ -318,14 +363,14 @@ class IssueAdmin(admin.ModelAdmin):
         if obj is not None and "headline" in form.base_fields:
             # The defaults, in grey, are what goes out if the editors write nothing.
             digest = digest_build(obj)
+            # Issue 14: the edition's own words are blanked too (EditionText()).
+            blank = dataclasses.replace(digest, issue=_blank(obj), text=EditionText())
             form.base_fields["headline"].widget.attrs.update(
-                placeholder=headline(dataclasses.replace(digest, issue=_blank(obj))),
+                placeholder=headline(blank),
                 style="width: 40em; max-width: 100%",
             )
             form.base_fields["preheader"].widget.attrs.update(
-                placeholder=preheader(
-                    dataclasses.replace(digest, issue=_blank(obj)), digest.section_keys
-                ),
+                placeholder=preheader(blank, digest.section_keys),
                 style="width: 40em; max-width: 100%",
             )
             form.base_fields["section_cap"].widget.attrs.update(
@@ -362,6 +407,17 @@ class IssueAdmin(admin.ModelAdmin):
             # Publishers may send the failed rows again once the sending is over.
             "can_retry_failed": can_send and issue.status == status.SENT and issue.failed_count > 0,
         }
+        # Issue 14: how much of the curation each language edition carries.
+        context["coverage"] = [
+            {
+                "code": code,
+                "name": language_name(code),
+                "covered": covered,
+                "total": total,
+                "missing": total - covered,
+            }
+            for code, (covered, total) in curation_read(issue).coverage().items()
+        ]
         if issue.status in EDITABLE:
             digest = digest_build(issue)
             context["audience"] = issue_audience(issue=issue, digest=digest)
@@ -451,8 +507,16 @@ class IssueAdmin(admin.ModelAdmin):
         digest = digest_build(issue)
         form = VariantForm(request.GET or None, digest=digest)
         categories = form.category_ids() if form.is_valid() else []
-        preview = issue_preview(issue=issue, categories=categories)
-        query = "&".join(f"categories={pk}" for pk in categories)
+        language = form.language_code() if form.is_valid() else settings.LANGUAGE_CODE
+        preview = issue_preview(
+            issue=issue, categories=categories, language=language, digest=digest
+        )
+        query = "&".join(
+            [
+                *(f"categories={pk}" for pk in categories),
+                *([f"language={language}"] if language != settings.LANGUAGE_CODE else []),
+            ]
+        )
         return self._page(
             request,
             issue,
@@ -465,7 +529,7 @@ class IssueAdmin(admin.ModelAdmin):
             can_test=super().has_change_permission(request, issue) and issue.status in EDITABLE,
             html_url=reverse("admin:newsletter_issue_preview_html", args=[issue.pk])
             + (f"?{query}" if query else ""),
-            from_address=f"{issue.newsletter.from_name} <{issue.newsletter.from_email}>",
+            from_address=preview.from_address,
         )
 
     @xframe_options_sameorigin  # shown in an iframe of the preview page, never elsewhere
@@ -475,7 +539,9 @@ class IssueAdmin(admin.ModelAdmin):
         if request.GET and not form.is_valid():
             return HttpResponse(str(form.errors), status=400, content_type="text/plain")
         categories = form.category_ids() if request.GET else []
-        return HttpResponse(issue_preview(issue=issue, categories=categories).email.html)
+        language = form.language_code() if request.GET else settings.LANGUAGE_CODE
+        preview = issue_preview(issue=issue, categories=categories, language=language)
+        return HttpResponse(preview.email.html)
 
     def send_test_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="change")
@@ -488,7 +554,12 @@ class IssueAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             to = form.cleaned_data["to"]
             try:
-                sent = issue_send_test(issue=issue, to=to, categories=form.category_ids())
+                sent = issue_send_test(
+                    issue=issue,
+                    to=to,
+                    categories=form.category_ids(),
+                    language=form.language_code(),
+                )
             except IssueActionError as exc:
                 form.add_error("categories", str(exc))
             else:

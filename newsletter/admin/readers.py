@@ -35,9 +35,9 @@ from newsletter.suppression import is_suppressed, normalise_email
 
 @admin.register(ConsentText)
 class ConsentTextAdmin(admin.ModelAdmin):
-    list_display = ["newsletter", "version", "created_at"]
-    list_filter = ["newsletter"]
-    fields = ["newsletter", "text", "privacy_url", "version", "created_at"]
+    list_display = ["newsletter", "version", "language", "created_at"]
+    list_filter = ["newsletter", "language"]
+    fields = ["newsletter", "language", "text", "privacy_url", "version", "created_at"]
     readonly_fields = ["version", "created_at"]
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -49,7 +49,10 @@ class ConsentTextAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj: ConsentText, form, change: bool) -> None:
         published = consent_text_publish(
-            newsletter=obj.newsletter, text=obj.text, privacy_url=obj.privacy_url
+            newsletter=obj.newsletter,
+            text=obj.text,
+            privacy_url=obj.privacy_url,
+            language=obj.language,
         )
         obj.pk, obj.version, obj.created_at = published.pk, published.version, published.created_at
 

@@ -18,7 +18,7 @@ import random
 import re
 import uuid
 from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -27,6 +27,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from articles.languages import reader_language
 from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
 from newsletter.digest import digest_render as _render
 from newsletter.emails import RenderedEmail
@@ -123,6 +124,7 @@ class Reader:
     paused_until: datetime | None
     token_secret: str
     newsletter_id: int
+    language: str  # issue 14: the edition this reader gets
 
 
 @dataclass(slots=True)
@@ -146,6 +148,7 @@ def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
             "subscriber__paused_until",
             "subscriber__token_secret",
             "subscriber__newsletter_id",
+            "subscriber__language",
         )
     ]
 
@@ -154,7 +157,7 @@ def _claimed_rows(token: uuid.UUID, ids: list[int]) -> list[Row]:
 # and keyed by a fingerprint of everything they show: a batch of the same issue
 # reuses them, any change to the issue's content makes new ones.
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
-_CACHE_SIZE = 64
+_CACHE_SIZE = 128  # issue 14: twice the variants with two languages
 
 
 _ISSUE_SHOWN = (
@@ -175,6 +178,8 @@ def _fingerprint(digest: Digest) -> str:
     issue, newsletter = digest.issue, digest.issue.newsletter
     data = (
         settings.SITE_URL,
+        digest.language,  # issue 14: each edition's words are its own
+        digest.text,
         # What the templates show of the issue (not its counters, which every batch moves).
         [getattr(issue, name) for name in _ISSUE_SHOWN],
         [getattr(newsletter, f.attname) for f in newsletter._meta.concrete_fields],
@@ -193,6 +198,7 @@ def _fingerprint(digest: Digest) -> str:
                         item.keywords,
                         item.related,
                         item.pinned,
+                        item.original_language,
                     )
                     for item in section.items
                 ],
@@ -204,7 +210,7 @@ def _fingerprint(digest: Digest) -> str:
 
 
 _WHITESPACE_RUN = re.compile(r"\s*\n\s*")
-_HTML_LINE = 700  # leaves room under SMTP's 998 for the links put in per reader
+_HTML_LINE = 700  # bytes: leaves room under SMTP's 998 for the links put in per reader
 
 
 def _compact(rendered: RenderedEmail) -> RenderedEmail:
@@ -212,20 +218,46 @@ def _compact(rendered: RenderedEmail) -> RenderedEmail:
 
     A line break and indentation in HTML render as one space, so this changes no
     pixel; every SMTP hop on the way (and the ESP) reads the message line by line.
-    The text part keeps its lines.
+    The text part keeps its lines. Lines are cut by their length in UTF-8 bytes, which
+    is what SMTP counts: a Chinese character is three (issue 14). A line over 998
+    bytes would make Django quoted-printable the part, splitting the per-reader
+    tokens, and every copy of the variant would be built one by one.
     """
-    flat = _WHITESPACE_RUN.sub(" ", rendered.html)
-    lines, start = [], 0
+    flat = _WHITESPACE_RUN.sub(" ", rendered.html).encode()
+    lines, start, carry = [], 0, b""
     while len(flat) - start > _HTML_LINE:
-        cut = flat.rfind(" ", start, start + _HTML_LINE)
-        if cut <= start:
-            cut = flat.find(" ", start + _HTML_LINE)
-            if cut < 0:
-                break
-        lines.append(flat[start:cut])
-        start = cut + 1
-    lines.append(flat[start:])
-    return RenderedEmail(subject=rendered.subject, text=rendered.text, html="\n".join(lines))
+        # Cut at a space (ASCII, so never inside a multi-byte character).
+        cut = flat.rfind(b" ", start, start + _HTML_LINE)
+        if cut > start:
+            lines.append(carry + flat[start:cut])
+            start, carry = cut + 1, b""
+            continue
+        # A long run of Chinese has no space: cut between two characters, inside an
+        # HTML comment, so the line break is no whitespace on the page.
+        cut = _between_characters(flat, start, start + _HTML_LINE)
+        if cut is None:
+            break
+        lines.append(carry + flat[start:cut] + b"<!--")
+        start, carry = cut, b"-->"
+    lines.append(carry + flat[start:])
+    html = b"\n".join(lines).decode()
+    return replace(rendered, html=html)  # subject, text and From name kept
+
+
+def _between_characters(flat: bytes, start: int, end: int) -> int | None:
+    """Return the last offset in (start, end] between two multi-byte characters of text.
+
+    Not inside a tag (an attribute value), and never inside a character: the byte
+    there starts a character and the byte before it ends a multi-byte one.
+    """
+    for cut in range(end, start, -1):
+        if (
+            0xC0 <= flat[cut] <= 0xF7
+            and 0x80 <= flat[cut - 1] <= 0xBF
+            and flat.rfind(b"<", 0, cut) < flat.rfind(b">", 0, cut)
+        ):
+            return cut
+    return None
 
 
 def _cached(key: tuple, make):
@@ -238,17 +270,27 @@ def _cached(key: tuple, make):
     return value
 
 
+# Issue 14: a variant is (language, sections): readers of one edition who chose the
+# same sections share one render. The label is what Delivery.variant records.
+EditionVariant = tuple[str, Variant]
+
+
+def _variant_label(key: EditionVariant) -> str:
+    language, variant = key
+    return f"{language}:{','.join(map(str, variant))}"
+
+
 @dataclass
 class _Plan:
     """What a claimed batch does with each row."""
 
-    to_send: dict[Variant, list[Row]]
+    to_send: dict[EditionVariant, list[Row]]
     skipped: dict[int, str]  # row id -> reason
     recovered: dict[int, str]  # row id -> ESP message id
 
 
 def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) -> _Plan:
-    to_send: dict[Variant, list[Row]] = defaultdict(list)
+    to_send: dict[EditionVariant, list[Row]] = defaultdict(list)
     skipped: dict[int, str] = {}
     for row in rows:
         if row.pk in recovered:
@@ -259,9 +301,10 @@ def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) 
         elif reader.paused_until and reader.paused_until > now:
             skipped[row.pk] = "reader paused at send time"
         else:
-            variant = digest.variant_for(chosen[reader.pk])
+            edition = digest.edition(reader_language(reader.language))
+            variant = edition.variant_for(chosen[reader.pk])
             if variant:
-                to_send[variant].append(row)
+                to_send[(edition.language, variant)].append(row)
             else:
                 skipped[row.pk] = "none of the reader's sections is in this issue"
     return _Plan(to_send=dict(to_send), skipped=skipped, recovered=recovered)
@@ -269,10 +312,17 @@ def _plan(rows: list[Row], *, digest: Digest, chosen, recovered, now: datetime) 
 
 def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> list[Outcome]:
     """Send every planned row, one render per variant; raise BatchInterrupted to stop."""
-    fingerprint = _fingerprint(digest)
+    fingerprints: dict[str, str] = {}
 
-    def rendered(variant: Variant) -> RenderedEmail:
-        return _cached((fingerprint, variant), lambda: _compact(_render(digest, variant)))
+    def fingerprint(key: EditionVariant) -> str:
+        language = key[0]
+        if language not in fingerprints:
+            fingerprints[language] = _fingerprint(digest.edition(language))
+        return fingerprints[language]
+
+    def rendered(key: EditionVariant) -> RenderedEmail:
+        edition = digest.edition(key[0])
+        return _cached((fingerprint(key), key), lambda: _compact(_render(edition, key[1])))
 
     connection = get_connection(fail_silently=False)
     links = ReaderLinks()
@@ -326,7 +376,8 @@ def _send(plan: _Plan, *, issue: Issue, digest: Digest, token: uuid.UUID) -> lis
                     )
                 )
             template = _cached(
-                (fingerprint, variant, "mime"), lambda c=content: _mime_template(c, issue=issue)
+                (fingerprint(variant), variant, "mime"),
+                lambda c=content: _mime_template(c, issue=issue),
             )
             variants.append((template, readers))
         return send_smtp_raw(connection, variants, token=token)
@@ -543,7 +594,7 @@ def _send_claimed(
     errors: dict[int, str] = {}
     variants: dict[int, str] = {}
     for variant, variant_rows in plan.to_send.items():
-        label = ",".join(map(str, variant))
+        label = _variant_label(variant)
         for row in variant_rows:
             variants[row.pk] = label
     for pk, mid in plan.recovered.items():

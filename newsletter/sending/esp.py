@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from anymail.exceptions import AnymailError
 from django.conf import settings
@@ -63,8 +63,8 @@ class BatchProfile:
         fields = {
             p: around[p][0] + self.field_format.format(_key(p)) + around[p][1] for p in PLACEHOLDERS
         }
-        return RenderedEmail(
-            subject=rendered.subject,
+        return replace(  # keeps the subject and From name (issue 14)
+            rendered,
             text=fill_placeholders(rendered.text, fields),
             html=fill_placeholders(rendered.html, fields),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from anymail.message import AnymailMessage
 from django.core.mail import EmailMultiAlternatives
@@ -118,8 +118,8 @@ def digest_message(
 ) -> EmailMultiAlternatives:
     """Return the digest for one reader: the variant with their links filled in."""
     links = links or reader_links(subscriber)
-    personal = RenderedEmail(
-        subject=rendered.subject,
+    personal = replace(  # keeps the subject and From name (issue 14)
+        rendered,
         text=fill_placeholders(rendered.text, links),
         html=fill_placeholders(rendered.html, links),
     )
@@ -168,7 +168,7 @@ def digest_batch_message(
     message = AnymailMessage(
         subject=rendered.subject,
         body=rendered.text,
-        from_email=from_address(newsletter),
+        from_email=from_address(newsletter, name=rendered.from_name),
         to=[r.subscriber.email for r in recipients],
         reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
         headers=bulk_headers(issue=issue, unsubscribe=None),

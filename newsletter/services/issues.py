@@ -133,6 +133,9 @@ def _articles_for(
     )
     if exclude_issue is not None:
         carried = carried.exclude(issue=exclude_issue)
+    # Issue 14: a story is curated once, by its original; its translations follow it
+    # into each language's edition (newsletter/digest.py), so they are not items.
+    articles = articles.filter(translation_of__isnull=True)
     return articles.exclude(pk__in=carried.values("article_id")).order_by(
         "-priority", "-published_at", "id"
     )
@@ -339,13 +342,19 @@ def issue_start_sending(
     return queued
 
 
-def issue_send_test(*, issue: Issue, to: list[str], categories: Iterable[int] | None = None) -> int:
+def issue_send_test(
+    *,
+    issue: Issue,
+    to: list[str],
+    categories: Iterable[int] | None = None,
+    language: str | None = None,
+) -> int:
     """Send the issue, subject marked [TEST], to `to`; no Delivery is written.
 
     With `categories`, send the variant a reader who chose them receives; without,
-    every section.
+    every section. `language` picks the edition (the default one when None).
     """
-    digest = digest_build(issue)
+    digest = digest_build(issue, language=language)
     variant = digest.variant_for(categories or [])
     if not variant:
         raise IssueActionError(

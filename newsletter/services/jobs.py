@@ -39,6 +39,7 @@ from newsletter.models import BackgroundJob, Newsletter, Subscriber
 from newsletter.services.subscriber_csv import (
     EXPORT_COLUMNS,
     FORMULA_START,
+    UTF8_BOM,
     ImportFileError,
     subscribers_export,
     subscribers_import,
@@ -294,9 +295,11 @@ def _run_export(job: BackgroundJob) -> None:
     path = jobs_dir() / output
     if connection.vendor == "postgresql":
         with open(path, "wb") as binary:
+            binary.write(UTF8_BOM.encode())  # Excel on Chinese Windows needs it (issue 14)
             count = _copy_export(readers, binary, progress)
     else:
         with open(path, "w", newline="", encoding="utf-8") as out:
+            out.write(UTF8_BOM)
             count = subscribers_export(out=out, readers=readers, on_progress=progress)
     BackgroundJob.objects.filter(pk=job.pk).update(
         status=BackgroundJob.Status.DONE,

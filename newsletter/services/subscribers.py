@@ -14,9 +14,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
+from articles.languages import reader_language
 from articles.models import Category
 from newsletter.abuse import email_allowance, email_allowance_reset
 from newsletter.digest import absolute
@@ -61,6 +62,7 @@ class Profile:
     organisation: str = ""
     country: str = ""
     categories: tuple[Category, ...] = ()
+    language: str = ""  # one of settings.LANGUAGES; blank keeps the reader's (issue 14)
 
 
 def _queue_email(
@@ -85,17 +87,22 @@ def _apply_profile(subscriber: Subscriber, profile: Profile) -> None:
     subscriber.name = profile.name
     subscriber.organisation = profile.organisation
     subscriber.country = profile.country
-    subscriber.save(update_fields=["name", "organisation", "country", "updated_at"])
+    fields = ["name", "organisation", "country", "updated_at"]
+    if profile.language:
+        subscriber.language = profile.language
+        fields.append("language")
+    subscriber.save(update_fields=fields)
     subscriber.categories.set(profile.categories)
 
 
 def consent_text_publish(
-    *, newsletter: Newsletter, text: str, privacy_url: str = ""
+    *, newsletter: Newsletter, text: str, privacy_url: str = "", language: str = ""
 ) -> ConsentText:
     """Make `text` the consent wording new signups agree to, as the next version.
 
     Earlier versions stay as they are: each consent record points at the exact text
-    its reader agreed to.
+    its reader agreed to. `language` is the one it is written in (the default when
+    blank): each language's form shows its own latest text (issue 14).
     """
     with transaction.atomic():
         Newsletter.objects.select_for_update().get(pk=newsletter.pk)  # one version at a time
@@ -105,6 +112,7 @@ def consent_text_publish(
             version=(last.version if last else 0) + 1,
             text=text.strip(),
             privacy_url=privacy_url,
+            language=language or settings.LANGUAGE_CODE,
         )
 
 
@@ -376,12 +384,14 @@ def subscriber_update_profile(
         "organisation": subscriber.organisation,
         "country": subscriber.country,
         "sections": sorted(subscriber.categories.values_list("pk", flat=True)),
+        "language": subscriber.language,
     }
     after = {
         "name": profile.name,
         "organisation": profile.organisation,
         "country": profile.country,
         "sections": sorted(c.pk for c in profile.categories),
+        "language": profile.language or subscriber.language,
     }
     changed = [key for key in before if before[key] != after[key]]
     if changed:
@@ -580,6 +590,15 @@ def reader_email_send(
     subscriber = Subscriber.objects.select_related("newsletter").filter(pk=subscriber_id).first()
     if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
         return False
+    # In the reader's language, links included: the archive link is their edition's
+    # (/zh-hans/newsletter/archive/7/), as every word of the email is (issue 14).
+    with translation.override(reader_language(subscriber.language)):
+        return _reader_email_send(name=name, subscriber=subscriber, to=to, pending_id=pending_id)
+
+
+def _reader_email_send(
+    *, name: str, subscriber: Subscriber, to: str, pending_id: int | None
+) -> bool:
     newsletter = subscriber.newsletter
     context: dict = {"newsletter": newsletter}
     headers: dict[str, str] = {}
@@ -620,7 +639,10 @@ def reader_email_send(
     if name in (CONFIRM, CONFIRM_EMAIL_CHANGE):
         context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
     message = build_message(
-        render_email(name, context), newsletter=newsletter, to=recipient, headers=headers
+        render_email(name, context, language=reader_language(subscriber.language)),
+        newsletter=newsletter,
+        to=recipient,
+        headers=headers,
     )
     message.tags = ["reader", name]
     message.metadata = {"subscriber": str(subscriber.pk), "email": name}

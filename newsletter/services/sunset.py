@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from articles.languages import reader_language
 from newsletter.digest import absolute
 from newsletter.emails import build_message, render_email
 from newsletter.models import Delivery, Issue, Newsletter, Repermission, Subscriber
@@ -130,7 +131,7 @@ def repermission_send(*, repermission: Repermission) -> None:
         "grace_days": settings.NEWSLETTER_SUNSET_GRACE_DAYS,
     }
     message = build_message(
-        render_email("repermission", context),
+        render_email("repermission", context, language=reader_language(subscriber.language)),
         newsletter=newsletter,
         to=subscriber.email,
         headers={

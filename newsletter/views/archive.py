@@ -2,31 +2,39 @@
 
 Only issues that went out are public (sending or sent); drafts, scheduled and
 cancelled issues answer 404 like a number that never existed.
+
+Each exists per language (issue 14): /newsletter/archive/ is the default language's
+edition, /zh-hans/newsletter/archive/ the Chinese one, and so on; the URL's language
+is the active one here, and each page shows that language's edition of the issue.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.syndication.views import Feed
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
+from django.db.models import Prefetch, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
 from django.utils.feedgenerator import Rss201rev2Feed
 
+from articles.languages import reader_language
+from articles.models import Article
 from newsletter.digest import (
     DIGEST_ORDER,
+    EditionText,
     absolute,
     digest_build,
     digest_context,
     headline,
     issue_headline,
-    issue_items_in_order,
     issue_web_url,
     week_label,
 )
-from newsletter.models import Issue, IssueItem
+from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import issues_published, newsletter_default
 
 ISSUES_PER_PAGE = 20
@@ -37,35 +45,87 @@ WEB_MEDIUM = "web"
 
 def archive(request: HttpRequest) -> HttpResponse:
     newsletter = newsletter_default()
-    issues = issues_published(newsletter=newsletter).prefetch_related(
-        Prefetch(
-            "items",
-            queryset=IssueItem.objects.filter(removed=False)
-            .select_related("article")
-            .order_by(*DIGEST_ORDER),
-            to_attr="shown_items",
+    issues = (
+        issues_published(newsletter=newsletter)
+        .select_related("newsletter")
+        .prefetch_related(
+            "texts",  # each edition's own headline (issue 14)
+            Prefetch(
+                "items",
+                queryset=IssueItem.objects.filter(removed=False)
+                .select_related("article")
+                .order_by(*DIGEST_ORDER),
+                to_attr="shown_items",
+            ),
         )
     )
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
+    language = _language()
+    versions = story_versions(
+        stories={item.article.story_id for issue in page for item in issue.shown_items},
+        language=language,
+    )
     for issue in page:
         issue.week_label = week_label(issue)
-        lead = issue.shown_items[0].article.title if issue.shown_items else None
-        issue.headline_text = issue_headline(issue, lead_title=lead)
+        # This language's edition: each story's version in it, or as the policy says.
+        omit = issue.newsletter.missing_translation == Newsletter.MissingTranslation.OMIT
+        shown = []
+        for item in issue.shown_items:
+            article = item.article
+            version = article if article.language == language else versions.get(article.story_id)
+            if version is not None or not omit:
+                shown.append(version or article)
+        issue.shown_articles = shown
+        issue.headline_text = issue_headline(
+            issue,
+            lead_title=shown[0].title if shown else None,
+            text=_edition_text(issue, language),
+        )
     return render(
         request,
         "newsletter/archive.html",
-        {"newsletter": newsletter, "page": page, "feed_url": reverse("newsletter:feed")},
+        {
+            "newsletter": newsletter,
+            "page": page,
+            "feed_url": reverse("newsletter:feed"),
+            # The description is the newsroom's own words, in the default language only.
+            "default_language": settings.LANGUAGE_CODE,
+        },
     )
 
 
 def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     newsletter = newsletter_default()
     issue = get_object_or_404(issues_published(newsletter=newsletter), number=number)
-    digest = digest_build(issue, utm_medium=WEB_MEDIUM)
+    digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
     context["share_title"] = headline(digest)
     return render(request, "newsletter/archive_issue.html", context)
+
+
+def story_versions(*, stories: set[int], language: str) -> dict[int, Article]:
+    """Return {story id: its published version in `language`}, in one query."""
+    found: dict[int, Article] = {}
+    for article in Article.objects.filter(
+        Q(pk__in=stories) | Q(translation_of_id__in=stories),
+        language=language,
+        status=Article.Status.PUBLISHED,
+    ).order_by("pk"):
+        found.setdefault(article.story_id, article)
+    return found
+
+
+def _edition_text(issue: Issue, language: str) -> EditionText | None:
+    """Return an edition's own words from the prefetched texts; None for the default."""
+    if language == settings.LANGUAGE_CODE:
+        return None
+    own = next((t for t in issue.texts.all() if t.language == language), None)
+    return EditionText(headline=own.headline) if own else EditionText()
+
+
+def _language() -> str:
+    return reader_language(translation.get_language())
 
 
 class IssueFeed(Feed):
@@ -77,7 +137,7 @@ class IssueFeed(Feed):
         return newsletter_default()
 
     def title(self, newsletter) -> str:
-        return newsletter.name
+        return newsletter.display_name
 
     def link(self, newsletter) -> str:
         return absolute(reverse("newsletter:archive"))
@@ -86,14 +146,17 @@ class IssueFeed(Feed):
         return absolute(reverse("newsletter:feed"))
 
     def description(self, newsletter) -> str:
-        return newsletter.description or newsletter.name
+        # The description is the newsroom's own words, in the default language only.
+        if newsletter.description and _language() == settings.LANGUAGE_CODE:
+            return newsletter.description
+        return newsletter.display_name
 
     def items(self, newsletter):
         return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]
 
     def item_title(self, issue: Issue) -> str:
-        lead = issue_items_in_order(issue).values_list("article__title", flat=True).first()
-        return issue_headline(issue, lead_title=lead)
+        # The lead story of this language's edition, as the email's subject has it.
+        return headline(digest_build(issue, language=_language()))
 
     def item_link(self, issue: Issue) -> str:
         return issue_web_url(issue)
@@ -104,7 +167,8 @@ class IssueFeed(Feed):
     item_guid_is_permalink = True
 
     def item_description(self, issue: Issue) -> str:
-        digest = digest_build(issue, utm_medium=WEB_MEDIUM)
+        # The feed at /<language>/newsletter/feed/ carries that language's edition.
+        digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
         return render_to_string(
             "newsletter/archive_feed_item.html", digest_context(digest, digest.section_keys)
         )

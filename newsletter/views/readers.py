@@ -12,12 +12,14 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from articles.languages import reader_language
 from newsletter import abuse
 from newsletter.forms import EmailChangeForm, EraseForm, PauseForm, ProfileForm, SubscribeForm
 from newsletter.models import Newsletter, Subscriber
@@ -57,6 +59,14 @@ def _user_agent(request: HttpRequest) -> str:
     return request.headers.get("User-Agent", "")[:300]
 
 
+def speak_to(request: HttpRequest, subscriber: Subscriber) -> None:
+    """Answer in the reader's language (issue 14): a token link came from their own
+    email, so their choice wins over the URL, the cookie and the browser."""
+    language = reader_language(subscriber.language)
+    translation.activate(language)
+    request.LANGUAGE_CODE = language
+
+
 def _bad_link(request: HttpRequest) -> HttpResponse:
     # One generic page for every bad token: it tells nobody whether an address exists.
     return render(request, "newsletter/bad_link.html", status=404)
@@ -93,7 +103,14 @@ def _fresh_form(
     initial: dict | None = None,
     captcha: bool = False,
 ) -> SubscribeForm:
-    initial = {**(initial or {}), "stamp": abuse.form_stamp()}
+    initial = {
+        # Issue 14: the language of the page, which follows the browser's Accept-Language.
+        "language": reader_language(
+            translation.get_language_from_request(request, check_path=True)
+        ),
+        **(initial or {}),
+        "stamp": abuse.form_stamp(),
+    }
     return SubscribeForm(
         initial=initial,
         newsletter=newsletter,
@@ -111,6 +128,7 @@ def _posted_initial(request: HttpRequest) -> dict:
         "organisation": data.get("organisation", "")[:150],
         "country": data.get("country", "")[:2],
         "categories": data.getlist("categories")[:50],
+        "language": data.get("language", "")[:10],
         "consent": data.get("consent") == "on",
     }
 
@@ -212,6 +230,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = check.subscriber
     if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
         return _bad_link(request)
+    speak_to(request, subscriber)
     context = {"subscriber": subscriber, "newsletter": subscriber.newsletter, "email": check.email}
     changing = check.email.lower() != subscriber.email.lower()
     context["changing"] = changing
@@ -282,6 +301,7 @@ def _profile_initial(subscriber: Subscriber) -> dict:
         "organisation": subscriber.organisation,
         "country": subscriber.country,
         "categories": list(subscriber.categories.values_list("pk", flat=True)),
+        "language": reader_language(subscriber.language),
     }
 
 
@@ -301,6 +321,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = reader_tokens.check_token(token, "preferences")
     if subscriber is None or subscriber.status == Subscriber.Status.ERASED:
         return _bad_link(request)
+    speak_to(request, subscriber)
     newsletter = subscriber.newsletter
     action = request.POST.get("action", "profile") if request.method == "POST" else ""
     data = request.POST if request.method == "POST" else None
@@ -349,6 +370,9 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
             subscriber_erase(subscriber=subscriber, method="preferences")
             return render(request, "newsletter/erased.html", {"newsletter": newsletter})
     subscriber.refresh_from_db()
+    if done == "saved":
+        speak_to(request, subscriber)  # a new language shows at once
+        forms["profile"] = ProfileForm(newsletter=newsletter, initial=_profile_initial(subscriber))
     context = {
         "subscriber": subscriber,
         "newsletter": newsletter,
@@ -375,6 +399,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     subscriber = reader_tokens.check_token(token, "unsubscribe")
     if subscriber is None:
         return _bad_link(request)
+    speak_to(request, subscriber)
     if request.method == "POST":
         one_click = request.POST.get("List-Unsubscribe") == "One-Click"
         subscriber_unsubscribe(

@@ -8,6 +8,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
 from newsletter.services.sunset import repermission_answer, repermission_from_token
+from newsletter.views.readers import speak_to
 
 
 # Mail scanners open every link, so GET only shows the button and POST answers.
@@ -17,6 +18,7 @@ def keep(request: HttpRequest, token: str) -> HttpResponse:
     repermission = repermission_from_token(token)
     if repermission is None:
         return render(request, "newsletter/bad_link.html", status=404)
+    speak_to(request, repermission.subscriber)
     answered = request.method == "POST" and repermission_answer(repermission=repermission)
     context = {"subscriber": repermission.subscriber, "answered": answered}
     return render(request, "newsletter/keep.html", context)

@@ -14,17 +14,23 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from articles.feeds import FeedError, ParsedFeed, read_feed
-from articles.models import Article, Category, FeedSource
+from articles.models import Article, Category, CategoryName, FeedSource
 from articles.services import articles_import
 from articles.tasks import fetch_feed
+from newsletter.digest import curation_read
 from newsletter.management.commands._common import newsletter_from_option
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.services.issues import IssueNotSendable, issue_compile, issue_start_sending
+from newsletter.services.subscribers import consent_text_publish
 from newsletter.weeks import IsoWeek, current_week, issue_window
 
 SAMPLE_FEED = Path(settings.BASE_DIR) / "articles" / "fixtures" / "sample-feed.xml"
 DEMO_FEED_FILE = "portal-demo.json"
 NEWSROOM_GROUPS = ["Editors", "Publishers"]
+# Issue 14: the same stories written in Chinese (paired by hreflang), and the Chinese
+# edition's section names, consent text and the share of readers who chose Chinese.
+SAMPLE_FEED_ZH = Path(settings.BASE_DIR) / "articles" / "fixtures" / "sample-feed-zh.json"
+EDITIONS = Path(settings.BASE_DIR) / "newsletter" / "demo_data" / "editions.json"
 READERS = 50
 ADMIN_USER, ADMIN_PASSWORD = "admin", "belt-and-road"
 FIRST_NAMES = [
@@ -151,6 +157,9 @@ class Command(BaseCommand):
             f"   {result.created} created, {result.updated} updated, {result.unchanged} unchanged."
         )
         self._categories_on()
+        self._chinese_edition(
+            target, last_start + timedelta(hours=1), last_end - timedelta(hours=1)
+        )
 
         self.stdout.write(self.style.MIGRATE_HEADING(f"2. {READERS} demo readers"))
         created = self._readers(target, now)
@@ -159,7 +168,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.MIGRATE_HEADING(f"3. Last week's issue ({last_week}), sent"))
         compiled = issue_compile(newsletter=target, week=last_week, now=last_end)
         self.stdout.write(f"   {compiled.message}")
-        issue = compiled.issue or Issue.objects.filter(newsletter=target, week=str(last_week)).first()
+        issue = (
+            compiled.issue or Issue.objects.filter(newsletter=target, week=str(last_week)).first()
+        )
         if issue is None:
             self.stdout.write("   Nothing to send.")
         else:
@@ -179,6 +190,7 @@ class Command(BaseCommand):
             f"{fetch.refused} refused{'; ' + fetch.error if fetch.error else ''}."
         )
         self._categories_on()
+        self._chinese_edition(target, last_end, now)
 
         self.stdout.write(self.style.MIGRATE_HEADING(f"5. This week's draft ({this_week})"))
         draft = issue_compile(newsletter=target, week=this_week, now=now)
@@ -229,8 +241,37 @@ class Command(BaseCommand):
         user.groups.add(*groups)
         self.stdout.write(f"   In {', '.join(g.name for g in groups)}.")
 
+    def _chinese_edition(self, newsletter, start: datetime, end: datetime) -> None:
+        """Import the Chinese versions and set up the Chinese edition (issue 14)."""
+        # Only the versions of stories already imported: the week's English half comes
+        # first (the sent issue's now, the draft's after the feed source's fetch).
+        feed = read_feed(str(SAMPLE_FEED_ZH))
+        have = set(Article.objects.values_list("url", flat=True))
+        entries = [e for e in feed.entries if any(url in have for _code, url in e.alternates)]
+        if not entries:
+            return
+        feed = rebase_into(dataclasses.replace(feed, entries=entries), start, end)
+        result = articles_import(feed=feed)
+        paired = Article.objects.filter(language="zh-hans", translation_of__isnull=False).count()
+        self.stdout.write(
+            f"   {result.imported} Chinese versions, {paired} paired with their stories."
+        )
+        editions = json.loads(EDITIONS.read_text(encoding="utf-8"))
+        for language, names in editions["section_names"].items():
+            for slug, name in names.items():
+                category = Category.objects.filter(slug=slug).first()
+                if category is not None:
+                    CategoryName.objects.update_or_create(
+                        category=category, language=language, defaults={"name": name}
+                    )
+        for language, text in editions["consent_texts"].items():
+            if not newsletter.consent_texts.filter(language=language).exists():
+                consent_text_publish(newsletter=newsletter, text=text, language=language)
+        self.reader_languages = editions["reader_languages"]
+
     def _readers(self, newsletter, now) -> int:
         categories = {c.slug: c for c in Category.objects.all()}
+        languages = getattr(self, "reader_languages", None) or [settings.LANGUAGE_CODE]
         created = 0
         for n in range(1, READERS + 1):
             email = f"reader{n:02d}@example.com"
@@ -244,6 +285,7 @@ class Command(BaseCommand):
                 status=Subscriber.Status.ACTIVE,
                 confirmed_at=now,
                 source="demo",
+                language=languages[n % len(languages)],
             )
             reader.categories.set(
                 [categories[s] for s in CHOICES[n % len(CHOICES)] if s in categories]
@@ -258,8 +300,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"   Articles:  {Article.objects.count()} in {Category.objects.count()} categories"
         )
+        active = Subscriber.objects.filter(newsletter=newsletter, status="active")
         self.stdout.write(
-            f"   Readers:   {Subscriber.objects.filter(newsletter=newsletter, status='active').count()} active"
+            f"   Readers:   {active.count()} active, "
+            f"{active.filter(language='zh-hans').count()} of them reading in Chinese"
         )
         if issue is not None:
             counts = {
@@ -269,6 +313,13 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"   Issue:     No. {issue.number} ({issue.week}), {issue.get_status_display().lower()}: "
                 f"{counts['sent']} sent, {counts['skipped']} skipped, {counts['failed']} failed"
+            )
+            coverage = curation_read(issue).coverage()
+            self.stdout.write(
+                "   Editions:  "
+                + ", ".join(
+                    f"{code}: {n} of {total} stories" for code, (n, total) in coverage.items()
+                )
             )
         if draft is not None:
             count = draft.items.filter(removed=False).count()
@@ -285,4 +336,5 @@ class Command(BaseCommand):
             f"   Admin:     {settings.SITE_URL}/admin/  user {ADMIN_USER!r}, password {ADMIN_PASSWORD!r}"
         )
         self.stdout.write(f"   Archive:   {settings.SITE_URL}/newsletter/archive/")
+        self.stdout.write(f"   中文版:    {settings.SITE_URL}/zh-hans/newsletter/archive/")
         self.stdout.write("   Serve it:  make serve   (then open the links above)")

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from newsletter.management.commands._common import newsletter_from_option
 from newsletter.models import Subscriber
-from newsletter.services.subscriber_csv import subscribers_export
+from newsletter.services.subscriber_csv import UTF8_BOM, subscribers_export
 
 
 class Command(BaseCommand):
@@ -35,6 +35,8 @@ class Command(BaseCommand):
             readers = Subscriber.objects.filter(newsletter=target)
             if status:
                 readers = readers.filter(status__in=status)
+            if output:
+                handle.write(UTF8_BOM)  # a file is for a spreadsheet: Excel needs the BOM
             count = subscribers_export(out=handle, readers=readers)
         finally:
             if output:

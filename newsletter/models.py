@@ -285,6 +285,7 @@ class PendingSignup(models.Model):
     organisation = models.CharField(max_length=150, blank=True)
     country = models.CharField(max_length=2, blank=True)
     category_ids = models.JSONField(default=list, blank=True)
+    language = models.CharField(max_length=10, blank=True)  # blank keeps the reader's
     consent_text = models.ForeignKey(ConsentText, on_delete=models.PROTECT, null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=300, blank=True)

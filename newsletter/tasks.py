@@ -199,6 +199,7 @@ def process_signup(
     ip: str | None,
     user_agent: str,
     form: str,
+    language: str = "",
 ) -> str:
     """Sign up an address from a public form, off the request path (equal time for every state)."""
     newsletter = Newsletter.objects.get(pk=newsletter_id)
@@ -210,6 +211,7 @@ def process_signup(
             organisation=organisation,
             country=country,
             categories=tuple(categories_offered(newsletter=newsletter).filter(pk__in=category_ids)),
+            language=language,
         ),
         consent_text=ConsentText.objects.get(pk=consent_text_id),
         ip=ip,

@@ -142,6 +142,7 @@ def subscriber_signup_request(
         "organisation": profile.organisation,
         "country": profile.country,
         "category_ids": [category.pk for category in profile.categories],
+        "language": profile.language,
         "consent_text_id": consent_text.pk,
         "ip": ip,
         "user_agent": user_agent[:300],
@@ -212,6 +213,7 @@ def subscriber_signup(
                 organisation=profile.organisation,
                 country=profile.country,
                 category_ids=[category.pk for category in profile.categories],
+                language=profile.language,
                 consent_text=consent_text,
                 ip=ip,
                 user_agent=(user_agent or "")[:300],
@@ -235,6 +237,7 @@ def _pending_profile(pending: PendingSignup, newsletter: Newsletter) -> Profile:
         organisation=pending.organisation,
         country=pending.country,
         categories=tuple(offered),
+        language=pending.language,
     )
 
 
@@ -244,8 +247,16 @@ def _pending_differs(subscriber: Subscriber, pending: PendingSignup) -> bool:
         subscriber.organisation,
         subscriber.country,
         sorted(subscriber.categories.values_list("pk", flat=True)),
+        subscriber.language,
     )
-    return current != (pending.name, pending.organisation, pending.country, sorted(pending.category_ids))
+    typed = (
+        pending.name,
+        pending.organisation,
+        pending.country,
+        sorted(pending.category_ids),
+        pending.language or subscriber.language,
+    )
+    return current != typed
 
 
 def subscriber_confirmation_resend(

@@ -223,7 +223,7 @@ if (
     )
 
 # --- The newsletter ---------------------------------------------------------------------
-NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
+NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 1000, minimum=1)
 # A claimed batch row is leased for this long and renewed every third of it while
 # the batch works (a heartbeat); a worker that dies leaves rows that the watchdog
 # hands to another worker once the lease runs out.

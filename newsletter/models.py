@@ -160,7 +160,18 @@ class Subscriber(models.Model):
                 Lower("email"), "newsletter", name="subscriber_email_ci_unique"
             ),
         ]
-        indexes = [models.Index(fields=["newsletter", "status"])]
+        indexes = [
+            models.Index(fields=["newsletter", "status"]),
+            # Admin lists the newest first; list health counts sign-ups and
+            # confirmations per week, and readers paused now.
+            models.Index(fields=["created_at"], name="subscriber_created_idx"),
+            models.Index(fields=["confirmed_at"], name="subscriber_confirmed_idx"),
+            models.Index(
+                fields=["paused_until"],
+                name="subscriber_paused_idx",
+                condition=models.Q(paused_until__isnull=False),
+            ),
+        ]
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
 
@@ -445,12 +456,63 @@ class TrackingEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="trackingevent_unprocessed",
             ),
+            # The bulk applier takes unprocessed events in id order; only those are indexed.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="trackingevent_to_apply",
+            ),
         ]
         verbose_name = _("tracking event")
         verbose_name_plural = _("tracking events")
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} {self.message_id}"
+
+
+class IssueTally(models.Model):
+    """One issue's report figures, kept by the event applier so reports never scan the ledger.
+
+    Built from the ledger once (the first report after the issue finished sending, or
+    `issue_tally_rebuild`), then every applied event adds to it. `hourly` holds first
+    opens and clicks per UTC hour ("2026-11-27T09": [opened, clicked]) for the chart;
+    whole-hour zones (Asia/Shanghai, the Americas) group it into their own days.
+    `links` holds [clicks, readers] per canonical URL, or "@unsubscribe" and the like
+    for our own pages, whose paths carry a reader's token.
+    """
+
+    issue = models.OneToOneField(
+        Issue, on_delete=models.CASCADE, primary_key=True, related_name="tally"
+    )
+    recipients = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    bounced = models.IntegerField(default=0)
+    hard_bounces = models.IntegerField(default=0)
+    soft_bounces = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    complaints = models.IntegerField(
+        default=0, help_text=_("Deliveries with a complaint event, for the complaint rate.")
+    )
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    in_progress = models.PositiveIntegerField(default=0)
+    opened = models.IntegerField(default=0)
+    clicked = models.IntegerField(default=0)
+    opens = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    hourly = models.JSONField(default=dict, blank=True)
+    links = models.JSONField(
+        default=dict, blank=True, help_text=_("Clicks and readers per link (canonical URL).")
+    )
+    built_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("issue tally")
+        verbose_name_plural = _("issue tallies")
+
+    def __str__(self) -> str:
+        return f"tally of issue {self.issue_id}"
 
 
 class Repermission(models.Model):

@@ -112,7 +112,7 @@ def reclaim_expired_leases() -> int:
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_tracking_event(self, event_id: int) -> None:
-    """Apply the list-hygiene policy to one stored ESP event."""
+    """Apply the list-hygiene policy to one stored ESP event (tasks queued before bulk)."""
     from newsletter.services.tracking import DeliveryNotSettled, tracking_event_process
 
     # A batch still sending this delivery would overwrite a bounce with "sent": wait for
@@ -124,21 +124,41 @@ def process_tracking_event(self, event_id: int) -> None:
         raise self.retry(countdown=60) from None
 
 
+# Set while an apply task is on its way: the webhook enqueues one task for a burst of
+# events, not one per event. The task clears it before it looks, so an event stored
+# after that enqueues the next task; the timeout covers a task lost on the way.
+APPLY_PENDING_KEY = "newsletter:tracking-apply-pending"
+
+
+def tracking_events_apply_soon() -> None:
+    """Enqueue the bulk applier unless one is already on its way."""
+    from django.core.cache import cache
+
+    if cache.add(APPLY_PENDING_KEY, 1, timeout=30):
+        apply_tracking_events.delay()
+
+
+@shared_task(acks_late=True)
+def apply_tracking_events() -> None:
+    """Apply stored ESP events in bulk, a few hundred per transaction, until none are left."""
+    from django.core.cache import cache
+
+    from newsletter.services.tracking import tracking_events_drain
+
+    cache.delete(APPLY_PENDING_KEY)
+    result = tracking_events_drain()
+    if result.last_id:
+        tracking_events_apply_soon()  # a minute's work done and more waiting: go on
+    elif result.waiting:
+        apply_tracking_events.apply_async(countdown=60)  # their batches are still sending
+
+
 @shared_task
 def process_stale_tracking_events() -> None:
-    """Process events whose task never ran (lost on the way, or the broker was down)."""
-    from newsletter.services.tracking import (
-        DeliveryNotSettled,
-        tracking_event_process,
-        tracking_events_unprocessed,
-    )
+    """Apply events no task took (lost on the way, or the broker was down)."""
+    from newsletter.services.tracking import tracking_events_drain
 
-    older_than = timezone.now() - timezone.timedelta(minutes=5)
-    for event_id in tracking_events_unprocessed(older_than=older_than, limit=5000):
-        try:
-            tracking_event_process(event_id=event_id)
-        except DeliveryNotSettled:
-            continue  # its batch is still sending; the next sweep takes it
+    tracking_events_drain(older_than=timezone.now() - timezone.timedelta(minutes=5))
 
 
 @shared_task

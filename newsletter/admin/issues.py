@@ -9,6 +9,8 @@ the admin history (LogEntry) of the issue.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
@@ -24,11 +26,12 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
-from newsletter.digest import digest_build, issue_web_url, preheader, week_label
+from newsletter.digest import digest_build, headline, issue_web_url, preheader, week_label
 from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
+    issue_digest_size,
     issue_failures,
     issue_preview,
     issue_progress,
@@ -98,7 +101,7 @@ class NewsletterAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (_("Sections"), {"fields": ["categories"]}),
+        (_("Sections"), {"fields": ["categories", "section_cap"]}),
     ]
 
 
@@ -185,6 +188,16 @@ class IssueAdmin(admin.ModelAdmin):
         (
             None,
             {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_for"]},
+        ),
+        (
+            _("Headline and preheader"),
+            {
+                "fields": ["headline", "preheader", "section_cap"],
+                "description": _(
+                    "What inboxes show: the subject line, and the line after it. Leave them "
+                    "empty for the defaults shown in grey."
+                ),
+            },
         ),
         (
             _("Editor's note"),
@@ -294,6 +307,26 @@ class IssueAdmin(admin.ModelAdmin):
 
     # --- the issue page --------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "headline" in form.base_fields:
+            # The defaults, in grey, are what goes out if the editors write nothing.
+            digest = digest_build(obj)
+            form.base_fields["headline"].widget.attrs.update(
+                placeholder=headline(dataclasses.replace(digest, issue=_blank(obj))),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["preheader"].widget.attrs.update(
+                placeholder=preheader(
+                    dataclasses.replace(digest, issue=_blank(obj)), digest.section_keys
+                ),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["section_cap"].widget.attrs.update(
+                placeholder=str(obj.newsletter.section_cap)
+            )
+        return form
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         issue = self.get_object(request, object_id)
         extra = dict(extra_context or {})
@@ -324,7 +357,9 @@ class IssueAdmin(admin.ModelAdmin):
             "can_retry_failed": can_send and issue.status == status.SENT and issue.failed_count > 0,
         }
         if issue.status in EDITABLE:
-            context["audience"] = issue_audience(issue=issue)
+            digest = digest_build(issue)
+            context["audience"] = issue_audience(issue=issue, digest=digest)
+            context["size"] = issue_digest_size(issue=issue, digest=digest)
         if issue.status in (status.SENDING, status.SENT):
             context["progress"] = progress_payload(issue, issue_progress(issue=issue))
             context["web_url"] = issue_web_url(issue)
@@ -648,6 +683,13 @@ class IssueAdmin(admin.ModelAdmin):
             form=form,
             newsletter=newsletter,
         )
+
+
+def _blank(issue: Issue) -> Issue:
+    """Return a copy of `issue` without the editors' headline and preheader (the defaults)."""
+    blank = copy.copy(issue)
+    blank.headline = blank.preheader = ""
+    return blank
 
 
 def local_time(issue: Issue, moment: datetime | None) -> str:

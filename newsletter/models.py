@@ -427,6 +427,9 @@ class Issue(models.Model):
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)
     skipped_count = models.PositiveIntegerField(_("skipped"), default=0)
+    # Recipients of calls interrupted in flight (InterruptedCall), kept as a counter so
+    # the report reads it without a query.
+    possible_duplicates = models.PositiveIntegerField(_("possible duplicates"), default=0)
     utm_source = models.CharField(_("utm_source"), max_length=100, blank=True)
     utm_medium = models.CharField(_("utm_medium"), max_length=100, blank=True)
     utm_campaign = models.CharField(_("utm_campaign"), max_length=100, blank=True)

@@ -44,6 +44,8 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     try:
         result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
     except (OperationalError, InterfaceError) as exc:
+        if self.request.is_eager:
+            raise  # in process, the caller's request or transaction owns the connection
         connection.close()  # a terminated backend stays broken; the retry opens a new one
         countdown = database_retry_delay(self.request.retries, jitter=random.random())
         logger.warning(
@@ -54,8 +56,6 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
             countdown,
             exc,
         )
-        if self.request.is_eager:
-            raise
         raise self.retry(exc=exc, countdown=countdown) from exc
     logger.info(
         "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",

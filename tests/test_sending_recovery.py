@@ -439,6 +439,7 @@ def test_a_call_that_times_out_is_counted_as_possible_duplicates_in_the_report(
     wait_for(lambda: esp.total == 6, timeout=5)
     assert all(esp.received_count[r.email.lower()] == 2 for r in readers)
 
+    issue.refresh_from_db()
     assert issue_report(issue=issue).possible_duplicates == 3
     client.force_login(StaffUserFactory(username="chen", groups=["Publishers"]))
     page = client.get(reverse("newsletter_reports:issue", args=[issue.pk]))

@@ -664,6 +664,8 @@ def _send_claimed(
             sent_count=F("sent_count") + counts[Status.SENT],
             failed_count=F("failed_count") + counts[Status.FAILED],
             skipped_count=F("skipped_count") + counts[Status.SKIPPED],
+            possible_duplicates=F("possible_duplicates")
+            + sum(call.recipients for call in interrupted),
         )
         if refund:  # waiting out a rate limit is not a failed attempt
             Delivery.objects.filter(pk__in=refund).update(attempts=F("attempts") - 1)

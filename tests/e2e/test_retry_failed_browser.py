@@ -41,7 +41,7 @@ def test_a_publisher_retries_the_failed_deliveries_and_each_is_sent_once(live_se
     Delivery.objects.filter(pk__in=[d.pk for d in failed]).update(
         status="failed", last_error="gave up after 5 attempts: Mailgun API response 401"
     )
-    Issue.objects.filter(pk=issue.pk).update(sent_count=1, failed_count=2)
+    Issue.objects.filter(pk=issue.pk).update(sent_count=1, failed_count=2, possible_duplicates=1)
     InterruptedCall.objects.create(issue=issue, at=timezone.now(), recipients=1)
     before = len(mail.outbox)
 

@@ -877,6 +877,7 @@ def write_report(results: dict) -> None:
         f"{data['load_seconds']:.0f} s (VACUUM ANALYZE {data['vacuum_seconds']:.0f} s; the "
         f"issue's tally counted from the ledger once in {data['tally_build_seconds']:.1f} s).",
         "",
+        *([results["note"], ""] if results.get("note") else []),
         "| what | target | measured | |",
         "|---|---|---|---|",
         *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in table],

@@ -5,7 +5,7 @@ import zoneinfo
 from datetime import time
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
@@ -71,6 +71,15 @@ class Newsletter(models.Model):
         help_text=_(
             'With "send unless held": hours between drafting the issue and sending it, '
             "for editors to curate it or hold it."
+        ),
+    )
+    section_cap = models.PositiveSmallIntegerField(
+        _("articles per section in the email"),
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_(
+            "The rest of a longer section is one line linking to the issue online, so no "
+            "digest grows past Gmail's clipping size. Each issue may set its own."
         ),
     )
     is_active = models.BooleanField(_("active"), default=True)
@@ -252,6 +261,33 @@ class Issue(models.Model):
     newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
     number = models.PositiveIntegerField(_("number"))
     title = models.CharField(_("title"), max_length=200)
+    headline = models.CharField(
+        _("headline (subject line)"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "The email's subject and the issue's title in the archive and RSS. Empty: the "
+            "lead story's title with the newsletter's name and number."
+        ),
+    )
+    preheader = models.CharField(
+        _("preheader"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "The line inboxes show after the subject. Empty: the first stories' titles."
+        ),
+    )
+    section_cap = models.PositiveSmallIntegerField(
+        _("articles per section in the email"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_(
+            "Empty: the newsletter's. The rest of a section is one line linking to the "
+            "issue online."
+        ),
+    )
     week = models.CharField(_("week"), max_length=8, help_text=_("ISO week, e.g. 2026-W48."))
     window_start = models.DateTimeField(_("articles from"))
     window_end = models.DateTimeField(_("articles until"))
@@ -262,6 +298,9 @@ class Issue(models.Model):
     scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
     send_started_at = models.DateTimeField(_("sending started"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # When a Publisher last pressed "Retry failed"; the give-up budget of rate-limited
+    # rows (NEWSLETTER_GIVE_UP_AFTER) counts from here or the send's start, the later.
+    resent_at = models.DateTimeField(_("failed rows sent again"), null=True, blank=True)
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)
@@ -553,3 +592,67 @@ class Repermission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_id} {self.outcome}"
+
+
+class BatchDispatch(models.Model):
+    """One keyset range of an issue handed to the broker, and whether a worker took it.
+
+    The broker is not the record of work to do: a Redis restart loses its queue. Every
+    enqueue of a range (fan-out, a retry, the watchdog) stamps `dispatched_at` and the
+    time the task is due (`due_at`, later for a retry's countdown); a worker starting
+    it stamps `claimed_at`. A range due for longer than NEWSLETTER_DISPATCH_GRACE_SECONDS
+    and never claimed was lost, and beat's watchdog enqueues it again.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="dispatches")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(_("dispatched"))
+    due_at = models.DateTimeField(_("due"))
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    dispatch_count = models.PositiveIntegerField(_("times dispatched"), default=1)
+
+    class Meta:
+        ordering = ["issue", "first_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issue", "first_id", "last_id"], name="batchdispatch_range_unique"
+            ),
+        ]
+        indexes = [
+            # The watchdog reads only open ranges.
+            models.Index(
+                fields=["issue", "due_at"],
+                name="batchdispatch_open_idx",
+                condition=models.Q(done_at__isnull=True),
+            ),
+        ]
+        verbose_name = _("batch dispatch")
+        verbose_name_plural = _("batch dispatches")
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}: {self.first_id}-{self.last_id}"
+
+
+class InterruptedCall(models.Model):
+    """A call to the ESP (or an SMTP message) whose answer never came: a timeout, or
+    the connection dropped after the request went out, or the worker died during it.
+
+    The ESP may have accepted it, so its recipients are sent again and may get a
+    second copy: the issue's report sums `recipients` as possible duplicates.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="interrupted_calls")
+    at = models.DateTimeField(_("when"))
+    recipients = models.PositiveIntegerField(_("recipients"))
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("interrupted call")
+        verbose_name_plural = _("interrupted calls")
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}: {self.recipients} at {self.at}"

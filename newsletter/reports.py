@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -141,6 +141,9 @@ class IssueReport(Rates):
     opens: int = 0
     clicks: int = 0
     unsubscribed: int = 0
+    # Recipients of calls interrupted in flight (timeout, dropped connection, worker
+    # killed), sent again: each may have had a second copy (sending/batch.py).
+    possible_duplicates: int = 0
     unsubscribe_methods: dict[str, int] = field(default_factory=dict)
     links: list[LinkClicks] = field(default_factory=list)
     by_day: list[tuple[date, int, int]] = field(default_factory=list)  # (day, opened, clicked)
@@ -222,11 +225,17 @@ def issue_report(*, issue: Issue) -> IssueReport:
         issue=issue,
         **{name: getattr(tally, name) for name in TALLIED},
     )
+    report.possible_duplicates = issue_possible_duplicates(issue=issue)
     report.unsubscribe_methods = issue_unsubscribes(issue=issue)
     report.unsubscribed = sum(report.unsubscribe_methods.values())
     report.links = issue_links(tally=tally)
     report.by_day = issue_engagement_by_day(issue=issue, tally=tally)
     return report
+
+
+def issue_possible_duplicates(*, issue: Issue) -> int:
+    """Return how many readers may have had a second copy: recipients of interrupted calls."""
+    return issue.interrupted_calls.aggregate(n=Sum("recipients"))["n"] or 0
 
 
 TALLIED = (

@@ -79,11 +79,13 @@ def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
     assert f'<link rel="canonical" href="{url}">' in page
     assert f'<meta property="og:url" content="{url}">' in page
     assert (
-        '<meta property="og:title" content="Belt &amp; Road Weekly No. 7 · Week 48, 2026">' in page
+        '<meta property="og:title" content="Headline of issue 7 · Belt &amp; Road Weekly No. 7">'
+        in page
     )
     assert '<meta property="og:description" content="Headline of issue 7">' in page
     assert '<meta name="twitter:card" content="summary">' in page
-    assert f'<meta property="article:published_time" content="{issue.sent_at.isoformat()}">' in page
+    sent = issue.sent_at.astimezone(issue.newsletter.tz)  # the newsroom's time, same instant
+    assert f'<meta property="article:published_time" content="{sent.isoformat()}">' in page
     assert "/newsletter/feed/" in page
 
 

@@ -9,6 +9,8 @@ the admin history (LogEntry) of the issue.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
@@ -24,15 +26,18 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
-from newsletter.digest import digest_build, issue_web_url, preheader, week_label
+from newsletter.digest import digest_build, headline, issue_web_url, preheader, week_label
 from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
+    issue_digest_size,
+    issue_failures,
     issue_preview,
     issue_progress,
     newsletter_default,
 )
+from newsletter.sending.ratelimit import paused_for
 from newsletter.services.issues import (
     IssueActionError,
     issue_cancel,
@@ -42,6 +47,7 @@ from newsletter.services.issues import (
     issue_send_test,
     issue_start_sending,
 )
+from newsletter.services.resend import issue_retry_failed
 from newsletter.weeks import IsoWeek, current_week
 
 SEND_PERMISSION = "newsletter.send_issue"
@@ -95,7 +101,7 @@ class NewsletterAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (_("Sections"), {"fields": ["categories"]}),
+        (_("Sections"), {"fields": ["categories", "section_cap"]}),
     ]
 
 
@@ -182,6 +188,16 @@ class IssueAdmin(admin.ModelAdmin):
         (
             None,
             {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_for"]},
+        ),
+        (
+            _("Headline and preheader"),
+            {
+                "fields": ["headline", "preheader", "section_cap"],
+                "description": _(
+                    "What inboxes show: the subject line, and the line after it. Leave them "
+                    "empty for the defaults shown in grey."
+                ),
+            },
         ),
         (
             _("Editor's note"),
@@ -291,6 +307,26 @@ class IssueAdmin(admin.ModelAdmin):
 
     # --- the issue page --------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "headline" in form.base_fields:
+            # The defaults, in grey, are what goes out if the editors write nothing.
+            digest = digest_build(obj)
+            form.base_fields["headline"].widget.attrs.update(
+                placeholder=headline(dataclasses.replace(digest, issue=_blank(obj))),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["preheader"].widget.attrs.update(
+                placeholder=preheader(
+                    dataclasses.replace(digest, issue=_blank(obj)), digest.section_keys
+                ),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["section_cap"].widget.attrs.update(
+                placeholder=str(obj.newsletter.section_cap)
+            )
+        return form
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         issue = self.get_object(request, object_id)
         extra = dict(extra_context or {})
@@ -317,9 +353,13 @@ class IssueAdmin(admin.ModelAdmin):
             "can_cancel": can_send and issue.status in EDITABLE,
             "approval_auto": issue.newsletter.approval_policy == Newsletter.Approval.AUTO,
             "results_url": self.results_url(issue),
+            # Publishers may send the failed rows again once the sending is over.
+            "can_retry_failed": can_send and issue.status == status.SENT and issue.failed_count > 0,
         }
         if issue.status in EDITABLE:
-            context["audience"] = issue_audience(issue=issue)
+            digest = digest_build(issue)
+            context["audience"] = issue_audience(issue=issue, digest=digest)
+            context["size"] = issue_digest_size(issue=issue, digest=digest)
         if issue.status in (status.SENDING, status.SENT):
             context["progress"] = progress_payload(issue, issue_progress(issue=issue))
             context["web_url"] = issue_web_url(issue)
@@ -346,6 +386,11 @@ class IssueAdmin(admin.ModelAdmin):
             path("<int:pk>/send/", wrap(self.send_view), name=f"{name}_send"),
             path("<int:pk>/hold/", wrap(self.hold_view), name=f"{name}_hold"),
             path("<int:pk>/cancel/", wrap(self.cancel_view), name=f"{name}_cancel"),
+            path(
+                "<int:pk>/retry-failed/",
+                wrap(self.retry_failed_view),
+                name=f"{name}_retry_failed",
+            ),
             path("<int:pk>/progress/", wrap(self.progress_view), name=f"{name}_progress"),
             path(
                 "<int:pk>/progress.json",
@@ -568,6 +613,28 @@ class IssueAdmin(admin.ModelAdmin):
             _t("Cancel No. %(number)s?") % {"number": issue.number},
         )
 
+    def retry_failed_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        issue = self._issue(request, pk, need="send")
+        if request.method == "POST":
+            try:
+                queued = issue_retry_failed(issue=issue)
+            except IssueActionError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return self._back(issue)
+            message = _t("Sending No. %(number)s again to %(n)s readers whose delivery failed.") % {
+                "number": issue.number,
+                "n": queued,
+            }
+            self._record(request, issue, message)
+            return HttpResponseRedirect(reverse("admin:newsletter_issue_progress", args=[issue.pk]))
+        return self._page(
+            request,
+            issue,
+            "retry_failed_confirm.html",
+            _t("Retry the failed deliveries of No. %(number)s?") % {"number": issue.number},
+            failures=issue_failures(issue=issue),
+        )
+
     def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="view")
         return self._page(
@@ -616,6 +683,13 @@ class IssueAdmin(admin.ModelAdmin):
             form=form,
             newsletter=newsletter,
         )
+
+
+def _blank(issue: Issue) -> Issue:
+    """Return a copy of `issue` without the editors' headline and preheader (the defaults)."""
+    blank = copy.copy(issue)
+    blank.headline = blank.preheader = ""
+    return blank
 
 
 def local_time(issue: Issue, moment: datetime | None) -> str:
@@ -673,4 +747,18 @@ def progress_payload(issue: Issue, progress: Progress) -> dict:
             progress.elapsed.total_seconds() if progress.elapsed else None
         ),
         "finished": progress.finished,
+        "paused_display": _paused_display(issue),
     }
+
+
+def _paused_display(issue: Issue) -> str:
+    """Say so while every worker waits out the ESP's rate limit (Retry-After)."""
+    if issue.status != Issue.Status.SENDING:
+        return ""
+    seconds = paused_for()
+    if seconds < 1:
+        return ""
+    return _t(
+        "The email service asked us to slow down: sending resumes in %(wait)s. "
+        "No reader is failed for it."
+    ) % {"wait": duration_display(seconds)}

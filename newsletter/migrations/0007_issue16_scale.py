@@ -43,7 +43,7 @@ def drop_trigram_indexes(apps, schema_editor) -> None:
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0005_sending_ledger_indexes'),
+        ('newsletter', '0006_issue12_dispatch_records'),
     ]
 
     operations = [

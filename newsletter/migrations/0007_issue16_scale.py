@@ -94,8 +94,4 @@ class Migration(migrations.Migration):
             model_name='subscriber',
             index=models.Index(condition=models.Q(('paused_until__isnull', False)), fields=['paused_until'], name='subscriber_paused_idx'),
         ),
-        migrations.AddIndex(
-            model_name='consentrecord',
-            index=models.Index(fields=['action', 'at'], name='consentrecord_action_at_idx'),
-        ),
     ]

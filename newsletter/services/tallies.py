@@ -15,7 +15,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -96,15 +96,21 @@ def _utc_hour(moment: datetime) -> str:
     return moment.astimezone(timezone.get_fixed_timezone(0)).strftime(HOUR)
 
 
-def issue_tally_rebuild(*, issue: Issue, now: datetime | None = None) -> IssueTally:
+def issue_tally_rebuild(
+    *, issue: Issue, now: datetime | None = None, exists: bool = True
+) -> IssueTally:
     """Count the issue's figures from the ledger and store them; return the tally.
 
-    The tally row stays locked while counting, so an applier adding to it waits and
-    its events are neither lost nor counted twice.
+    An existing tally row stays locked while counting, so an applier adding to it
+    waits and its events are neither lost nor counted twice. With `exists` false (the
+    caller just found none) there is nothing to lock: appliers add only to tallies
+    that exist, and what they wrote meanwhile is in the ledger being counted.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        tally = IssueTally.objects.select_for_update().filter(issue=issue).first()
+        tally = (
+            IssueTally.objects.select_for_update().filter(issue=issue).first() if exists else None
+        )
         tally = tally or IssueTally(issue=issue, built_at=now)
         deliveries = Delivery.objects.filter(issue=issue)
         counts = deliveries.aggregate(
@@ -180,7 +186,13 @@ def issue_tallies(*, issues) -> dict[Issue, IssueTally]:
         tally = stored.get(issue.pk)
         finished = issue.status in (Issue.Status.SENT, Issue.Status.CANCELLED)
         fresh = tally is not None and (issue.sent_at is None or tally.built_at >= issue.sent_at)
-        found[issue] = tally if finished and fresh else issue_tally_rebuild(issue=issue)
+        if finished and fresh:
+            found[issue] = tally
+            continue
+        try:
+            found[issue] = issue_tally_rebuild(issue=issue, exists=tally is not None)
+        except IntegrityError:  # another request built it first: count again, locked
+            found[issue] = issue_tally_rebuild(issue=issue)
     return found
 
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0008_issue10_headline_preheader_section_cap'),
+        ('newsletter', '0013_issue12_possible_duplicates'),
     ]
 
     operations = [

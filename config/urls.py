@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
 from newsletter.views.health import healthz
 
@@ -18,4 +20,6 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),
     path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (admin, files, errors).
+    path("favicon.ico", RedirectView.as_view(url=static("newsletter/favicon.ico"), permanent=True)),
 ]

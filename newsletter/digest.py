@@ -21,6 +21,7 @@ from articles.feeds import sanitise_html
 from articles.models import Article, Category
 from newsletter.emails import RenderedEmail, render_email
 from newsletter.models import Issue, IssueItem
+from newsletter.tokens import issue_preview_token
 
 # Per-reader values are left as these ASCII markers in the rendered variant and
 # substituted per message; they survive template escaping, CSS inlining and MIME
@@ -29,6 +30,8 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
 
+# An issue is on the public archive from the moment it starts sending.
+PUBLIC_STATUSES = (Issue.Status.SENDING, Issue.Status.SENT)
 UNCATEGORISED = 0
 RELATED_LIMIT = 3
 # Keyword matches are looked for among this many of the newest (article, keyword) pairs,
@@ -53,6 +56,11 @@ class DigestSection:
     key: int
     title: str
     items: list[DigestItem] = field(default_factory=list)
+
+    @property
+    def anchor(self) -> str:
+        """Return the fragment the table of contents links to (Gmail and Apple Mail follow it)."""
+        return f"section-{self.key}" if self.key else "section-more"
 
 
 @dataclass
@@ -113,6 +121,11 @@ def absolute(path: str) -> str:
 
 def issue_web_url(issue: Issue) -> str:
     return absolute(reverse("newsletter:archive-issue", args=[issue.number]))
+
+
+def issue_preview_url(issue: Issue) -> str:
+    """Return the signed web preview of an issue in any status (for test copies)."""
+    return absolute(reverse("newsletter:issue-preview", args=[issue_preview_token(issue)]))
 
 
 def editor_note_html(issue: Issue) -> SafeString:
@@ -240,7 +253,11 @@ def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> d
         "sections": digest.sections_for(variant),
         "editor_note": editor_note_html(issue),
         "preheader": preheader(digest, variant),
-        "web_url": issue_web_url(issue),
+        # A test copy's issue is not public yet: its "view in your browser" opens a
+        # signed preview page instead of the archive page, which would be a 404.
+        "web_url": issue_web_url(issue)
+        if issue.status in PUBLIC_STATUSES and not test
+        else issue_preview_url(issue),
         "archive_url": absolute(reverse("newsletter:archive")),
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,

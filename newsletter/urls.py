@@ -15,6 +15,7 @@ urlpatterns = [
     path("keep/<str:token>/", sunset.keep, name="keep"),
     path("archive/", archive.archive, name="archive"),
     path("archive/<int:number>/", archive.archive_issue, name="archive-issue"),
+    path("preview/<str:token>/", archive.issue_preview, name="issue-preview"),
     # Feed readers poll often; five minutes' lag on a weekly feed costs nothing.
     path("feed/", cache_page(300)(archive.IssueFeed()), name="feed"),
 ]

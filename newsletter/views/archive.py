@@ -15,9 +15,17 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.feedgenerator import Rss201rev2Feed
 
-from newsletter.digest import absolute, digest_build, digest_context, issue_web_url, week_label
+from newsletter.digest import (
+    absolute,
+    digest_build,
+    digest_context,
+    issue_web_url,
+    tracked_url,
+    week_label,
+)
 from newsletter.models import Issue, IssueItem
 from newsletter.selectors import issues_published, newsletter_default
+from newsletter.tokens import issue_preview_check
 
 ISSUES_PER_PAGE = 20
 FEED_ISSUES = 20
@@ -39,6 +47,8 @@ def archive(request: HttpRequest) -> HttpResponse:
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
     for issue in page:
         issue.week_label = week_label(issue)
+        for item in issue.shown_items:
+            item.read_url = tracked_url(item.article.url, issue, medium=WEB_MEDIUM)
     return render(
         request,
         "newsletter/archive.html",
@@ -49,11 +59,29 @@ def archive(request: HttpRequest) -> HttpResponse:
 def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     newsletter = newsletter_default()
     issue = get_object_or_404(issues_published(newsletter=newsletter), number=number)
+    return _issue_page(request, issue, preview=False)
+
+
+def _issue_page(request: HttpRequest, issue: Issue, *, preview: bool) -> HttpResponse:
     digest = digest_build(issue, utm_medium=WEB_MEDIUM)
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
-    context["share_title"] = f"{newsletter.name} No. {issue.number} · {week_label(issue)}"
+    context["share_title"] = f"{issue.newsletter.name} No. {issue.number} · {week_label(issue)}"
+    context["preview"] = preview
     return render(request, "newsletter/archive_issue.html", context)
+
+
+def issue_preview(request: HttpRequest, token: str) -> HttpResponse:
+    """Show any issue, draft included, to whoever holds its signed link (a test copy's).
+
+    The page is the archive page marked as a preview, kept out of search engines.
+    """
+    issue = issue_preview_check(token)
+    if issue is None:
+        return render(request, "newsletter/bad_link.html", status=404)
+    response = _issue_page(request, issue, preview=True)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 class IssueFeed(Feed):

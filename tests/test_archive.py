@@ -232,7 +232,10 @@ def test_an_issue_page_has_contents_a_subscribe_box_and_share_links_without_java
     box = page[page.index('class="subscribe-box"') :]
     assert 'action="/newsletter/subscribe/embed/"' in box and 'type="email" name="email"' in box
     response = client.post("/newsletter/subscribe/embed/", {"email": "new.reader@example.org"})
-    assert response.status_code == 200 and 'value="new.reader@example.org"' in response.content.decode()
+    assert (
+        response.status_code == 200
+        and 'value="new.reader@example.org"' in response.content.decode()
+    )
 
 
 def test_article_titles_on_the_archive_are_links_with_a_read_link(client):

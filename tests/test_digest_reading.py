@@ -58,7 +58,9 @@ def rendered(issue: Issue):
 def test_the_digest_opens_with_contents_that_jump_to_each_section_with_its_count(issue):
     email = rendered(issue)
     contents = email.html[email.html.index("In this issue") : email.html.index('class="section"')]
-    assert re.search(r'href="#section-\d+"[^>]*>Finance</a>\s*<span[^>]*>3 stories</span>', contents)
+    assert re.search(
+        r'href="#section-\d+"[^>]*>Finance</a>\s*<span[^>]*>3 stories</span>', contents
+    )
     assert re.search(r'href="#section-\d+"[^>]*>Energy</a>\s*<span[^>]*>1 story</span>', contents)
     for anchor in re.findall(r'href="#([^"]+)"', email.html):
         assert f'id="{anchor}"' in email.html and f'name="{anchor}"' in email.html

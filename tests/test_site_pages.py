@@ -38,7 +38,9 @@ def test_every_reader_page_starts_with_a_skip_link_to_the_content_and_names_a_fa
         page = client.get(url).content.decode()
         body = page[page.index("<body>") :]
         first_link = re.search(r"<a [^>]*>[^<]*</a>", body).group(0)
-        assert 'class="skip-link" href="#main"' in first_link and "Skip to content" in first_link, name
+        assert 'class="skip-link" href="#main"' in first_link and "Skip to content" in first_link, (
+            name
+        )
         assert '<main id="main" tabindex="-1">' in page, name
         assert '<link rel="icon" href="/static/newsletter/favicon.svg"' in page, name
 

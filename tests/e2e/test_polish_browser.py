@@ -92,9 +92,13 @@ def four_section_issue() -> Issue:
         for n in range(2):
             IssueItemFactory(
                 issue=issue,
-                article=ArticleFactory(category=category, title=f"{name} story {n + 1} of the week"),
+                article=ArticleFactory(
+                    category=category, title=f"{name} story {n + 1} of the week"
+                ),
             )
-    issue.editor_note = "A busy week. Start with [our railway explainer](https://portal.example.com/rail.html)."
+    issue.editor_note = (
+        "A busy week. Start with [our railway explainer](https://portal.example.com/rail.html)."
+    )
     issue.save()
     return issue
 
@@ -121,9 +125,11 @@ def test_the_digest_reads_in_light_and_dark_with_contents_that_jump(live_server,
     assert page.inner_text(".toc").count("stories") == 4
     page.click(".toc >> text=Energy")
     page.wait_for_function("window.scrollY > 0")
-    top = page.evaluate("document.getElementById('section-' + "
-                        "[...document.querySelectorAll('.toc a')].find(a => a.textContent === 'Energy')"
-                        ".hash.split('-')[1]).getBoundingClientRect().top")
+    top = page.evaluate(
+        "document.getElementById('section-' + "
+        "[...document.querySelectorAll('.toc a')].find(a => a.textContent === 'Energy')"
+        ".hash.split('-')[1]).getBoundingClientRect().top"
+    )
     assert abs(top) < 5
 
 
@@ -172,7 +178,9 @@ def test_the_editors_issue_page_at_desktop_and_phone_width(live_server, chromium
     open_page, shot = chromium
     issue = four_section_issue()
     user = StaffUserFactory(username="chen", groups=["Publishers"])
-    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_issue", "change_issue"]))
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_issue", "change_issue"])
+    )
     for width in WIDTHS:
         page = open_page(width)
         page.goto(f"{live_server.url}/admin/login/?next=/admin/newsletter/issue/{issue.pk}/change/")

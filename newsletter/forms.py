@@ -15,7 +15,7 @@ from django.core.validators import EmailValidator
 from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
-from newsletter.models import ConsentText, Newsletter
+from newsletter.models import ConsentText, LeavingReason, Newsletter
 from newsletter.reader_selectors import categories_offered
 from newsletter.services.subscribers import PAUSE_WEEKS, Profile
 from newsletter.suppression import normalise_email
@@ -222,6 +222,29 @@ class EraseForm(forms.Form):
         label=_("I understand that my details and history are deleted for good."),
         error_messages={"required": _("Tick the box to confirm that we should erase your data.")},
     )
+
+
+class LeavingReasonForm(forms.Form):
+    """ "Why are you leaving?": optional, one of four reasons and/or the reader's own words."""
+
+    reason = forms.ChoiceField(
+        label=_("Why are you leaving?"),
+        choices=LeavingReason.Reason.choices,
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    comment = forms.CharField(
+        label=_("Anything else you would like to tell the editors?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        required=False,
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("reason") and not (data.get("comment") or "").strip():
+            raise forms.ValidationError(_("Choose a reason or write a few words, then send."))
+        return data
 
 
 class SubscriberImportForm(forms.Form):

@@ -29,6 +29,7 @@ from newsletter.models import (
     ConsentRecord,
     Delivery,
     Issue,
+    LeavingReason,
     Newsletter,
     Repermission,
     Subscriber,
@@ -496,3 +497,55 @@ def recent_issues(*, newsletter: Newsletter, limit: int = 8) -> list[IssueRow]:
         )
         for issue in issues
     ]
+
+
+@dataclass
+class LeavingWeek:
+    start: date
+    reasons: list[int]  # one count per LeavingReason.Reason, in its order
+    own_words: int  # answers with words of the reader's own, with or without a reason
+    own_words_only: int  # answers with words and no reason
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons) + self.own_words_only
+
+
+@dataclass
+class LeavingReport:
+    labels: list[str]
+    weeks: list[LeavingWeek]
+    recent_words: list[LeavingReason]
+
+
+def leaving_reasons(
+    *, newsletter: Newsletter, weeks: int = 12, now: datetime | None = None, words: int = 10
+) -> LeavingReport:
+    """Return why readers left, week by week (the week they answered), and their latest words."""
+    now = now or timezone.now()
+    this_week = _week_start(now)
+    first_week = this_week - timedelta(weeks=weeks - 1)
+    since = datetime.combine(
+        first_week, datetime.min.time(), tzinfo=timezone.get_current_timezone()
+    )
+    answers = LeavingReason.objects.filter(newsletter=newsletter)
+    choices = list(LeavingReason.Reason)
+    per_reason = {
+        reason: _per_week(answers.filter(reason=reason), "at", since) for reason in choices
+    }
+    with_words = _per_week(answers.exclude(comment=""), "at", since)
+    words_only = _per_week(answers.filter(reason="").exclude(comment=""), "at", since)
+    rows = [
+        LeavingWeek(
+            start=start,
+            reasons=[per_reason[reason].get(start, 0) for reason in choices],
+            own_words=with_words.get(start, 0),
+            own_words_only=words_only.get(start, 0),
+        )
+        for start in (first_week + timedelta(weeks=n) for n in range(weeks))
+    ]
+    return LeavingReport(
+        labels=[reason.label for reason in choices],
+        weeks=rows,
+        recent_words=list(answers.exclude(comment="").filter(at__gte=since)[:words]),
+    )

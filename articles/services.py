@@ -55,6 +55,10 @@ def article_save_entry(*, entry: FeedEntry) -> tuple[Article, bool]:
         "abstract": entry.abstract,
         "body": entry.body,
         "category": _category(entry.category) if entry.category else None,
+        "image_url": entry.image.url if entry.image else "",
+        "image_width": entry.image.width if entry.image else None,
+        "image_height": entry.image.height if entry.image else None,
+        "image_bytes": entry.image.size if entry.image else None,
     }
     with transaction.atomic():
         article, created = Article.objects.update_or_create(

@@ -41,6 +41,40 @@ RELATED_CANDIDATE_ROWS = 5000
 Variant = tuple[int, ...]
 
 
+# The card is 600 px with 28 px padding each side; the lead picture fills the rest.
+IMAGE_WIDTH = 544
+# A feed that gives no size (JSON Feed never does) gets a 16:9 box the picture fills.
+IMAGE_DEFAULT_RATIO = 9 / 16
+
+
+@dataclass(frozen=True)
+class LeadImage:
+    """A section's lead picture as the digest shows it, linked from the portal, never inlined."""
+
+    url: str
+    alt: str
+    width: int
+    height: int
+    sized_by_feed: bool
+    size: int | None  # bytes, when the feed said
+
+    @classmethod
+    def of(cls, article: Article) -> LeadImage | None:
+        if not article.image_url:
+            return None
+        known = bool(article.image_width and article.image_height)
+        ratio = article.image_height / article.image_width if known else IMAGE_DEFAULT_RATIO
+        width = min(IMAGE_WIDTH, article.image_width or IMAGE_WIDTH)
+        return cls(
+            url=article.image_url,
+            alt=article.image_alt or article.title,
+            width=width,
+            height=round(width * ratio),
+            sized_by_feed=known,
+            size=article.image_bytes,
+        )
+
+
 @dataclass
 class DigestItem:
     article: Article
@@ -49,6 +83,7 @@ class DigestItem:
     keywords: list[str]
     related: list[tuple[str, str]]  # (title, url)
     pinned: bool = False
+    image: LeadImage | None = None  # only a section's first story shows its picture
 
 
 @dataclass
@@ -85,6 +120,17 @@ class Digest:
     def sections_for(self, variant: Variant) -> list[DigestSection]:
         keys = set(variant)
         return [section for section in self.sections if section.key in keys]
+
+    def image_bytes(self, variant: Variant) -> int:
+        """Return the bytes of the pictures a reader of `variant` downloads, as feeds state them.
+
+        Part of the digest's size budget beside its HTML; a picture of unknown size counts 0.
+        """
+        return sum(
+            section.items[0].image.size or 0
+            for section in self.sections_for(variant)
+            if section.items and section.items[0].image
+        )
 
     @property
     def article_count(self) -> int:
@@ -229,6 +275,8 @@ def digest_build(
             )
         )
     sections = [by_key[key] for key in sorted(by_key, key=lambda k: order[k])]
+    for section in sections:
+        section.items[0].image = LeadImage.of(section.items[0].article)
     return Digest(issue=issue, sections=sections)
 
 

@@ -123,6 +123,30 @@ class Rates:
         return rate(self.clicked, self.delivered)
 
 
+# Issues looked at to tell whether the ESP reports opens and clicks at all.
+TRACKING_LOOKBACK_ISSUES = 5
+
+
+def engagement_tracked(*, newsletter: Newsletter) -> tuple[bool, bool]:
+    """Return whether opens, and clicks, are tracked for this newsletter: (opens, clicks).
+
+    Without the webhook secret no event can arrive; with it, an ESP whose open or click
+    tracking is off never reports one. Either way a 0.0 % would be a lie: the reports
+    say "not tracked". A kind counts as tracked once any reader of one of the latest
+    issues has an open (or click) on record.
+    """
+    if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        return (False, False)
+    recent = Issue.objects.filter(
+        newsletter=newsletter, status__in=[Issue.Status.SENDING, Issue.Status.SENT]
+    ).order_by("-number")[:TRACKING_LOOKBACK_ISSUES]
+    deliveries = Delivery.objects.filter(issue__in=list(recent.values_list("pk", flat=True)))
+    return (
+        deliveries.filter(opened_at__isnull=False).exists(),
+        deliveries.filter(clicked_at__isnull=False).exists(),
+    )
+
+
 def _counts() -> dict:
     """Return the per-status counts of deliveries, for aggregate() or annotate()."""
     return {
@@ -152,6 +176,8 @@ class IssueReport(Rates):
     clicked: int = 0
     opens: int = 0
     clicks: int = 0
+    opens_tracked: bool = True
+    clicks_tracked: bool = True
     unsubscribed: int = 0
     unsubscribe_methods: dict[str, int] = field(default_factory=dict)
     links: list[LinkClicks] = field(default_factory=list)
@@ -299,6 +325,7 @@ def issue_report(*, issue: Issue) -> IssueReport:
     report.unsubscribed = sum(report.unsubscribe_methods.values())
     report.links = issue_links(issue=issue)
     report.by_day = issue_engagement_by_day(issue=issue)
+    report.opens_tracked, report.clicks_tracked = engagement_tracked(newsletter=issue.newsletter)
     return report
 
 
@@ -361,6 +388,8 @@ class IssueRow(Rates):
     complained: int
     opened: int
     clicked: int
+    opens_tracked: bool = True
+    clicks_tracked: bool = True
 
 
 @dataclass
@@ -490,10 +519,13 @@ def recent_issues(*, newsletter: Newsletter, limit: int = 8) -> list[IssueRow]:
     empty = dict.fromkeys(
         ("delivered", "accepted", "bounced", "complained", "opened", "clicked"), 0
     )
+    opens_tracked, clicks_tracked = engagement_tracked(newsletter=newsletter)
     return [
         IssueRow(
             issue=issue,
             **{key: counts.get(issue.pk, empty)[key] for key in empty},
+            opens_tracked=opens_tracked,
+            clicks_tracked=clicks_tracked,
         )
         for issue in issues
     ]

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
@@ -505,15 +506,25 @@ class IssueAdmin(admin.ModelAdmin):
     def send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="send")
         if request.method == "POST":
+            # Counted the way the confirmation page counted them, so the two agree:
+            # readers who get it, and apart from them those none of whose sections is in it.
+            audience = issue_audience(issue=issue)
             try:
-                queued = issue_start_sending(issue=issue)
+                issue_start_sending(issue=issue)
             except IssueActionError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return self._back(issue)
-            message = _t("Started sending No. %(number)s to %(n)s readers.") % {
-                "number": issue.number,
-                "n": queued,
-            }
+            message = ngettext(
+                "Started sending No. %(number)s to %(n)s reader.",
+                "Started sending No. %(number)s to %(n)s readers.",
+                audience.receiving,
+            ) % {"number": issue.number, "n": audience.receiving}
+            if audience.skipped:
+                message += " " + ngettext(
+                    "%(n)s more active reader is skipped: none of their sections is in this issue.",
+                    "%(n)s more active readers are skipped: none of their sections is in this issue.",
+                    audience.skipped,
+                ) % {"n": audience.skipped}
             self._record(request, issue, message)
             return HttpResponseRedirect(reverse("admin:newsletter_issue_progress", args=[issue.pk]))
         if issue.status not in EDITABLE:
@@ -666,8 +677,11 @@ def progress_payload(issue: Issue, progress: Progress) -> dict:
         "rate_per_minute": round(rate, 1) if rate else None,
         "rate_display": f"{rate:,.0f} / min" if rate else "—",
         "eta_seconds": int(eta.total_seconds()) if eta else None,
-        "eta_display": "done"
+        "stalled": progress.stalled,
+        "eta_display": _t("done")
         if progress.finished
+        else _t("stalled: nothing sent for a minute")
+        if progress.stalled
         else duration_display(eta.total_seconds() if eta else None),
         "elapsed_display": duration_display(
             progress.elapsed.total_seconds() if progress.elapsed else None

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,7 +24,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
-from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
+from newsletter.admin.issue_forms import (
+    CompileForm,
+    IssueItemForm,
+    ScheduleForm,
+    SendTestForm,
+    VariantForm,
+)
 from newsletter.digest import digest_build, issue_web_url, preheader, week_label
 from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import (
@@ -35,10 +41,12 @@ from newsletter.selectors import (
     newsletter_default,
 )
 from newsletter.services.issues import (
+    ITEM_DISPLAY_ORDER,
     IssueActionError,
     issue_cancel,
     issue_compile,
     issue_hold,
+    issue_items_renumber,
     issue_schedule,
     issue_send_test,
     issue_start_sending,
@@ -102,6 +110,7 @@ class NewsletterAdmin(admin.ModelAdmin):
 
 class IssueItemInline(admin.TabularInline):
     model = IssueItem
+    form = IssueItemForm
     extra = 0
     fields = [
         "position",
@@ -115,13 +124,7 @@ class IssueItemInline(admin.TabularInline):
     readonly_fields = ["published"]
     autocomplete_fields = ["article"]
     # The order the digest shows: sections by category position, pinned first, then position.
-    ordering = [
-        F("section__position").asc(nulls_last=True),
-        "section__name",
-        "-pinned",
-        "position",
-        "id",
-    ]
+    ordering = list(ITEM_DISPLAY_ORDER)
     classes = ["issue-items"]
 
     def get_queryset(self, request):
@@ -132,7 +135,7 @@ class IssueItemInline(admin.TabularInline):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "abstract_override" and field is not None:
-            field.widget.attrs.update(rows=2, cols=28, placeholder=_t("The article's abstract"))
+            field.widget.attrs.update(rows=3, cols=28)
         if db_field.name in ("section", "article") and field is not None:
             # Keep the rows narrow: sections are chosen, not made, from here.
             field.widget.can_add_related = False
@@ -291,6 +294,11 @@ class IssueAdmin(admin.ModelAdmin):
         return reverse("newsletter_reports:issue", args=[issue.pk])
 
     # --- the issue page --------------------------------------------------------------
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # Typed positions and arrow moves become 10, 20, 30… in the order now shown.
+        issue_items_renumber(issue=form.instance)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         issue = self.get_object(request, object_id)

@@ -189,4 +189,11 @@ def test_the_editors_issue_page_at_desktop_and_phone_width(live_server, chromium
         page.click("input[type=submit]")
         page.wait_for_selector(".issue-panel")
         shot(page, f"admin-issue-{width}")
+        if width == 1280:  # no sideways scroll on a laptop screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            labels = page.locator(".issue-items tr.has_original .issue-flag span").all_inner_texts()
+            assert labels.count("Pinned") == labels.count("Removed") == 8
+            page.goto(f"{live_server.url}/admin/")
+            shot(page, "admin-home-1280")
+            assert page.locator("#dashboard-next").is_visible()
         page.close()

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test serve worker beat bench lint clean
+.PHONY: demo test serve worker beat bench bench-scale lint clean
 
 # The venv is (re)built when missing or when pyproject.toml is newer than the last install.
 $(STAMP): pyproject.toml
@@ -36,6 +36,10 @@ beat: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The whole service at 1,000,000 readers (issue 16): writes bench/SCALE.md. READERS=20000 is quick.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale --readers $(or $(READERS),1000000)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

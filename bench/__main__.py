@@ -8,7 +8,8 @@ active readers, starts two real Celery worker processes over Redis
 (BENCH_REDIS_URL, default db 6; the cache and rate limit one above), sends an issue
 through each path and times it from "send" to "issue sent":
 
-  esp   anymail's Mailgun backend over HTTP to the local ESP stand-in (batch path)
+  esp   anymail's Mailgun backend (our subclass: body encoded once per batch) over HTTP
+        to the local ESP stand-in (batch path)
   smtp  Django's SMTP backend to the local aiosmtpd sink (per-message path)
   peer  django-newsletter 1.2 (bench/.peer-venv, made on first run) sending the same
         digest to the same sink, in its own PostgreSQL database (…_peer)
@@ -348,7 +349,7 @@ def run_engine(path: str, n: int, number: int, extra_env: dict | None = None) ->
     standin = (EspStandin(keep=3) if path == "esp" else SmtpSink(keep=3)).start()
     if path == "esp":
         env = {
-            "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+            "EMAIL_BACKEND": "newsletter.sending.mailgun.EmailBackend",
             "ANYMAIL_MAILGUN_API_KEY": standin.api_key,
             "ANYMAIL_MAILGUN_API_URL": standin.api_url,
         }
@@ -763,8 +764,10 @@ Targets at the largest N (from issue 5):
 
 - **deliveries/s**: N ÷ seconds from "send" (snapshot, fan-out) to the issue marked
   sent, with two real Celery worker processes (concurrency 1 each) over Redis and
-  PostgreSQL. `esp` is anymail's Mailgun backend posting over HTTP to the local
-  Mailgun stand-in (`standins/esp.py`): one API call per variant and batch. `smtp` is
+  PostgreSQL. `esp` is anymail's Mailgun backend (`newsletter.sending.mailgun`: its
+  payload form-encoded with each variant's body encoded once per batch) posting over
+  HTTP to the local Mailgun stand-in (`standins/esp.py`): one API call per variant and
+  batch, up to 1,000 recipients. `smtp` is
   Django's SMTP backend to the local aiosmtpd sink (`standins/smtp.py`): one message
   per reader over one connection per batch, MIME serialised once per variant.
 - **django-newsletter** 1.2.1 (PyPI, in `bench/.peer-venv`, its own PostgreSQL
@@ -782,13 +785,13 @@ Targets at the largest N (from issue 5):
   stand-in and whatever else runs).
 - **queries/batch**: database queries of each `send_batch` task, counted in the
   workers by `bench/probe.py` (min-max over all tasks); for the peer, queries per reader.
-- **tasks enqueued**: one per keyset range of `NEWSLETTER_BATCH_SIZE` (500) readers.
+- **tasks enqueued**: one per keyset range of `NEWSLETTER_BATCH_SIZE` (1,000) readers.
 - **fit**: least squares of seconds against N; `k` is the exponent of seconds ∝ N^k
   (1 is linear).
 - **exactly once**: every reader's address received one copy (counted by the
   stand-in) and every ledger row is `sent`.
-- Readers: a third take every section, the rest one of four sections each, so each
-  batch has five variants.
+- Readers: a third take every section, the rest one of four sections each: five
+  variants, which the snapshot groups, so most batches hold one.
 
 ## Reading it
 

@@ -12,8 +12,11 @@ redelivery over loss:
   crash strands as little as possible and batches spread evenly across workers.
 - visibility_timeout: Redis has no real acknowledgements; an unacknowledged task is
   handed to another worker after this many seconds. It must be longer than the longest
-  batch and every retry countdown (retry delays are capped below it, see
-  newsletter.sending.retry_delay), or a slow but healthy batch would be run twice.
+  batch and every retry countdown (each is a hop of at most half of it, see
+  newsletter.sending.retry), or a slow but healthy batch would be run twice. Nothing
+  waits for it to recover lost work: batch leases (60 s, renewed while a batch works)
+  and beat's send watchdog (dispatch records, every 30 s) notice a dead worker or a
+  lost task within about a minute (newsletter.sending.dispatch).
 """
 
 from __future__ import annotations

@@ -163,15 +163,19 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 CELERY_TIMEZONE = "UTC"
+# How often beat's send watchdog looks for lost or stalled batch ranges.
+NEWSLETTER_WATCH_SECONDS = env_int("NEWSLETTER_WATCH_SECONDS", 30, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     # Each newsletter compiles at its own weekday and time; this tick checks which are due.
     "compile-due-issues": {"task": "newsletter.tasks.compile_due_issues", "schedule": 300.0},
     # Scheduled issues start sending when their time comes.
     "send-due-issues": {"task": "newsletter.tasks.send_due_issues", "schedule": 60.0},
-    # Rows left in "sending" by a crashed worker are leased; expired leases are re-sent.
+    # The send watchdog: re-enqueues ranges whose task was lost (dispatched, never
+    # claimed) and rows whose batch died (lease ran out), so no fault stalls a send
+    # for more than about a minute (newsletter/sending/dispatch.py).
     "reclaim-expired-leases": {
         "task": "newsletter.tasks.reclaim_expired_leases",
-        "schedule": 300.0,
+        "schedule": float(NEWSLETTER_WATCH_SECONDS),
     },
     # Tracking events whose task was lost (broker down at the time) are processed late.
     "process-stale-tracking-events": {
@@ -219,13 +223,22 @@ if (
     )
 
 # --- The newsletter ---------------------------------------------------------------------
-NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 500, minimum=1)
-# A claimed batch row is leased for this long; a worker that dies leaves rows that
-# another worker re-sends once the lease runs out.
-NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 900, minimum=30)
+NEWSLETTER_BATCH_SIZE = env_int("NEWSLETTER_BATCH_SIZE", 1000, minimum=1)
+# A claimed batch row is leased for this long and renewed every third of it while
+# the batch works (a heartbeat); a worker that dies leaves rows that the watchdog
+# hands to another worker once the lease runs out.
+NEWSLETTER_LEASE_SECONDS = env_int("NEWSLETTER_LEASE_SECONDS", 60, minimum=30)
+# A range dispatched but not claimed by a worker within this many seconds was lost on
+# the broker (a restart, say) and is enqueued again.
+NEWSLETTER_DISPATCH_GRACE_SECONDS = env_int("NEWSLETTER_DISPATCH_GRACE_SECONDS", 60, minimum=5)
+# Attempts per row for errors of the ESP or the network; rate limits (429, 503 with
+# Retry-After) do not count, they are waited out for up to NEWSLETTER_GIVE_UP_AFTER.
 NEWSLETTER_MAX_ATTEMPTS = env_int("NEWSLETTER_MAX_ATTEMPTS", 5, minimum=1)
+# Seconds after the send started (or "Retry failed" was pressed) after which rows
+# still waiting for a rate limit fail with the reason. 24 hours by default.
+NEWSLETTER_GIVE_UP_AFTER = env_int("NEWSLETTER_GIVE_UP_AFTER", 86400, minimum=60)
 # First retry delay after a transient error; each next one doubles, capped below
-# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.errors.retry_delay).
+# CELERY_VISIBILITY_TIMEOUT (newsletter.sending.retry).
 NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, minimum=1)
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)

@@ -7,7 +7,8 @@ import logging
 from celery import shared_task
 
 from inbox.services import ANSWER, inbox_email_send, reply_failed
-from newsletter.sending.errors import is_permanent, retry_delay
+from newsletter.sending.errors import is_permanent
+from newsletter.sending.retry import retry_delay
 
 logger = logging.getLogger(__name__)
 

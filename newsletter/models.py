@@ -162,7 +162,18 @@ class Subscriber(models.Model):
                 Lower("email"), "newsletter", name="subscriber_email_ci_unique"
             ),
         ]
-        indexes = [models.Index(fields=["newsletter", "status"])]
+        indexes = [
+            models.Index(fields=["newsletter", "status"]),
+            # Admin lists the newest first; list health counts sign-ups and
+            # confirmations per week, and readers paused now.
+            models.Index(fields=["created_at"], name="subscriber_created_idx"),
+            models.Index(fields=["confirmed_at"], name="subscriber_confirmed_idx"),
+            models.Index(
+                fields=["paused_until"],
+                name="subscriber_paused_idx",
+                condition=models.Q(paused_until__isnull=False),
+            ),
+        ]
         verbose_name = _("subscriber")
         verbose_name_plural = _("subscribers")
 
@@ -281,6 +292,9 @@ class Issue(models.Model):
     scheduled_at = models.DateTimeField(_("scheduled for"), null=True, blank=True)
     send_started_at = models.DateTimeField(_("sending started"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # When a Publisher last pressed "Retry failed"; the give-up budget of rate-limited
+    # rows (NEWSLETTER_GIVE_UP_AFTER) counts from here or the send's start, the later.
+    resent_at = models.DateTimeField(_("failed rows sent again"), null=True, blank=True)
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)
@@ -475,12 +489,63 @@ class TrackingEvent(models.Model):
                 condition=models.Q(processed_at__isnull=True),
                 name="trackingevent_unprocessed",
             ),
+            # The bulk applier takes unprocessed events in id order; only those are indexed.
+            models.Index(
+                fields=["id"],
+                condition=models.Q(processed_at__isnull=True),
+                name="trackingevent_to_apply",
+            ),
         ]
         verbose_name = _("tracking event")
         verbose_name_plural = _("tracking events")
 
     def __str__(self) -> str:
         return f"{self.esp} {self.event_type} {self.message_id}"
+
+
+class IssueTally(models.Model):
+    """One issue's report figures, kept by the event applier so reports never scan the ledger.
+
+    Built from the ledger once (the first report after the issue finished sending, or
+    `issue_tally_rebuild`), then every applied event adds to it. `hourly` holds first
+    opens and clicks per UTC hour ("2026-11-27T09": [opened, clicked]) for the chart;
+    whole-hour zones (Asia/Shanghai, the Americas) group it into their own days.
+    `links` holds [clicks, readers] per canonical URL, or "@unsubscribe" and the like
+    for our own pages, whose paths carry a reader's token.
+    """
+
+    issue = models.OneToOneField(
+        Issue, on_delete=models.CASCADE, primary_key=True, related_name="tally"
+    )
+    recipients = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    delivered = models.IntegerField(default=0)
+    bounced = models.IntegerField(default=0)
+    hard_bounces = models.IntegerField(default=0)
+    soft_bounces = models.IntegerField(default=0)
+    complained = models.IntegerField(default=0)
+    complaints = models.IntegerField(
+        default=0, help_text=_("Deliveries with a complaint event, for the complaint rate.")
+    )
+    failed = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    in_progress = models.PositiveIntegerField(default=0)
+    opened = models.IntegerField(default=0)
+    clicked = models.IntegerField(default=0)
+    opens = models.BigIntegerField(default=0)
+    clicks = models.BigIntegerField(default=0)
+    hourly = models.JSONField(default=dict, blank=True)
+    links = models.JSONField(
+        default=dict, blank=True, help_text=_("Clicks and readers per link (canonical URL).")
+    )
+    built_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name = _("issue tally")
+        verbose_name_plural = _("issue tallies")
+
+    def __str__(self) -> str:
+        return f"tally of issue {self.issue_id}"
 
 
 class Repermission(models.Model):
@@ -521,3 +586,67 @@ class Repermission(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subscriber_id} {self.outcome}"
+
+
+class BatchDispatch(models.Model):
+    """One keyset range of an issue handed to the broker, and whether a worker took it.
+
+    The broker is not the record of work to do: a Redis restart loses its queue. Every
+    enqueue of a range (fan-out, a retry, the watchdog) stamps `dispatched_at` and the
+    time the task is due (`due_at`, later for a retry's countdown); a worker starting
+    it stamps `claimed_at`. A range due for longer than NEWSLETTER_DISPATCH_GRACE_SECONDS
+    and never claimed was lost, and beat's watchdog enqueues it again.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="dispatches")
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(_("dispatched"))
+    due_at = models.DateTimeField(_("due"))
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done"), null=True, blank=True)
+    dispatch_count = models.PositiveIntegerField(_("times dispatched"), default=1)
+
+    class Meta:
+        ordering = ["issue", "first_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issue", "first_id", "last_id"], name="batchdispatch_range_unique"
+            ),
+        ]
+        indexes = [
+            # The watchdog reads only open ranges.
+            models.Index(
+                fields=["issue", "due_at"],
+                name="batchdispatch_open_idx",
+                condition=models.Q(done_at__isnull=True),
+            ),
+        ]
+        verbose_name = _("batch dispatch")
+        verbose_name_plural = _("batch dispatches")
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}: {self.first_id}-{self.last_id}"
+
+
+class InterruptedCall(models.Model):
+    """A call to the ESP (or an SMTP message) whose answer never came: a timeout, or
+    the connection dropped after the request went out, or the worker died during it.
+
+    The ESP may have accepted it, so its recipients are sent again and may get a
+    second copy: the issue's report sums `recipients` as possible duplicates.
+    """
+
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="interrupted_calls")
+    at = models.DateTimeField(_("when"))
+    recipients = models.PositiveIntegerField(_("recipients"))
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name = _("interrupted call")
+        verbose_name_plural = _("interrupted calls")
+
+    def __str__(self) -> str:
+        return f"{self.issue_id}: {self.recipients} at {self.at}"

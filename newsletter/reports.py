@@ -14,13 +14,13 @@ Definitions, as a newsroom reads them:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -29,13 +29,16 @@ from newsletter.models import (
     ConsentRecord,
     Delivery,
     Issue,
+    IssueTally,
     LeavingReason,
     Newsletter,
     Repermission,
     Subscriber,
     TrackingEvent,
 )
-from newsletter.services.tracking import COMPLAINT_METHOD
+from newsletter.selectors import subscriber_counts_by_status
+from newsletter.services.tallies import HOUR, issue_tallies, issue_tally
+from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 
 Status = Delivery.Status
 ACCEPTED = [Status.SENT, Status.BOUNCED, Status.COMPLAINED]
@@ -127,36 +130,33 @@ class Rates:
 TRACKING_LOOKBACK_ISSUES = 5
 
 
-def engagement_tracked(*, newsletter: Newsletter) -> tuple[bool, bool]:
-    """Return whether opens, and clicks, are tracked for this newsletter: (opens, clicks).
+def engagement_tracked(*, tallies: Iterable[IssueTally]) -> tuple[bool, bool]:
+    """Return whether opens, and clicks, are tracked: (opens, clicks), from recent tallies.
 
     Without the webhook secret no event can arrive; with it, an ESP whose open or click
     tracking is off never reports one. Either way a 0.0 % would be a lie: the reports
-    say "not tracked". A kind counts as tracked once any reader of one of the latest
-    issues has an open (or click) on record.
+    say "not tracked". A kind counts as tracked once any reader of one of the given
+    (latest) issues has an open (or click) on record.
     """
     if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
         return (False, False)
-    recent = Issue.objects.filter(
-        newsletter=newsletter, status__in=[Issue.Status.SENDING, Issue.Status.SENT]
-    ).order_by("-number")[:TRACKING_LOOKBACK_ISSUES]
-    deliveries = Delivery.objects.filter(issue__in=list(recent.values_list("pk", flat=True)))
-    return (
-        deliveries.filter(opened_at__isnull=False).exists(),
-        deliveries.filter(clicked_at__isnull=False).exists(),
-    )
+    tallies = list(tallies)
+    return (any(t.opened for t in tallies), any(t.clicked for t in tallies))
 
 
-def _counts() -> dict:
-    """Return the per-status counts of deliveries, for aggregate() or annotate()."""
-    return {
-        "accepted": Count("id", filter=Q(status__in=ACCEPTED)),
-        "delivered": Count("id", filter=Q(status__in=DELIVERED)),
-        "bounced": Count("id", filter=Q(status=Status.BOUNCED)),
-        "complained": Count("id", filter=Q(status=Status.COMPLAINED)),
-        "opened": Count("id", filter=Q(opened_at__isnull=False, status__in=DELIVERED)),
-        "clicked": Count("id", filter=Q(clicked_at__isnull=False, status__in=DELIVERED)),
-    }
+def newsletter_engagement_tracked(
+    *, newsletter_id: int, tally: IssueTally | None = None
+) -> tuple[bool, bool]:
+    """Return engagement_tracked() over `tally` and the newsletter's latest stored tallies.
+
+    One query, whatever the size of the list: tallies not built yet are not looked at.
+    """
+    tallies = [tally] if tally is not None else []
+    tallies += IssueTally.objects.filter(
+        issue__newsletter_id=newsletter_id,
+        issue__status__in=[Issue.Status.SENDING, Issue.Status.SENT],
+    ).order_by("-issue__number")[:TRACKING_LOOKBACK_ISSUES]
+    return engagement_tracked(tallies=tallies)
 
 
 @dataclass
@@ -179,6 +179,9 @@ class IssueReport(Rates):
     opens_tracked: bool = True
     clicks_tracked: bool = True
     unsubscribed: int = 0
+    # Recipients of calls interrupted in flight (timeout, dropped connection, worker
+    # killed), sent again: each may have had a second copy (sending/batch.py).
+    possible_duplicates: int = 0
     unsubscribe_methods: dict[str, int] = field(default_factory=dict)
     links: list[LinkClicks] = field(default_factory=list)
     by_day: list[tuple[date, int, int]] = field(default_factory=list)  # (day, opened, clicked)
@@ -196,82 +199,27 @@ class IssueReport(Rates):
         return complaint_level(self.complaint_rate)
 
 
-def _delivery_counts(deliveries: QuerySet[Delivery]) -> dict[str, int]:
+def _link_label(key: str) -> str:
     return {
-        key: value or 0
-        for key, value in deliveries.aggregate(
-            **_counts(),
-            recipients=Count("id"),
-            failed=Count("id", filter=Q(status=Status.FAILED)),
-            skipped=Count("id", filter=Q(status=Status.SKIPPED)),
-            in_progress=Count("id", filter=Q(status__in=[Status.QUEUED, Status.SENDING])),
-            opens=Sum("open_count"),
-            clicks=Sum("click_count"),
-        ).items()
-    }
+        "@unsubscribe": _("Unsubscribe link"),
+        "@preferences": _("Preferences link"),
+        "@archive": _("Web version and archive"),
+        "@other": _("Other page on our site"),
+    }.get(key, key)
 
 
-def _strip_tracking(url: str) -> str:
-    """Return `url` without UTM tags or fragment, as an article's canonical URL reads."""
-    parts = urlsplit(url)
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.startswith("utm_")
-    ]
-    return urlunsplit(parts._replace(query=urlencode(query), fragment=""))
-
-
-def _own_link_label(url: str) -> str | None:
-    """Name links to our own pages; their paths may hold a reader's token, never shown."""
-    site = urlsplit(settings.SITE_URL)
-    parts = urlsplit(url)
-    if parts.netloc != site.netloc:
-        return None
-    path = parts.path.removeprefix(site.path.rstrip("/"))
-    for prefix, label in (
-        ("/newsletter/unsubscribe/", _("Unsubscribe link")),
-        ("/newsletter/preferences/", _("Preferences link")),
-        ("/newsletter/archive/", _("Web version and archive")),
-    ):
-        if path.startswith(prefix):
-            return label
-    return _("Other page on our site")
-
-
-def issue_links(*, issue: Issue, limit: int = 10) -> list[LinkClicks]:
+def issue_links(*, tally: IssueTally, limit: int = 10) -> list[LinkClicks]:
     """Return the most-clicked links of the issue, articles by title, most clicks first."""
-    rows = (
-        TrackingEvent.objects.filter(delivery__issue=issue, event_type="clicked")
-        .exclude(click_url="")
-        .values("click_url")
-        .annotate(clicks=Count("id"))
-    )
-    readers_by: dict[str, set[int]] = {}
-    clicks_by: dict[str, int] = {}
-    for row in rows:
-        url = _strip_tracking(row["click_url"])
-        label = _own_link_label(url)
-        key = label or url
-        clicks_by[key] = clicks_by.get(key, 0) + row["clicks"]
-    for url, delivery_id in (
-        TrackingEvent.objects.filter(delivery__issue=issue, event_type="clicked")
-        .exclude(click_url="")
-        .values_list("click_url", "delivery_id")
-        .distinct()
-    ):
-        stripped = _strip_tracking(url)
-        readers_by.setdefault(_own_link_label(stripped) or stripped, set()).add(delivery_id)
-    titles = dict(Article.objects.filter(url__in=list(clicks_by)).values_list("url", "title"))
+    titles = dict(Article.objects.filter(url__in=list(tally.links)).values_list("url", "title"))
     links = [
         LinkClicks(
-            label=titles.get(key, key),
+            label=titles.get(key) or _link_label(key),
             url=key if key.startswith("http") else "",
             clicks=clicks,
-            readers=len(readers_by.get(key, ())),
+            readers=readers,
             is_article=key in titles,
         )
-        for key, clicks in clicks_by.items()
+        for key, (clicks, readers) in tally.links.items()
     ]
     links.sort(key=lambda link: (-link.readers, -link.clicks, link.label))
     return links[:limit]
@@ -309,45 +257,62 @@ def issue_unsubscribes(*, issue: Issue) -> dict[str, int]:
 
 
 def issue_report(*, issue: Issue) -> IssueReport:
-    """Return the results of one issue; a fixed number of queries whatever its size."""
-    deliveries = Delivery.objects.filter(issue=issue)
-    report = IssueReport(issue=issue, **_delivery_counts(deliveries))
-    kinds = dict(
-        TrackingEvent.objects.filter(delivery__issue=issue, delivery__status=Status.BOUNCED)
-        .exclude(bounce_kind="")
-        .values("bounce_kind")
-        .annotate(n=Count("delivery", distinct=True))
-        .values_list("bounce_kind", "n")
+    """Return the results of one issue from its tally; a few queries whatever its size."""
+    tally = issue_tally(issue=issue)
+    report = IssueReport(
+        issue=issue,
+        **{name: getattr(tally, name) for name in TALLIED},
     )
-    report.hard_bounces = kinds.get(TrackingEvent.BounceKind.HARD, 0)
-    report.soft_bounces = kinds.get(TrackingEvent.BounceKind.SOFT, 0)
+    report.possible_duplicates = issue_possible_duplicates(issue=issue)
     report.unsubscribe_methods = issue_unsubscribes(issue=issue)
     report.unsubscribed = sum(report.unsubscribe_methods.values())
-    report.links = issue_links(issue=issue)
-    report.by_day = issue_engagement_by_day(issue=issue)
-    report.opens_tracked, report.clicks_tracked = engagement_tracked(newsletter=issue.newsletter)
+    report.links = issue_links(tally=tally)
+    report.by_day = issue_engagement_by_day(issue=issue, tally=tally)
+    report.opens_tracked, report.clicks_tracked = newsletter_engagement_tracked(
+        newsletter_id=issue.newsletter_id, tally=tally
+    )
     return report
 
 
-def issue_engagement_by_day(*, issue: Issue, days: int = 7) -> list[tuple[date, int, int]]:
+def issue_possible_duplicates(*, issue: Issue) -> int:
+    """Return how many readers may have had a second copy: recipients of interrupted calls."""
+    return issue.interrupted_calls.aggregate(n=Sum("recipients"))["n"] or 0
+
+
+TALLIED = (
+    "recipients",
+    "accepted",
+    "delivered",
+    "bounced",
+    "hard_bounces",
+    "soft_bounces",
+    "complained",
+    "failed",
+    "skipped",
+    "in_progress",
+    "opened",
+    "clicked",
+    "opens",
+    "clicks",
+)
+
+
+def issue_engagement_by_day(
+    *, issue: Issue, tally: IssueTally, days: int = 7
+) -> list[tuple[date, int, int]]:
     """Return (day, first opens, first clicks) for each of the first `days` days."""
     start = issue.send_started_at or issue.sent_at
     if start is None:
         return []
     first = timezone.localdate(start)
-    tz = timezone.get_current_timezone()
-    counts: dict[str, dict[date, int]] = {}
-    for stamp in ("opened_at", "clicked_at"):
-        counts[stamp] = dict(
-            Delivery.objects.filter(issue=issue, **{f"{stamp}__isnull": False})
-            .annotate(day=TruncDate(stamp, tzinfo=tz))
-            .values("day")
-            .annotate(n=Count("id"))
-            .values_list("day", "n")
-        )
+    by_day: dict[date, list[int]] = {}
+    for hour, (opened, clicked) in tally.hourly.items():
+        moment = datetime.strptime(hour, HOUR).replace(tzinfo=UTC)
+        counts = by_day.setdefault(timezone.localdate(moment), [0, 0])
+        counts[0] += opened
+        counts[1] += clicked
     return [
-        (day, counts["opened_at"].get(day, 0), counts["clicked_at"].get(day, 0))
-        for day in (first + timedelta(days=n) for n in range(days))
+        (day, *by_day.get(day, [0, 0])) for day in (first + timedelta(days=n) for n in range(days))
     ]
 
 
@@ -401,6 +366,8 @@ class ListHealth:
     delivered_30d: int
     complaints_30d: int
     issues: list[IssueRow]
+    totals_estimated: bool = False
+    backlog: int = 0  # tracking events stored and not yet applied
 
     @property
     def complaint_rate_30d(self) -> float | None:
@@ -432,26 +399,71 @@ def _per_week(queryset: QuerySet, stamp: str, since: datetime, count: str = "id"
     return {_week_start(week) if isinstance(week, datetime) else week: n for week, n in rows}
 
 
-def _complaint_events(newsletter: Newsletter) -> QuerySet[TrackingEvent]:
-    return TrackingEvent.objects.filter(
-        event_type="complained", delivery__issue__newsletter=newsletter
+def _outcomes_per_week(events: QuerySet[TrackingEvent], since: datetime) -> dict[str, dict]:
+    """Return readers bounced and complained per week, from their events, in one query."""
+    tz = timezone.get_current_timezone()
+    outcomes = {
+        TrackingEvent.Outcome.BOUNCED: "bounced",
+        TrackingEvent.Outcome.COMPLAINED: "complained",
+    }
+    series: dict[str, dict] = {name: {} for name in outcomes.values()}
+    rows = (
+        events.filter(outcome__in=list(outcomes), received_at__gte=since)
+        .annotate(week=TruncWeek("received_at", tzinfo=tz))
+        .values("week", "outcome")
+        .annotate(n=Count("id"))
+        .values_list("week", "outcome", "n")
     )
+    for week, outcome, n in rows:
+        start = _week_start(week) if isinstance(week, datetime) else week
+        series[outcomes[outcome]][start] = n
+    return series
+
+
+def _issues_by_week(
+    tallies: dict[Issue, IssueTally], since: datetime
+) -> tuple[dict[date, int], dict[date, int]]:
+    """Return delivered and complaints per week, each issue counted in its send week."""
+    delivered: dict[date, int] = {}
+    complaints: dict[date, int] = {}
+    for issue, tally in tallies.items():
+        start = issue.send_started_at or issue.sent_at
+        if start is None or start < since:
+            continue
+        week = _week_start(start)
+        delivered[week] = delivered.get(week, 0) + tally.delivered
+        complaints[week] = complaints.get(week, 0) + tally.complaints
+    return delivered, complaints
 
 
 def list_health(
     *, newsletter: Newsletter, weeks: int = 12, now: datetime | None = None
 ) -> ListHealth:
-    """Return the list's gains and losses per week, its complaint rate and recent issues."""
+    """Return the list's gains and losses per week, its complaint rate and recent issues.
+
+    Mail figures come from the issues' tallies (an issue's mail counts in the week it
+    was sent); reader totals are estimates on a big PostgreSQL table.
+    """
     now = now or timezone.now()
     this_week = _week_start(now)
     first_week = this_week - timedelta(weeks=weeks - 1)
     tz = timezone.get_current_timezone()
     since = datetime.combine(first_week, datetime.min.time(), tzinfo=tz)
+    month_ago = now - timedelta(days=30)
     readers = Subscriber.objects.filter(newsletter=newsletter)
     events = TrackingEvent.objects.filter(
         Q(delivery__issue__newsletter=newsletter)
         | Q(delivery__isnull=True, payload__metadata__subscriber__isnull=False)
     )
+    sent = [Issue.Status.SENT, Issue.Status.SENDING]
+    latest = Issue.objects.filter(newsletter=newsletter, status__in=sent).order_by("-number")
+    tallies = issue_tallies(
+        issues=latest.filter(
+            Q(send_started_at__gte=min(since, month_ago))
+            | Q(pk__in=latest.values("pk")[:RECENT_ISSUES])
+        )
+    )
+    delivered, complaints = _issues_by_week(tallies, since)
     series = {
         "new": _per_week(readers, "created_at", since),
         "confirmed": _per_week(readers, "confirmed_at", since),
@@ -463,12 +475,7 @@ def list_health(
             since,
             count="subscriber",
         ),
-        "bounced": _per_week(
-            events.filter(outcome=TrackingEvent.Outcome.BOUNCED), "received_at", since
-        ),
-        "complained": _per_week(
-            events.filter(outcome=TrackingEvent.Outcome.COMPLAINED), "received_at", since
-        ),
+        **_outcomes_per_week(events, since),
         "paused": _per_week(
             Repermission.objects.filter(
                 subscriber__newsletter=newsletter, outcome=Repermission.Outcome.PAUSED
@@ -476,59 +483,46 @@ def list_health(
             "decided_at",
             since,
         ),
-        "delivered": _per_week(
-            Delivery.objects.filter(issue__newsletter=newsletter, status__in=DELIVERED),
-            "sent_at",
-            since,
-        ),
-        "complaints": _per_week(_complaint_events(newsletter), "received_at", since, "delivery"),
+        "delivered": delivered,
+        "complaints": complaints,
     }
     rows = [
         HealthWeek(start=start, **{name: values.get(start, 0) for name, values in series.items()})
         for start in (first_week + timedelta(weeks=n) for n in range(weeks))
     ]
-    month_ago = now - timedelta(days=30)
+    last_month = [
+        tally
+        for issue, tally in tallies.items()
+        if (issue.send_started_at or issue.sent_at or now) >= month_ago
+    ]
+    totals, estimated = subscriber_counts_by_status(newsletter=newsletter)
+    recent = sorted(tallies, key=lambda issue: -issue.number)[:RECENT_ISSUES]
+    opens_tracked, clicks_tracked = engagement_tracked(
+        tallies=[tallies[issue] for issue in recent[:TRACKING_LOOKBACK_ISSUES]]
+    )
     return ListHealth(
         newsletter=newsletter,
         weeks=rows,
-        totals=dict(readers.values("status").annotate(n=Count("id")).values_list("status", "n")),
+        totals=totals,
+        totals_estimated=estimated,
         paused_now=readers.filter(status=Subscriber.Status.ACTIVE, paused_until__gt=now).count(),
-        delivered_30d=Delivery.objects.filter(
-            issue__newsletter=newsletter, status__in=DELIVERED, sent_at__gte=month_ago
-        ).count(),
-        complaints_30d=_complaint_events(newsletter)
-        .filter(received_at__gte=month_ago)
-        .values("delivery")
-        .distinct()
-        .count(),
-        issues=recent_issues(newsletter=newsletter),
+        delivered_30d=sum(tally.delivered for tally in last_month),
+        complaints_30d=sum(tally.complaints for tally in last_month),
+        issues=[
+            IssueRow(
+                issue=issue,
+                **{key: getattr(tallies[issue], key) for key in ISSUE_ROW},
+                opens_tracked=opens_tracked,
+                clicks_tracked=clicks_tracked,
+            )
+            for issue in recent
+        ],
+        backlog=tracking_events_backlog(),
     )
 
 
-def recent_issues(*, newsletter: Newsletter, limit: int = 8) -> list[IssueRow]:
-    """Return the latest sent issues with their headline numbers, in one query."""
-    issues = list(
-        Issue.objects.filter(
-            newsletter=newsletter, status__in=[Issue.Status.SENT, Issue.Status.SENDING]
-        ).order_by("-number")[:limit]
-    )
-    counts = {
-        row["issue"]: row
-        for row in Delivery.objects.filter(issue__in=issues).values("issue").annotate(**_counts())
-    }
-    empty = dict.fromkeys(
-        ("delivered", "accepted", "bounced", "complained", "opened", "clicked"), 0
-    )
-    opens_tracked, clicks_tracked = engagement_tracked(newsletter=newsletter)
-    return [
-        IssueRow(
-            issue=issue,
-            **{key: counts.get(issue.pk, empty)[key] for key in empty},
-            opens_tracked=opens_tracked,
-            clicks_tracked=clicks_tracked,
-        )
-        for issue in issues
-    ]
+RECENT_ISSUES = 8
+ISSUE_ROW = ("delivered", "accepted", "bounced", "complained", "opened", "clicked")
 
 
 @dataclass
@@ -580,4 +574,23 @@ def leaving_reasons(
         labels=[reason.label for reason in choices],
         weeks=rows,
         recent_words=list(answers.exclude(comment="").filter(at__gte=since)[:words]),
+    )
+
+
+def last_issue_row(*, newsletter: Newsletter) -> IssueRow | None:
+    """Return the latest issue that went out with its headline numbers (the admin home's)."""
+    latest = list(
+        Issue.objects.filter(
+            newsletter=newsletter, status__in=[Issue.Status.SENDING, Issue.Status.SENT]
+        ).order_by("-number")[:TRACKING_LOOKBACK_ISSUES]
+    )
+    if not latest:
+        return None
+    tallies = issue_tallies(issues=latest)
+    opens_tracked, clicks_tracked = engagement_tracked(tallies=tallies.values())
+    return IssueRow(
+        issue=latest[0],
+        **{key: getattr(tallies[latest[0]], key) for key in ISSUE_ROW},
+        opens_tracked=opens_tracked,
+        clicks_tracked=clicks_tracked,
     )

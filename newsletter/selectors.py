@@ -19,10 +19,28 @@ from newsletter.digest import (
     fill_placeholders,
 )
 from newsletter.emails import RenderedEmail
+from newsletter.estimates import BIG, value_shares
 from newsletter.models import Delivery, Issue, Newsletter, Subscriber
 from newsletter.sending.messages import reader_links
 
 EDITORS_GROUP = "Editors"
+
+
+def subscriber_counts_by_status(*, newsletter: Newsletter) -> tuple[dict[str, int], bool]:
+    """Return the newsletter's readers per status, and whether the figures are estimates.
+
+    A big list is estimated from PostgreSQL's statistics (newsletter/estimates.py): the
+    share of each status and of this newsletter in the whole table, taken as unrelated.
+    """
+    rows, shares = value_shares(Subscriber, ["status", "newsletter_id"])
+    if rows is not None and rows >= BIG:
+        statuses = shares.get("status", {})
+        newsletters = shares.get("newsletter_id", {})
+        share = newsletters.get(str(newsletter.pk), 1.0 if len(newsletters) <= 1 else 0.0)
+        if statuses:
+            return {status: round(rows * part * share) for status, part in statuses.items()}, True
+    readers = Subscriber.objects.filter(newsletter=newsletter)
+    return dict(readers.values("status").annotate(n=Count("id")).values_list("status", "n")), False
 
 
 def newsletter_default() -> Newsletter:
@@ -227,3 +245,14 @@ def issue_preview(*, issue: Issue, categories: Iterable[int] = ()) -> Preview:
         html=fill_placeholders(rendered.html, links),
     )
     return Preview(digest=digest, variant=variant, email=email)
+
+
+def issue_failures(*, issue: Issue, limit: int = 5) -> list[tuple[str, int]]:
+    """Return the commonest reasons the issue's failed rows give, with how many rows each."""
+    return list(
+        Delivery.objects.filter(issue=issue, status=Delivery.Status.FAILED)
+        .values("last_error")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("last_error", "n")[:limit]
+    )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import random
 
 from celery import shared_task
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
-from newsletter.models import Delivery, Issue, Newsletter
+from newsletter.models import Issue, Newsletter
 from newsletter.sending.batch import delivery_batch_send
-from newsletter.sending.errors import is_permanent, retry_delay
+from newsletter.sending.dispatch import dispatches_watch
+from newsletter.sending.errors import is_permanent
+from newsletter.sending.retry import database_retry_delay, retry_delay
 from newsletter.services.issues import (
     IssueNotSendable,
     issue_compile_due,
@@ -24,10 +27,29 @@ logger = logging.getLogger(__name__)
 
 @shared_task(bind=True, max_retries=None, acks_late=True)
 def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
-    """Send one keyset range of an issue; come back later for rows not yet settled."""
+    """Send one keyset range of an issue; come back later for rows not yet settled.
+
+    When and whether to come back is decided in newsletter.sending.retry; a database
+    that went away retries the task on a new connection within the same backoff.
+    """
     if not self.request.is_eager:
         close_old_connections()  # workers keep their connection (CELERY_DB_REUSE_MAX)
-    result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
+    try:
+        result = delivery_batch_send(issue_id=issue_id, first_id=first_id, last_id=last_id)
+    except (OperationalError, InterfaceError) as exc:
+        connection.close()  # a terminated backend stays broken; the retry opens a new one
+        countdown = database_retry_delay(self.request.retries, jitter=random.random())
+        logger.warning(
+            "issue %s rows %s-%s: database error, retry in %s s: %s",
+            issue_id,
+            first_id,
+            last_id,
+            countdown,
+            exc,
+        )
+        if self.request.is_eager:
+            raise
+        raise self.retry(exc=exc, countdown=countdown) from exc
     logger.info(
         "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",
         issue_id,
@@ -40,7 +62,11 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
         result.requeued,
         result.recovered,
     )
-    if result.retry_in is not None and not (self.request.is_eager and not result.requeued):
+    if result.retry_in is not None and not (
+        # Run in process, a retry runs at once: only an error retry is worth it there;
+        # a rate limit is waited out by the watchdog, from the dispatch record.
+        self.request.is_eager and (not result.requeued or result.rate_limited)
+    ):
         raise self.retry(countdown=result.retry_in)
     return result.__dict__
 
@@ -75,23 +101,10 @@ def send_due_issues() -> None:
 
 
 @shared_task
-def reclaim_expired_leases() -> None:
-    """Re-enqueue ranges whose rows a dead worker left leased, or whose task was lost."""
-    now = timezone.now()
-    stale = now - timezone.timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT)
-    for issue in Issue.objects.filter(status=Issue.Status.SENDING):
-        rows = Delivery.objects.filter(issue=issue)
-        expired = rows.filter(status=Delivery.Status.SENDING, lease_until__lt=now)
-        if issue.send_started_at and issue.send_started_at < stale:
-            expired = expired | rows.filter(status=Delivery.Status.QUEUED)
-        ids = list(
-            expired.order_by("id").values_list("id", flat=True)[
-                : settings.NEWSLETTER_BATCH_SIZE * 50
-            ]
-        )
-        for start in range(0, len(ids), settings.NEWSLETTER_BATCH_SIZE):
-            chunk = ids[start : start + settings.NEWSLETTER_BATCH_SIZE]
-            send_batch.delay(issue.pk, chunk[0], chunk[-1])
+def reclaim_expired_leases() -> int:
+    """Beat's send watchdog: re-enqueue ranges that were lost on the broker or whose
+    worker died (newsletter.sending.dispatch); return how many."""
+    return dispatches_watch()
 
 
 # --- List hygiene: ESP tracking events and sunset ----------------------------------------
@@ -99,7 +112,7 @@ def reclaim_expired_leases() -> None:
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_tracking_event(self, event_id: int) -> None:
-    """Apply the list-hygiene policy to one stored ESP event."""
+    """Apply the list-hygiene policy to one stored ESP event (tasks queued before bulk)."""
     from newsletter.services.tracking import DeliveryNotSettled, tracking_event_process
 
     # A batch still sending this delivery would overwrite a bounce with "sent": wait for
@@ -111,21 +124,41 @@ def process_tracking_event(self, event_id: int) -> None:
         raise self.retry(countdown=60) from None
 
 
+# Set while an apply task is on its way: the webhook enqueues one task for a burst of
+# events, not one per event. The task clears it before it looks, so an event stored
+# after that enqueues the next task; the timeout covers a task lost on the way.
+APPLY_PENDING_KEY = "newsletter:tracking-apply-pending"
+
+
+def tracking_events_apply_soon() -> None:
+    """Enqueue the bulk applier unless one is already on its way."""
+    from django.core.cache import cache
+
+    if cache.add(APPLY_PENDING_KEY, 1, timeout=30):
+        apply_tracking_events.delay()
+
+
+@shared_task(acks_late=True)
+def apply_tracking_events() -> None:
+    """Apply stored ESP events in bulk, a few hundred per transaction, until none are left."""
+    from django.core.cache import cache
+
+    from newsletter.services.tracking import tracking_events_drain
+
+    cache.delete(APPLY_PENDING_KEY)
+    result = tracking_events_drain()
+    if result.last_id:
+        tracking_events_apply_soon()  # a minute's work done and more waiting: go on
+    elif result.waiting:
+        apply_tracking_events.apply_async(countdown=60)  # their batches are still sending
+
+
 @shared_task
 def process_stale_tracking_events() -> None:
-    """Process events whose task never ran (lost on the way, or the broker was down)."""
-    from newsletter.services.tracking import (
-        DeliveryNotSettled,
-        tracking_event_process,
-        tracking_events_unprocessed,
-    )
+    """Apply events no task took (lost on the way, or the broker was down)."""
+    from newsletter.services.tracking import tracking_events_drain
 
-    older_than = timezone.now() - timezone.timedelta(minutes=5)
-    for event_id in tracking_events_unprocessed(older_than=older_than, limit=5000):
-        try:
-            tracking_event_process(event_id=event_id)
-        except DeliveryNotSettled:
-            continue  # its batch is still sending; the next sweep takes it
+    tracking_events_drain(older_than=timezone.now() - timezone.timedelta(minutes=5))
 
 
 @shared_task

@@ -10,7 +10,9 @@ so anymail's real backend runs over real HTTP.
 
 Errors on demand: `fail_next(n, status)` answers the next n calls with an error
 (500 by default), `refuse(address)` answers 400 to any call naming that address,
-as Mailgun does for a bad recipient, and `delay` slows every call.
+as Mailgun does for a bad recipient, `rate_limit(seconds)` answers every call
+429 with a Retry-After header for that long, as Mailgun does past a sending
+limit, and `delay` slows every call.
 
     with EspStandin() as esp:
         ... settings.ANYMAIL = {"MAILGUN_API_KEY": "key", "MAILGUN_API_URL": esp.api_url}
@@ -125,12 +127,24 @@ class EspStandin:
         self.accepted_at: list[tuple[float, int]] = []  # (time.monotonic(), recipients)
         self._fail: list[int] = []
         self._refused: dict[str, int] = {}
+        self._limited_until = 0.0  # time.monotonic() until which every call gets 429
+        self._retry_after: str | None = None
         self._server: ThreadingHTTPServer | None = None
 
     # --- errors on demand ----------------------------------------------------------------
     def fail_next(self, n: int = 1, status: int = 500) -> None:
         with self.lock:
             self._fail.extend([status] * n)
+
+    def rate_limit(self, seconds: float, *, retry_after: str | None = None) -> None:
+        """Answer every call 429 for `seconds` from now, with Retry-After.
+
+        Retry-After is `retry_after` when given (seconds or an HTTP date), else the
+        whole seconds left of the limit, as a real ESP counts them.
+        """
+        with self.lock:
+            self._limited_until = time.monotonic() + seconds
+            self._retry_after = retry_after
 
     def refuse(self, address: str, status: int = 400) -> None:
         with self.lock:
@@ -154,6 +168,7 @@ class EspStandin:
             self.accepted_at.clear()
             self._fail.clear()
             self._refused.clear()
+            self._limited_until = 0.0
 
     # --- the server ----------------------------------------------------------------------
     @property
@@ -177,11 +192,13 @@ class EspStandin:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                status, answer = standin._handle(
+                status, answer, *extra = standin._handle(
                     self.path, self.headers.get("Authorization", ""), self.headers, body
                 )
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
+                for name, value in (extra[0] if extra else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -209,7 +226,7 @@ class EspStandin:
         self.stop()
 
     # --- Mailgun's behaviour -------------------------------------------------------------
-    def _handle(self, path: str, authorization: str, headers, body: bytes) -> tuple[int, dict]:
+    def _handle(self, path: str, authorization: str, headers, body: bytes) -> tuple:
         if self.delay:
             time.sleep(self.delay)
         match = _PATH.match(path)
@@ -222,6 +239,15 @@ class EspStandin:
         fields = _form(headers.get("Content-Type", ""), body)
         recipients = [_address(v) for value in fields.get("to", []) for v in value.split(",")]
         with self.lock:
+            left = self._limited_until - time.monotonic()
+            if left > 0:
+                self.calls.append(Call(domain, recipients, 429, fields))
+                retry_after = self._retry_after or str(int(left + 0.999))
+                return (
+                    429,
+                    {"message": "Too many requests (stand-in rate limit)"},
+                    {"Retry-After": retry_after},
+                )
             failure = self._fail.pop(0) if self._fail else None
             refused = next(
                 (self._refused[r.lower()] for r in recipients if r.lower() in self._refused), None

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from config.celery import app as celery_app
+from newsletter.sending.ratelimit import send_rate_reset
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -70,7 +71,8 @@ def _isolated(request, settings, tmp_path):
     eager = "services" not in request.keywords
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = eager
-    cache.clear()
+    cache.clear()  # on Redis, this also drops the shared send rate's pause and schedule
+    send_rate_reset()
     if request.node.get_closest_marker("django_db"):
         # A transactional test flushes the tables, data migration rows included;
         # put the newsletter back so every test starts from what migrate leaves.

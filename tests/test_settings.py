@@ -115,9 +115,12 @@ def test_it_puts_the_cache_in_its_own_redis_database():
             "needs the ESP's credentials in ANYMAIL_* variables",
         ),
         (
-            {"CELERY_VISIBILITY_TIMEOUT": "600"},
-            "CELERY_VISIBILITY_TIMEOUT (600) must be longer than NEWSLETTER_LEASE_SECONDS",
+            {"CELERY_VISIBILITY_TIMEOUT": "60"},
+            "CELERY_VISIBILITY_TIMEOUT (60) must be longer than NEWSLETTER_LEASE_SECONDS (60)",
         ),
+        ({"NEWSLETTER_GIVE_UP_AFTER": "10"}, "NEWSLETTER_GIVE_UP_AFTER=10 is too small"),
+        ({"NEWSLETTER_GIVE_UP_AFTER": "1d"}, "NEWSLETTER_GIVE_UP_AFTER='1d' is not a whole number"),
+        ({"NEWSLETTER_WATCH_SECONDS": "0"}, "NEWSLETTER_WATCH_SECONDS=0 is too small"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' must be one of"),
     ],
 )

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.models import Issue, Subscriber
-from newsletter.reports import IssueRow, recent_issues
+from newsletter.reports import IssueRow, last_issue_row
 from newsletter.selectors import newsletter_default
 
 
@@ -123,7 +123,6 @@ def dashboard_for(*, user: AbstractBaseUser, now: datetime | None = None) -> Das
         tickets = Ticket.objects.exclude(status="closed").aggregate(
             open=Count("id"), new=Count("id", filter=Q(status="new"))
         )
-    last = recent_issues(newsletter=newsletter, limit=1) if issues is not None else []
     return Dashboard(
         readers=_reader_tiles(now=now) if user.has_perm("newsletter.view_subscriber") else [],
         next_issue=issues.filter(status=Issue.Status.SCHEDULED).order_by("scheduled_at").first()
@@ -132,7 +131,7 @@ def dashboard_for(*, user: AbstractBaseUser, now: datetime | None = None) -> Das
         draft=issues.filter(status=Issue.Status.DRAFT).order_by("-number").first()
         if issues is not None
         else None,
-        last_issue=last[0] if last else None,
+        last_issue=last_issue_row(newsletter=newsletter) if issues is not None else None,
         open_tickets=tickets["open"] if tickets else None,
         new_tickets=tickets["new"] if tickets else None,
         tickets_url=reverse("admin:inbox_ticket_changelist") + "?status__exact=new"

@@ -36,10 +36,12 @@ from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
+    issue_failures,
     issue_preview,
     issue_progress,
     newsletter_default,
 )
+from newsletter.sending.ratelimit import paused_for
 from newsletter.services.issues import (
     ITEM_DISPLAY_ORDER,
     IssueActionError,
@@ -51,6 +53,7 @@ from newsletter.services.issues import (
     issue_send_test,
     issue_start_sending,
 )
+from newsletter.services.resend import issue_retry_failed
 from newsletter.weeks import IsoWeek, current_week
 
 SEND_PERMISSION = "newsletter.send_issue"
@@ -326,6 +329,8 @@ class IssueAdmin(admin.ModelAdmin):
             "can_cancel": can_send and issue.status in EDITABLE,
             "approval_auto": issue.newsletter.approval_policy == Newsletter.Approval.AUTO,
             "results_url": self.results_url(issue),
+            # Publishers may send the failed rows again once the sending is over.
+            "can_retry_failed": can_send and issue.status == status.SENT and issue.failed_count > 0,
         }
         if issue.status in EDITABLE:
             context["audience"] = issue_audience(issue=issue)
@@ -355,6 +360,11 @@ class IssueAdmin(admin.ModelAdmin):
             path("<int:pk>/send/", wrap(self.send_view), name=f"{name}_send"),
             path("<int:pk>/hold/", wrap(self.hold_view), name=f"{name}_hold"),
             path("<int:pk>/cancel/", wrap(self.cancel_view), name=f"{name}_cancel"),
+            path(
+                "<int:pk>/retry-failed/",
+                wrap(self.retry_failed_view),
+                name=f"{name}_retry_failed",
+            ),
             path("<int:pk>/progress/", wrap(self.progress_view), name=f"{name}_progress"),
             path(
                 "<int:pk>/progress.json",
@@ -587,6 +597,28 @@ class IssueAdmin(admin.ModelAdmin):
             _t("Cancel No. %(number)s?") % {"number": issue.number},
         )
 
+    def retry_failed_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        issue = self._issue(request, pk, need="send")
+        if request.method == "POST":
+            try:
+                queued = issue_retry_failed(issue=issue)
+            except IssueActionError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return self._back(issue)
+            message = _t("Sending No. %(number)s again to %(n)s readers whose delivery failed.") % {
+                "number": issue.number,
+                "n": queued,
+            }
+            self._record(request, issue, message)
+            return HttpResponseRedirect(reverse("admin:newsletter_issue_progress", args=[issue.pk]))
+        return self._page(
+            request,
+            issue,
+            "retry_failed_confirm.html",
+            _t("Retry the failed deliveries of No. %(number)s?") % {"number": issue.number},
+            failures=issue_failures(issue=issue),
+        )
+
     def progress_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="view")
         return self._page(
@@ -695,4 +727,18 @@ def progress_payload(issue: Issue, progress: Progress) -> dict:
             progress.elapsed.total_seconds() if progress.elapsed else None
         ),
         "finished": progress.finished,
+        "paused_display": _paused_display(issue),
     }
+
+
+def _paused_display(issue: Issue) -> str:
+    """Say so while every worker waits out the ESP's rate limit (Retry-After)."""
+    if issue.status != Issue.Status.SENDING:
+        return ""
+    seconds = paused_for()
+    if seconds < 1:
+        return ""
+    return _t(
+        "The email service asked us to slow down: sending resumes in %(wait)s. "
+        "No reader is failed for it."
+    ) % {"wait": duration_display(seconds)}

@@ -8,13 +8,16 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import QuerySet
+from django.db.models.functions import Lower
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django_countries import countries
 
+from newsletter.admin.scale import WHOLE_ADDRESS, ScaledAdmin, choices_filter
 from newsletter.forms import SubscriberImportForm
 from newsletter.models import ConsentRecord, ConsentText, Subscriber, Suppression
 from newsletter.services.subscriber_csv import (
@@ -117,7 +120,7 @@ class SubscriberAdminForm(forms.ModelForm):
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(admin.ModelAdmin):
+class SubscriberAdmin(ScaledAdmin):
     form = SubscriberAdminForm
     change_list_template = "admin/newsletter/subscriber/change_list.html"
     list_display = [
@@ -132,11 +135,22 @@ class SubscriberAdmin(admin.ModelAdmin):
         "created_at",
         "confirmed_at",
     ]
-    list_filter = ["status", "newsletter", "source", "country", "categories"]
-    # Counts beside every filter choice: how many readers are active, pending, ...
+    # Counts beside every filter choice while the list is small (ScaledAdmin drops them
+    # at scale: the list-health report has the totals). No "source" filter: its SELECT
+    # DISTINCT reads every reader, and neither may the country filter's.
     show_facets = admin.ShowFacets.ALWAYS
+    list_filter = [
+        "status",
+        "newsletter",
+        choices_filter("country", _("country"), list(countries)),
+        "categories",
+        ("created_at", admin.DateFieldListFilter),
+    ]
     search_fields = ["email", "name", "organisation"]
-    date_hierarchy = "created_at"
+    search_help_text = _(
+        "A whole address finds that reader; any other text, readers whose address, name "
+        "or organisation contains it."
+    )
     filter_horizontal = ["categories"]
     readonly_fields = [
         "created_at",
@@ -148,6 +162,16 @@ class SubscriberAdmin(admin.ModelAdmin):
     ]
     inlines = [ConsentRecordInline]
     actions = ["resend_confirmation", "unsubscribe", "erase", "export_csv"]
+
+    def get_search_results(self, request, queryset, search_term: str):
+        # A whole address goes straight to the unique index on lower(email); other text
+        # is a substring search (icontains), which PostgreSQL answers from the trigram
+        # indexes of migration 0006.
+        term = search_term.strip()
+        if WHOLE_ADDRESS.fullmatch(term):
+            by_address = queryset.alias(address=Lower("email")).filter(address=term.lower())
+            return by_address, False
+        return super().get_search_results(request, queryset, search_term)
 
     def get_readonly_fields(self, request, obj: Subscriber | None = None):
         if obj is not None and obj.status == Subscriber.Status.ERASED:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -80,13 +80,15 @@ def issue_results(request: HttpRequest, issue_id: int) -> HttpResponse:
 
 def health(request: HttpRequest) -> HttpResponse:
     _allowed(request)
-    newsletters = Newsletter.objects.order_by("pk")
+    newsletters = list(Newsletter.objects.order_by("pk"))  # one query, for the picker too
     slug = request.GET.get("newsletter")
-    newsletter = (
-        get_object_or_404(newsletters, slug=slug)
-        if slug
-        else newsletters.filter(is_active=True).first() or newsletters.first()
-    )
+    if slug:
+        newsletter = next((n for n in newsletters if n.slug == slug), None)
+        if newsletter is None:
+            raise Http404
+    else:
+        active = [n for n in newsletters if n.is_active]
+        newsletter = (active or newsletters or [None])[0]
     if newsletter is None:
         raise PermissionDenied(_("No newsletter yet: create one first."))
     try:

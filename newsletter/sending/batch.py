@@ -1,11 +1,14 @@
 """Send one keyset range of an issue's Delivery rows: claim, re-check, render, send, mark.
 
 Queries per batch are constant, whatever the batch size, the number of variants or
-ESP calls: claim (2), rows with their readers (1), their chosen categories (1), the
-issue and its digest (a fixed handful), then one UPDATE settles every row, one
-adds to the issue's counters, and two see whether the issue is done. What was
-handed to the backend between the claim and that UPDATE is noted in the send
-journal (journal.py), so a crash in between re-sends at most the one call in flight.
+ESP calls: the dispatch record (1), claim (2), rows with their readers (1), their
+chosen categories (1), the issue and its digest (a fixed handful), then one UPDATE
+settles every row, one adds to the issue's counters, one closes or defers the
+dispatch record and two see whether the issue is done. What was handed to the
+backend between the claim and that UPDATE is noted in the send journal
+(journal.py), so a crash in between re-sends at most the one call in flight. While
+the batch works its lease is renewed (lease.py); what happens after a failure is
+decided in retry.py.
 """
 
 from __future__ import annotations
@@ -20,18 +23,32 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import get_connection
-from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
 from newsletter.digest import digest_render as _render
 from newsletter.emails import RenderedEmail
-from newsletter.models import Delivery, Issue, Subscriber
-from newsletter.sending.errors import describe, retry_delay
+from newsletter.models import Delivery, InterruptedCall, Issue, Subscriber
+from newsletter.sending.dispatch import (
+    claimable,
+    dispatch_claimed,
+    dispatch_deferred,
+    dispatch_done,
+)
+from newsletter.sending.errors import SendPaused, is_ambiguous
 from newsletter.sending.esp import batch_profile, send_esp_batches
-from newsletter.sending.journal import journal_forget, journal_recover
+from newsletter.sending.journal import journal_forget, journal_note, journal_recover
+from newsletter.sending.lease import LeaseHeartbeat
 from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_message
+from newsletter.sending.ratelimit import (
+    PAUSE_SLEEP_MAX,
+    paused_for,
+    rate_limit_eased,
+    rate_limit_hit,
+)
+from newsletter.sending.retry import Action, decide, hop, paused_decision
 from newsletter.sending.transport import (
     MSGID_TOKEN,
     TO_TOKEN,
@@ -56,11 +73,7 @@ class BatchResult:
     recovered: int = 0  # rows a dead worker had sent, found in the journal
     variants: int = 0
     retry_in: int | None = None  # run this range again after so many seconds
-
-
-def _claimable(now: datetime) -> Q:
-    # Queued rows, and rows whose sender died: its lease ran out before it marked them.
-    return Q(status=Status.QUEUED) | Q(status=Status.SENDING, lease_until__lt=now)
+    rate_limited: bool = False  # the retry waits out an ESP rate limit
 
 
 def deliveries_claim(
@@ -80,7 +93,7 @@ def deliveries_claim(
     with transaction.atomic():
         picked = list(
             Delivery.objects.filter(
-                _claimable(now), issue_id=issue_id, id__gte=first_id, id__lte=last_id
+                claimable(now), issue_id=issue_id, id__gte=first_id, id__lte=last_id
             )
             .select_for_update(skip_locked=True)
             .order_by("id")
@@ -88,7 +101,7 @@ def deliveries_claim(
         )
         if not picked:
             return []
-        Delivery.objects.filter(_claimable(now), pk__in=[pk for pk, _ in picked]).update(
+        Delivery.objects.filter(claimable(now), pk__in=[pk for pk, _ in picked]).update(
             status=Status.SENDING,
             claim_token=token,
             lease_until=now + timedelta(seconds=settings.NEWSLETTER_LEASE_SECONDS),
@@ -412,21 +425,97 @@ def _settle(
 def delivery_batch_send(
     *, issue_id: int, first_id: int, last_id: int, now: datetime | None = None
 ) -> BatchResult:
-    """Send the claimable rows of one range and record each outcome in the ledger."""
-    now = now or timezone.now()
-    token = uuid.uuid4()
-    result = BatchResult()
-    claimed = deliveries_claim(
-        issue_id=issue_id, first_id=first_id, last_id=last_id, token=token, now=now
-    )
-    result.claimed = len(claimed)
-    if not claimed:
-        result.retry_in = _live_lease_wait(
-            issue_id=issue_id, first_id=first_id, last_id=last_id, now=now
-        )
-        issue_finish_if_done(issue_id=issue_id, now=now)
-        return result
+    """Send the claimable rows of one range and record each outcome in the ledger.
 
+    Raises OperationalError or InterfaceError when the database goes away, after
+    closing the broken connection and handing the claimed rows back, so that the
+    task's retry takes them at once instead of waiting for the lease.
+    """
+    now = now or timezone.now()
+    result = BatchResult()
+    where = {"issue_id": issue_id, "first_id": first_id, "last_id": last_id}
+    dispatch_claimed(**where, now=now)
+    if _wait_out_pause(result, issue_id=issue_id, now=now):
+        dispatch_deferred(**where, seconds=result.retry_in, now=now)
+        return result
+    token = uuid.uuid4()
+    claimed = deliveries_claim(**where, token=token, now=now)
+    result.claimed = len(claimed)
+    if claimed:
+        sent: dict[int, str] = {}  # rows accepted (row -> message id), before the ledger knows
+        try:
+            with LeaseHeartbeat(token):
+                _send_claimed(result, claimed, issue_id=issue_id, token=token, now=now, sent=sent)
+        except (OperationalError, InterfaceError):
+            _release(token, sent=sent, now=now)
+            raise
+    if result.retry_in is None and len(claimed) < last_id - first_id + 1:
+        # Rows of the range that this run did not claim may be held by another run.
+        result.retry_in = _live_lease_wait(**where, now=now)
+    if result.retry_in is None:
+        dispatch_done(**where, now=now)
+    else:
+        dispatch_deferred(**where, seconds=result.retry_in, now=now)
+    issue_finish_if_done(issue_id=issue_id, now=timezone.now())
+    return result
+
+
+def _wait_out_pause(result: BatchResult, *, issue_id: int, now: datetime) -> bool:
+    """Return True (and the countdown in `result`) if every worker is paused by a 429.
+
+    A range that comes back while the ESP's Retry-After still runs goes back to
+    sleep for another hop without claiming a row or rendering anything.
+    """
+    seconds = paused_for()
+    if seconds <= PAUSE_SLEEP_MAX:
+        return False
+    started = Issue.objects.filter(pk=issue_id).values_list("send_started_at", "resent_at").first()
+    decision = paused_decision(
+        seconds, started_at=_budget_start(*(started or (None, None))), now=now
+    )
+    if decision.action is not Action.WAIT:
+        return False  # past the budget: claim the rows and fail them with the reason
+    result.retry_in, result.rate_limited = decision.countdown, True
+    return True
+
+
+def _budget_start(send_started_at: datetime | None, resent_at: datetime | None) -> datetime | None:
+    """Return when the give-up budget started: the send, or "Retry failed" since."""
+    return max((t for t in (send_started_at, resent_at) if t), default=None)
+
+
+def _release(token: uuid.UUID, *, sent: dict[int, str], now: datetime) -> None:
+    """Hand a claim back after the database went away under it.
+
+    Rows not yet sent go back to the queue with their attempt given back; rows
+    already sent keep the claim's token, with the lease ended, so that the next
+    claim settles them from the send journal instead of sending them again (noted
+    under this claim, rows recovered from a dead one included). If the database is
+    still away, the lease ends on its own within NEWSLETTER_LEASE_SECONDS.
+    """
+    journal_note(token, sent)
+    if not connection.in_atomic_block:  # a task's own connection: open a fresh one
+        connection.close()
+    try:
+        held = Delivery.objects.filter(claim_token=token, status=Status.SENDING)
+        held.filter(pk__in=list(sent)).update(lease_until=now - timedelta(seconds=1))
+        held.exclude(pk__in=list(sent)).update(
+            status=Status.QUEUED, claim_token=None, lease_until=None, attempts=F("attempts") - 1
+        )
+    except (OperationalError, InterfaceError):
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+def _send_claimed(
+    result: BatchResult,
+    claimed: list[tuple[int, uuid.UUID | None]],
+    *,
+    issue_id: int,
+    token: uuid.UUID,
+    now: datetime,
+    sent: dict[int, str],
+) -> None:
     issue = Issue.objects.select_related("newsletter").get(pk=issue_id)
     rows = _claimed_rows(token, [pk for pk, _ in claimed])
     chosen: dict[int, list[int]] = defaultdict(list)
@@ -435,20 +524,19 @@ def delivery_batch_send(
     ).values_list("subscriber_id", "category_id"):
         chosen[subscriber_id].append(category_id)
     digest = digest_build(issue)
-    plan = _plan(
-        rows,
-        digest=digest,
-        chosen=chosen,
-        recovered=journal_recover((pk, old) for pk, old in claimed if old),
-        now=now,
-    )
+    dead = [(pk, old) for pk, old in claimed if old]
+    recovered = journal_recover(dead)
+    plan = _plan(rows, digest=digest, chosen=chosen, recovered=recovered, now=now)
     result.variants = len(plan.to_send)
+    interrupted: list[InterruptedCall] = _dead_calls(issue_id, dead, recovered, now=now)
 
     error: BaseException | None = None
     try:
         outcomes = _send(plan, issue=issue, digest=digest, token=token)
-    except BatchInterrupted as interrupted:
-        outcomes, error = interrupted.outcomes, interrupted.error
+    except BatchInterrupted as stop:
+        outcomes, error = stop.outcomes, stop.error
+    except SendPaused as paused:  # every worker paused between two calls of this batch
+        outcomes, error = [], paused
 
     status: dict[int, str] = {}
     message_ids: dict[int, str] = {}
@@ -467,20 +555,47 @@ def delivery_batch_send(
         else:
             status[outcome.delivery_id] = Status.FAILED
             errors[outcome.delivery_id] = outcome.error
-    for pk, reason in plan.skipped.items():
-        status[pk], errors[pk] = Status.SKIPPED, reason
     unsent = [pk for pk in variants if pk not in status]
     if unsent and error is not None:
-        attempts = max(row.attempts for row in rows)
-        if attempts >= settings.NEWSLETTER_MAX_ATTEMPTS:
-            reason = f"gave up after {attempts} attempts: {describe(error)}"
+        # Calls the backend accepted before the interruption are in this claim's journal
+        # even when the exception carried no outcome for them.
+        for pk, mid in journal_recover((pk, token) for pk in unsent).items():
+            status[pk], message_ids[pk] = Status.SENT, mid
+        unsent = [pk for pk in unsent if pk not in status]
+    sent.update(
+        (pk, message_ids.get(pk, "")) for pk, state in status.items() if state == Status.SENT
+    )
+    for pk, reason in plan.skipped.items():
+        status[pk], errors[pk] = Status.SKIPPED, reason
+    refund: list[int] = []
+    if unsent and error is not None:
+        decision = decide(
+            error,
+            attempts=max(row.attempts for row in rows),
+            started_at=_budget_start(issue.send_started_at, issue.resent_at),
+            now=now,
+            jitter=random.random(),
+        )
+        if decision.action is Action.GIVE_UP:
             for pk in unsent:
-                status[pk], errors[pk] = Status.FAILED, reason
+                status[pk], errors[pk] = Status.FAILED, decision.reason
         else:
             for pk in unsent:
-                status[pk], errors[pk] = Status.QUEUED, describe(error)
-            result.requeued = len(unsent)
-            result.retry_in = retry_delay(attempts, jitter=random.random())
+                status[pk], errors[pk] = Status.QUEUED, decision.reason
+            result.requeued, result.retry_in = len(unsent), decision.countdown
+            if not decision.counts_attempt:
+                refund, result.rate_limited = unsent, True
+        if decision.wait is not None and not isinstance(error, SendPaused):
+            rate_limit_hit(decision.wait)
+        if is_ambiguous(error):
+            interrupted.append(
+                InterruptedCall(
+                    issue_id=issue_id,
+                    at=now,
+                    recipients=_in_flight(plan, unsent),
+                    error=decision.reason[:2000],
+                )
+            )
 
     counts = defaultdict(int)
     for value in status.values():
@@ -499,16 +614,65 @@ def delivery_batch_send(
             failed_count=F("failed_count") + counts[Status.FAILED],
             skipped_count=F("skipped_count") + counts[Status.SKIPPED],
         )
+        if refund:  # waiting out a rate limit is not a failed attempt
+            Delivery.objects.filter(pk__in=refund).update(attempts=F("attempts") - 1)
+        if interrupted:
+            InterruptedCall.objects.bulk_create(interrupted)
     journal_forget(token, [pk for pk, s in status.items() if s == Status.SENT])
+    if error is None and counts[Status.SENT]:
+        rate_limit_eased()
     result.sent, result.failed = counts[Status.SENT], counts[Status.FAILED]
     result.skipped, result.recovered = counts[Status.SKIPPED], len(plan.recovered)
-    if result.retry_in is None and len(claimed) < last_id - first_id + 1:
-        # Rows of the range that this run did not claim may be held by another run.
-        result.retry_in = _live_lease_wait(
-            issue_id=issue_id, first_id=first_id, last_id=last_id, now=now
+
+
+def _call_size() -> int:
+    """Return the most recipients one call to the backend carries (1 per message)."""
+    profile = batch_profile(get_connection(fail_silently=False))
+    return profile.limit if profile is not None else 1
+
+
+def _in_flight(plan: _Plan, unsent: list[int]) -> int:
+    """Return the recipients of the call that was in flight when the batch stopped.
+
+    Calls go out variant by variant in plan order, so it was the first call of the
+    first variant with unsent rows.
+    """
+    left = set(unsent)
+    for rows in plan.to_send.values():
+        waiting = sum(1 for row in rows if row.pk in left)
+        if waiting:
+            return min(waiting, _call_size())
+    return 0
+
+
+def _dead_calls(
+    issue_id: int,
+    dead: list[tuple[int, uuid.UUID | None]],
+    recovered: dict[int, str],
+    *,
+    now: datetime,
+) -> list[InterruptedCall]:
+    """Return an interrupted call for each dead claim that left rows not in its journal.
+
+    A worker that died mid-batch may have been in the middle of one call: its
+    recipients are sent again by this claim and may get a second copy.
+    """
+    unknown: dict = defaultdict(int)
+    for pk, old in dead:
+        if pk not in recovered:
+            unknown[old] += 1
+    if not unknown:
+        return []
+    size = _call_size()
+    return [
+        InterruptedCall(
+            issue_id=issue_id,
+            at=now,
+            recipients=min(n, size),
+            error=f"the worker holding claim {old} stopped mid-batch (its lease ran out)",
         )
-    issue_finish_if_done(issue_id=issue_id, now=timezone.now())
-    return result
+        for old, n in unknown.items()
+    ]
 
 
 def _live_lease_wait(*, issue_id: int, first_id: int, last_id: int, now: datetime) -> int | None:
@@ -531,7 +695,7 @@ def _live_lease_wait(*, issue_id: int, first_id: int, last_id: int, now: datetim
     )
     if lease is None:
         return None
-    return max(1, int((lease - now).total_seconds()) + 1)
+    return hop((lease - now).total_seconds() + 1)  # a countdown below the visibility timeout
 
 
 def issue_finish_if_done(*, issue_id: int, now: datetime) -> bool:

@@ -1,16 +1,22 @@
-"""Sort send failures into transient (retry later) and permanent (fail the row now)."""
+"""What a send failure says: permanent or transient, rate limited, possibly delivered.
+
+These are facts about an error; what to do about them (retry when, count the attempt
+or not, give up) is decided in one place, retry.py.
+"""
 
 from __future__ import annotations
 
 import smtplib
 import socket
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
+import requests
 from anymail.exceptions import (
     AnymailInvalidAddress,
     AnymailRecipientsRefused,
     AnymailRequestsAPIError,
 )
-from django.conf import settings
 
 
 class TransientSendError(Exception):
@@ -45,16 +51,91 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-def retry_delay(attempt: int, *, jitter: float) -> int:
-    """Return the countdown in seconds before retry number `attempt` (1-based).
+class SendPaused(Exception):
+    """Every worker is asked to wait: an ESP rate limit is in force for `seconds` more."""
 
-    Exponential (30 s, 60 s, 120 s, ... from NEWSLETTER_RETRY_BASE_SECONDS) with up
-    to 20 % jitter so that batches that failed together do not come back together,
-    and capped at half the broker's visibility timeout (0.6 of it with jitter): a
-    countdown longer than the timeout would make Redis hand the waiting task to a
-    second worker.
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"sending paused for {seconds:.0f} s by the ESP's rate limit")
+        self.seconds = seconds
+
+
+# How long to wait after a 429 that names no time; ESPs' own guidance is about a minute.
+RATE_LIMIT_DEFAULT_WAIT = 60
+
+
+def _retry_after_header(value: str | None, *, now: datetime) -> float | None:
+    """Return the seconds a Retry-After header asks for: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def rate_limit_wait(exc: BaseException, *, now: datetime | None = None) -> float | None:
+    """Return how long the ESP asks everyone to wait, or None if `exc` is no rate limit.
+
+    A 429 is a rate limit, waited out for its Retry-After (or a minute when it names
+    none); a 503 is one only when it carries Retry-After, otherwise it is an outage
+    retried like any 5xx. The header is read from the response anymail keeps on its
+    exception; a limit we paused for ourselves (SendPaused) carries its own time.
     """
-    cap = settings.CELERY_VISIBILITY_TIMEOUT // 2
-    base = settings.NEWSLETTER_RETRY_BASE_SECONDS
-    delay = min(base * 2 ** min(max(attempt - 1, 0), 30), cap)
-    return max(1, int(delay * (1 + 0.2 * min(max(jitter, 0.0), 1.0))))
+    if isinstance(exc, SendPaused):
+        return exc.seconds
+    if not isinstance(exc, AnymailRequestsAPIError) or exc.status_code not in (429, 503):
+        return None
+    response = exc.response
+    header = response.headers.get("Retry-After") if response is not None else None
+    wait = _retry_after_header(header, now=now or datetime.now(UTC))
+    if wait is None:
+        return float(RATE_LIMIT_DEFAULT_WAIT) if exc.status_code == 429 else None
+    return wait
+
+
+def is_ambiguous(exc: BaseException) -> bool:
+    """Return True when the request may have reached the ESP although no answer came.
+
+    A read timeout or a connection dropped after the request was written leaves the
+    call's fate unknown: it is retried, and its recipients may get a second copy. A
+    refused or timed-out connect never reached anyone.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, requests.ConnectTimeout):
+            return False
+        if isinstance(exc, requests.ReadTimeout | requests.exceptions.ChunkedEncodingError):
+            return True
+        if isinstance(exc, requests.ConnectionError):
+            return not _refused_connect(exc)
+        if isinstance(exc, smtplib.SMTPServerDisconnected | socket.timeout | ConnectionResetError):
+            return True
+        if isinstance(exc, ConnectionRefusedError):
+            return False
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _refused_connect(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        sign in text
+        for sign in ("NewConnectionError", "Connection refused", "Name or service not known")
+    )
+
+
+def retry_delay(attempt: int, *, jitter: float) -> int:
+    """Return the backoff before retry number `attempt`: newsletter.sending.retry decides it.
+
+    Kept here for callers written before retry.py held every retry decision.
+    """
+    from newsletter.sending import retry  # retry.py imports this module
+
+    return retry.retry_delay(attempt, jitter=jitter)

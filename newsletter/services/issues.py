@@ -20,6 +20,7 @@ from django.utils import timezone
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
+from newsletter.sending.dispatch import ranges_dispatch
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
 from newsletter.services.editors import (
@@ -298,8 +299,6 @@ def issue_start_sending(
     With `scheduled`, only a scheduled issue whose time has come is claimed.
     Returns the number of readers queued.
     """
-    from newsletter.tasks import send_batch  # tasks import services; import here to avoid a cycle
-
     now = now or timezone.now()
     _require_items(issue, "sent")
     claimable = (
@@ -314,10 +313,8 @@ def issue_start_sending(
         queued = deliveries_snapshot(issue=issue, now=now)
         Issue.objects.filter(pk=issue.pk).update(recipients_count=queued)
         ranges = list(batch_ranges(issue=issue, size=settings.NEWSLETTER_BATCH_SIZE))
-        for first_id, last_id in ranges:
-            transaction.on_commit(lambda f=first_id, l=last_id: send_batch.delay(issue.pk, f, l))  # noqa: E741
-        if not ranges:
-            transaction.on_commit(lambda: send_batch.delay(issue.pk, 0, 0))
+        # Each range is recorded as it is enqueued, so a lost one is noticed (dispatch.py).
+        ranges_dispatch(issue_id=issue.pk, ranges=ranges or [(0, 0)], now=now)
     issue.refresh_from_db()
     return queued
 

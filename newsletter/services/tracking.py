@@ -27,19 +27,21 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce, Least
+from django.db.models import Q
 from django.utils import timezone
 
+from newsletter.bulk_sql import rows_update
 from newsletter.models import Delivery, Subscriber, TrackingEvent
 from newsletter.services.subscribers import subscriber_unsubscribe, subscriber_withdraw
+from newsletter.services.tallies import DELIVERED, TallyDelta, issue_tallies_add, link_key
 from newsletter.suppression import normalise_email, suppress
 
 Outcome = TrackingEvent.Outcome
@@ -240,47 +242,96 @@ def _int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
-def tracking_event_delivery(*, event: TrackingEvent) -> Delivery | None:
-    """Return the Delivery an event is about: by ESP message id, then by our metadata.
-
-    Every digest carries {"issue", "subscriber", "delivery"} as anymail metadata. The
-    message id alone is ambiguous after an ESP batch call (Mailgun and SparkPost give
-    all its recipients one id), and it is not recorded yet for events that arrive
-    while the batch is still sending; the metadata settles both.
-    """
+def _metadata_ids(event: TrackingEvent) -> tuple[int | None, int | None, int | None]:
     metadata = event.payload.get("metadata") or {}
-    delivery_id, issue_id, subscriber_id = (
-        _int(metadata.get(key)) for key in ("delivery", "issue", "subscriber")
+    return tuple(_int(metadata.get(key)) for key in ("delivery", "issue", "subscriber"))
+
+
+_DELIVERY_FIELDS = (
+    "issue_id",
+    "subscriber_id",
+    "status",
+    "esp_message_id",
+    "opened_at",
+    "open_count",
+    "clicked_at",
+    "click_count",
+)
+_READER_FIELDS = ("email", "status", "soft_bounce_count", "newsletter_id")
+
+
+def _deliveries_for(events: list[TrackingEvent], *, lock: bool) -> dict[int, Delivery | None]:
+    """Return the Delivery of each event (by event id), in one query for a whole batch.
+
+    Every digest carries {"issue", "subscriber", "delivery"} as anymail metadata, so the
+    delivery id finds the row through the primary key. The ESP message id is the
+    fallback (events of other senders' mail, or metadata lost on the way), through its
+    own index: it is ambiguous after an ESP batch call (Mailgun and SparkPost give all
+    its recipients one id), so the metadata or the recipient narrows it. With `lock`,
+    the rows are locked in id order, so that counters can be added to in memory and
+    written back in bulk while no other applier changes them.
+    """
+    # Only what the policy reads for an open or click; `_apply` loads the whole reader
+    # for the few events that change them.
+    rows = (
+        Delivery.objects.select_related("subscriber")
+        .only(*_DELIVERY_FIELDS, *(f"subscriber__{name}" for name in _READER_FIELDS))
+        .order_by("pk")
     )
-    rows = Delivery.objects.select_related("subscriber__newsletter")
-    if event.message_id:
-        by_message = rows.filter(esp_message_id=event.message_id)
-        found = list(by_message[:2])
-        if len(found) == 1:
-            return found[0]
-        if found:
-            recipient = event.payload.get("recipient") or ""
-            narrowed = (
-                by_message.filter(pk=delivery_id)
-                if delivery_id
-                else by_message.filter(subscriber_id=subscriber_id)
-                if subscriber_id
-                else by_message.filter(subscriber__email__iexact=recipient)
-            )
-            return narrowed.first()
-    if delivery_id:
-        delivery = rows.filter(pk=delivery_id).first()
-        if delivery is None:
-            return None
-        if issue_id not in (None, delivery.issue_id) or subscriber_id not in (
-            None,
-            delivery.subscriber_id,
+    if lock:
+        rows = rows.select_for_update(of=("self",), no_key=True)
+    ids = {event.pk: _metadata_ids(event) for event in events}
+    wanted = {delivery_id for delivery_id, _, _ in ids.values() if delivery_id}
+    known: dict[int, Delivery] = (
+        {row.pk: row for row in rows.filter(pk__in=wanted)} if wanted else {}
+    )
+    found: dict[int, Delivery | None] = {}
+    by_message: list[TrackingEvent] = []
+    for event in events:
+        delivery_id, issue_id, subscriber_id = ids[event.pk]
+        delivery = known.get(delivery_id)
+        if (
+            delivery is not None
+            and issue_id in (None, delivery.issue_id)
+            and subscriber_id in (None, delivery.subscriber_id)
         ):
-            return None  # metadata that does not hang together is not ours to act on
-        return delivery
-    if issue_id and subscriber_id:
-        return rows.filter(issue_id=issue_id, subscriber_id=subscriber_id).first()
-    return None
+            found[event.pk] = delivery
+        elif event.message_id:
+            by_message.append(event)
+        elif not delivery_id and issue_id and subscriber_id:
+            # An older digest's metadata without the delivery id.
+            found[event.pk] = rows.filter(issue_id=issue_id, subscriber_id=subscriber_id).first()
+        else:
+            found[event.pk] = None  # metadata that does not hang together is not ours
+    if by_message:
+        candidates: dict[str, list[Delivery]] = {}
+        for row in rows.filter(esp_message_id__in={event.message_id for event in by_message}):
+            candidates.setdefault(row.esp_message_id, []).append(known.setdefault(row.pk, row))
+        for event in by_message:
+            delivery_id, _, subscriber_id = ids[event.pk]
+            matches = candidates.get(event.message_id, [])
+            if len(matches) > 1:
+                recipient = normalise_email(event.payload.get("recipient") or "")
+                matches = [
+                    row
+                    for row in matches
+                    if (
+                        row.pk == delivery_id
+                        if delivery_id
+                        else row.subscriber_id == subscriber_id
+                        if subscriber_id
+                        else normalise_email(row.subscriber.email) == recipient
+                    )
+                ]
+            if not matches and not delivery_id and subscriber_id and ids[event.pk][1]:
+                matches = list(rows.filter(issue_id=ids[event.pk][1], subscriber_id=subscriber_id))
+            found[event.pk] = matches[0] if matches else None
+    return found
+
+
+def tracking_event_delivery(*, event: TrackingEvent) -> Delivery | None:
+    """Return the Delivery an event is about: by our metadata, then by ESP message id."""
+    return _deliveries_for([event], lock=False)[event.pk]
 
 
 def _subscriber_for(event: TrackingEvent, delivery: Delivery | None) -> Subscriber | None:
@@ -331,30 +382,117 @@ def soft_bounce_streak(*, subscriber: Subscriber, through: Delivery | None = Non
     return streak
 
 
-def _update_delivery(delivery: Delivery, action: str, event: TrackingEvent, when: datetime) -> None:
-    rows = Delivery.objects.filter(pk=delivery.pk)
-    first = Least(Coalesce(F("opened_at"), Value(when)), Value(when))
-    reason = (event.description or event.mta_response or event.event_type)[:2000]
-    if action == OPEN:
-        rows.update(open_count=F("open_count") + 1, opened_at=first)
-    elif action == CLICK:
-        rows.update(
-            click_count=F("click_count") + 1,
-            clicked_at=Least(Coalesce(F("clicked_at"), Value(when)), Value(when)),
-            opened_at=first,
-        )
-    elif action in (HARD_BOUNCE, SOFT_BOUNCE):
-        rows.filter(status=Delivery.Status.SENT).update(
-            status=Delivery.Status.BOUNCED, last_error=f"{action} bounce: {reason}"[:2000]
-        )
-    elif action == COMPLAINT:
-        rows.filter(status__in=[Delivery.Status.SENT, Delivery.Status.BOUNCED]).update(
-            status=Delivery.Status.COMPLAINED
-        )
-    elif action == FAILED or action.startswith("mirror:"):
-        rows.filter(status=Delivery.Status.SENT).update(
-            status=Delivery.Status.FAILED, last_error=f"rejected by the ESP: {reason}"[:2000]
-        )
+class _Batch:
+    """What a batch of events does to the ledger, gathered in memory and written in bulk.
+
+    Opens and clicks (nearly every event) only add to counters: they are added to the
+    locked Delivery rows in memory and written back in one UPDATE, and what they add
+    to each issue's tally is summed. Events that change a delivery's status (bounces,
+    complaints, failures; a few in a thousand) are written at once, each by a
+    conditional UPDATE, so that a batch that settles the same row in between is seen.
+    """
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.engaged: dict[int, Delivery] = {}
+        self.deltas: dict[int, TallyDelta] = {}
+        self.clicked: set[tuple[int, str]] = set()
+
+    def delta(self, delivery: Delivery) -> TallyDelta:
+        return self.deltas.setdefault(delivery.issue_id, TallyDelta())
+
+    def seen_clicks(self, events: list[TrackingEvent], deliveries: dict) -> None:
+        """Remember which links these readers clicked before, to count each reader once."""
+        ids = {
+            deliveries[event.pk].pk
+            for event in events
+            if deliveries.get(event.pk) is not None and event.click_url
+        }
+        if ids:
+            self.clicked = {
+                (delivery_id, link_key(url))
+                for delivery_id, url in TrackingEvent.objects.filter(
+                    delivery_id__in=ids, event_type=EventType.CLICKED, processed_at__isnull=False
+                )
+                .exclude(click_url="")
+                .values_list("delivery_id", "click_url")
+            }
+
+    def engage(self, delivery: Delivery, action: str, event: TrackingEvent, when: datetime) -> None:
+        delta = self.delta(delivery)
+        counted = delivery.status in DELIVERED
+        hour = delta.hourly[when.astimezone(UTC).strftime("%Y-%m-%dT%H")]
+        if delivery.opened_at is None:
+            delta.opened += counted
+            hour[0] += 1
+        delivery.opened_at = min(delivery.opened_at or when, when)
+        if action == OPEN:
+            delivery.open_count += 1
+            delta.opens += 1
+        else:
+            if delivery.clicked_at is None:
+                delta.clicked += counted
+                hour[1] += 1
+            delivery.clicked_at = min(delivery.clicked_at or when, when)
+            delivery.click_count += 1
+            delta.clicks += 1
+            if event.click_url:
+                key = link_key(event.click_url)
+                link = delta.links[key]
+                link[0] += 1
+                if (delivery.pk, key) not in self.clicked:
+                    self.clicked.add((delivery.pk, key))
+                    link[1] += 1
+        self.engaged[delivery.pk] = delivery
+
+    def settle(self, delivery: Delivery, action: str, event: TrackingEvent) -> None:
+        """Change the delivery's status for a bounce, complaint or failure, if it still fits.
+
+        A rejection mirrored from the ESP's own list ("mirror:...") was never sent: failed.
+        """
+        rows = Delivery.objects.filter(pk=delivery.pk)
+        reason = (event.description or event.mta_response or event.event_type)[:2000]
+        before = delivery.status
+        if action in (HARD_BOUNCE, SOFT_BOUNCE):
+            after, allowed = Delivery.Status.BOUNCED, [Delivery.Status.SENT]
+            changes = {"last_error": f"{action} bounce: {reason}"[:2000]}
+        elif action == COMPLAINT:
+            after, allowed = (
+                Delivery.Status.COMPLAINED,
+                [Delivery.Status.SENT, Delivery.Status.BOUNCED],
+            )
+            changes = {}
+        else:
+            after, allowed = Delivery.Status.FAILED, [Delivery.Status.SENT]
+            changes = {"last_error": f"rejected by the ESP: {reason}"[:2000]}
+        delta = self.delta(delivery)
+        if after == Delivery.Status.COMPLAINED and event.event_type == EventType.COMPLAINED:
+            delta.complaints += before != Delivery.Status.COMPLAINED
+        if not rows.filter(status__in=allowed).update(status=after, **changes):
+            return
+        delivery.status = after
+        if action in (HARD_BOUNCE, SOFT_BOUNCE):
+            delta.bounced += 1
+            setattr(delta, f"{action}_bounces", getattr(delta, f"{action}_bounces") + 1)
+        elif before == Delivery.Status.BOUNCED:
+            delta.bounced -= 1
+        if after == Delivery.Status.COMPLAINED:
+            delta.complained += 1
+        was, now_in = before in DELIVERED, after in DELIVERED
+        if was != now_in:
+            sign = 1 if now_in else -1
+            delta.delivered += sign
+            delta.opened += sign * (delivery.opened_at is not None)
+            delta.clicked += sign * (delivery.clicked_at is not None)
+
+    def write(self) -> None:
+        if self.engaged:
+            rows_update(
+                Delivery,
+                list(self.engaged.values()),
+                ["open_count", "opened_at", "click_count", "clicked_at"],
+            )
+        issue_tallies_add(deltas=self.deltas)
 
 
 def _reader_suppress(subscriber: Subscriber, address: str, reason: str, enabled: bool) -> None:
@@ -432,6 +570,43 @@ def _forget(event: TrackingEvent) -> None:
     event.description = event.mta_response = event.click_url = ""
 
 
+def _apply(
+    batch: _Batch, event: TrackingEvent, action: str | None, delivery: Delivery | None
+) -> None:
+    """Apply the policy to one event: the ledger through `batch`, the reader at once."""
+    subscriber = _subscriber_for(event, delivery)
+    if subscriber is not None and action not in (OPEN, CLICK, None) and delivery is not None:
+        # This event may change the reader: work on all of them, not the few fields read.
+        subscriber = Subscriber.objects.select_related("newsletter").get(pk=subscriber.pk)
+        delivery.subscriber = subscriber
+    when = event.timestamp or event.received_at or batch.now
+    if action in (HARD_BOUNCE, SOFT_BOUNCE):
+        event.bounce_kind = action
+    if delivery is not None and action in (OPEN, CLICK):
+        batch.engage(delivery, action, event, when)
+    elif delivery is not None and action is not None and action != UNSUBSCRIBE:
+        batch.settle(delivery, action, event)
+    if subscriber is None:
+        event.outcome = Outcome.UNMATCHED
+    elif subscriber.status == Subscriber.Status.ERASED:
+        event.outcome = Outcome.ERASED
+        _forget(event)
+    elif action is not None:
+        reader_action = action.removeprefix("mirror:")
+        event.outcome = _apply_to_reader(subscriber, reader_action, event, delivery, batch.now)
+    event.delivery = delivery
+    event.processed_at = batch.now
+
+
+def _must_wait(event: TrackingEvent, action: str | None, delivery: Delivery | None) -> bool:
+    """Whether the event would change a delivery that its batch has not recorded yet."""
+    return (
+        delivery is not None
+        and delivery.status in (Delivery.Status.QUEUED, Delivery.Status.SENDING)
+        and (action in STATUS_CHANGING or (action or "").startswith("mirror:"))
+    )
+
+
 def tracking_event_process(
     *, event_id: int, now: datetime | None = None, wait_for_send: bool = True
 ) -> TrackingEvent | None:
@@ -440,7 +615,7 @@ def tracking_event_process(
     Raises DeliveryNotSettled (nothing changed) when the event would change a delivery
     that its batch has not recorded as sent yet and `wait_for_send` is true.
     """
-    now = now or timezone.now()
+    batch = _Batch(now or timezone.now())
     with transaction.atomic():
         event = (
             TrackingEvent.objects.select_for_update()
@@ -450,32 +625,128 @@ def tracking_event_process(
         if event is None:
             return None
         action = _action(event)
-        delivery = tracking_event_delivery(event=event)
-        if (
-            wait_for_send
-            and delivery is not None
-            and delivery.status in (Delivery.Status.QUEUED, Delivery.Status.SENDING)
-            and (action in STATUS_CHANGING or (action or "").startswith("mirror:"))
-        ):
+        delivery = _deliveries_for([event], lock=True)[event.pk]
+        if wait_for_send and _must_wait(event, action, delivery):
             raise DeliveryNotSettled(f"delivery {delivery.pk} is still {delivery.status}")
-        subscriber = _subscriber_for(event, delivery)
-        when = event.timestamp or event.received_at or now
-        if action in (HARD_BOUNCE, SOFT_BOUNCE):
-            event.bounce_kind = action
-        if delivery is not None and action is not None:
-            _update_delivery(delivery, action, event, when)
-        if subscriber is None:
-            event.outcome = Outcome.UNMATCHED
-        elif subscriber.status == Subscriber.Status.ERASED:
-            event.outcome = Outcome.ERASED
-            _forget(event)
-        elif action is not None:
-            reader_action = action.removeprefix("mirror:")
-            event.outcome = _apply_to_reader(subscriber, reader_action, event, delivery, now)
-        event.delivery = delivery
-        event.processed_at = now
+        batch.seen_clicks([event], {event.pk: delivery})
+        _apply(batch, event, action, delivery)
+        batch.write()
         event.save()
     return event
+
+
+@dataclass
+class AppliedEvents:
+    """What one call of `tracking_events_apply` did."""
+
+    applied: int = 0
+    waiting: int = 0  # status changes for deliveries whose batch is still sending
+    last_id: int = 0  # the highest event id looked at, to go on after it
+
+    @property
+    def seen(self) -> int:
+        return self.applied + self.waiting
+
+
+# Each event's changed columns; an erased reader's event also loses what identified them.
+_EVENT_FIELDS = ["delivery", "processed_at", "outcome", "bounce_kind"]
+_FORGOTTEN_FIELDS = ["payload", "description", "mta_response", "click_url"]
+
+
+def tracking_events_apply(
+    *,
+    limit: int = 500,
+    after_id: int = 0,
+    older_than: datetime | None = None,
+    wait_before: datetime | None = None,
+    now: datetime | None = None,
+) -> AppliedEvents:
+    """Apply the policy to up to `limit` unprocessed events, in bulk; return what it did.
+
+    Events are taken in id order after `after_id`, skipping those another applier holds
+    (`SKIP LOCKED`), so several workers share a backlog. Their deliveries are found in
+    one query and their counters written in one UPDATE; each issue's tally gets the
+    batch's sum. An event that would change a delivery its batch is still sending is
+    left for later, unless it arrived before `wait_before` (its batch's lease is long
+    over by then: waiting any longer would never end).
+    """
+    batch = _Batch(now or timezone.now())
+    result = AppliedEvents(last_id=after_id)
+    with transaction.atomic():
+        pending = TrackingEvent.objects.filter(processed_at__isnull=True, pk__gt=after_id)
+        if older_than is not None:
+            pending = pending.filter(received_at__lt=older_than)
+        events = list(
+            pending.select_for_update(skip_locked=True, of=("self",)).order_by("pk")[:limit]
+        )
+        if not events:
+            return result
+        result.last_id = events[-1].pk
+        deliveries = _deliveries_for(events, lock=True)
+        batch.seen_clicks(events, deliveries)
+        applied, forgotten = [], False
+        for event in events:
+            action, delivery = _action(event), deliveries[event.pk]
+            if _must_wait(event, action, delivery) and (
+                wait_before is None or event.received_at >= wait_before
+            ):
+                result.waiting += 1
+                continue
+            _apply(batch, event, action, delivery)
+            forgotten = forgotten or event.outcome == Outcome.ERASED
+            applied.append(event)
+        batch.write()
+        if applied:
+            fields = _EVENT_FIELDS + (_FORGOTTEN_FIELDS if forgotten else [])
+            rows_update(TrackingEvent, applied, fields)
+        result.applied = len(applied)
+    return result
+
+
+# A status change waits for the batch that sends its delivery, but not for ever: by this
+# age the batch's lease has long run out (the per-event task used to try 30 times a
+# minute apart).
+WAIT_FOR_SEND_AT_MOST = 30 * 60
+
+
+def tracking_events_drain(
+    *,
+    seconds: float = 50.0,
+    limit: int = 500,
+    older_than: datetime | None = None,
+    now: datetime | None = None,
+) -> AppliedEvents:
+    """Apply batches of events until none are left or `seconds` have passed; sum them up.
+
+    Returns with `last_id` 0 when everything was looked at, else the id to go on after.
+    """
+    import time
+
+    started = time.monotonic()
+    total = AppliedEvents()
+    while True:
+        moment = now or timezone.now()
+        wait_before = moment - timezone.timedelta(seconds=WAIT_FOR_SEND_AT_MOST)
+        done = tracking_events_apply(
+            limit=limit,
+            after_id=total.last_id,
+            older_than=older_than,
+            wait_before=wait_before,
+            now=moment,
+        )
+        total.applied += done.applied
+        total.waiting += done.waiting
+        if done.seen < limit:
+            total.last_id = 0
+            return total
+        total.last_id = done.last_id
+        if time.monotonic() - started > seconds:
+            return total
+
+
+def tracking_events_backlog() -> int:
+    """Return how many stored events are still waiting to be applied."""
+    return TrackingEvent.objects.filter(processed_at__isnull=True).count()
 
 
 def tracking_events_unprocessed(*, older_than: datetime, limit: int) -> list[int]:

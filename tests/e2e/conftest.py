@@ -30,8 +30,8 @@ def worker_env(**extra: str) -> dict[str, str]:
         CELERY_TASK_ALWAYS_EAGER="false",
         SITE_URL=settings.SITE_URL,
         DJANGO_SETTINGS_MODULE="config.settings",
-        **extra,
     )
+    env.update(extra)  # may point REDIS_URL elsewhere (a test's own broker)
     return env
 
 
@@ -104,6 +104,56 @@ def start_worker(tmp_path) -> Iterator[Callable[..., Worker]]:
     for worker in workers:
         worker.stop()
     celery_app.control.purge()
+
+
+class Beat:
+    """A real `celery beat` process: the schedule in settings, run by the workers."""
+
+    def __init__(self, log: Path, env: dict[str, str], schedule: Path) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel=INFO",
+                f"--schedule={schedule}",
+                f"--pidfile={schedule}.pid",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def start_beat(tmp_path) -> Iterator[Callable[..., Beat]]:
+    """Return a function that starts `celery beat`; it is stopped after the test."""
+    beats: list[Beat] = []
+
+    def start(**env: str) -> Beat:
+        n = len(beats)
+        beat = Beat(tmp_path / f"beat-{n}.log", worker_env(**env), tmp_path / f"beat-{n}")
+        beats.append(beat)
+        return beat
+
+    yield start
+    for beat in beats:
+        beat.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 60, interval: float = 0.2) -> None:

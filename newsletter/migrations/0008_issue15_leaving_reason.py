@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0005_sending_ledger_indexes'),
+        ('newsletter', '0007_issue16_scale'),
     ]
 
     operations = [

@@ -270,3 +270,9 @@ class SubscriberImportForm(forms.Form):
         ),
     )
     dry_run = forms.BooleanField(required=False, label=_("Only check the file; import nothing"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        newsletters = list(Newsletter.objects.all()[:2])
+        if len(newsletters) == 1:  # nothing to choose: choose it
+            self.fields["newsletter"].initial = newsletters[0].pk

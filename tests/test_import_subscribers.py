@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from django.core import mail
@@ -210,3 +211,55 @@ def test_admin_exports_the_selected_readers(admin_client):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     rows = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert [r["email"] for r in rows] == ["a@example.com"]
+
+
+def test_the_admin_report_lists_what_each_row_became_and_offers_the_failed_rows_to_fix(
+    admin_client, tmp_path
+):
+    from urllib.parse import unquote
+
+    SubscriberFactory(email="already@example.org")
+    text = (
+        "email,name,organisation,country,categories\n"
+        "new.one@example.org,New One,,CN,finance\n"
+        "already@example.org,Old,,,\n"
+        "broken,Broken Row,Silk Bank,KZ,\n"
+        "new.three@example.org,=HYPERLINK(1),,,nonsense\n"
+        "new.two@example.org,,,XX,\n"
+    )
+    page = admin_client.get("/admin/newsletter/subscriber/import/").content.decode()
+    # One newsletter: it is chosen already.
+    assert re.search(rf'<option value="{default_newsletter().pk}" selected>', page)
+    upload = SimpleUploadedFile("r.csv", text.encode(), "text/csv")
+    page = admin_client.post(
+        "/admin/newsletter/subscriber/import/",
+        {"file": upload, "newsletter": default_newsletter().pk},
+    ).content.decode()
+    rows = re.findall(
+        r"<tr(?: class=\"errors\")?><td>(\d+)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page
+    )
+    became = {number: (email, what) for number, email, what in rows}
+    assert became["2"][1].startswith("a new reader, pending")
+    assert became["3"] == ("already@example.org", "already on the list (active): left as it is.")
+    assert became["4"][1].startswith("email: Enter a valid email address")
+    assert "categories" in became["5"][1] and "country" in became["6"][1]
+    assert len(rows) == 5
+    link = re.search(
+        r'id="failed-rows" download="failed-rows.csv" href="data:text/csv;charset=utf-8,([^"]+)"',
+        page,
+    )
+    failed = unquote(link.group(1))
+    lines = list(csv.reader(io.StringIO(failed)))
+    assert lines[0] == ["email", "name", "organisation", "country", "categories", "problem"]
+    assert [line[0] for line in lines[1:]] == [
+        "broken",
+        "new.three@example.org",
+        "new.two@example.org",
+    ]
+    assert lines[2][1] == "'=HYPERLINK(1)"  # formula-safe for the spreadsheet it opens in
+    assert lines[1][1:5] == ["Broken Row", "Silk Bank", "KZ", ""]
+    # Fixed in place (the problem column left in), the file imports as it is.
+    fixed = failed.replace("broken,", "broken@example.org,").replace(",XX,", ",CN,")
+    fixed = fixed.replace(",nonsense,", ",energy,")
+    out, _err = run(tmp_path, fixed)
+    assert "3 rows: 3 imported, 0 skipped, 0 with errors." in out

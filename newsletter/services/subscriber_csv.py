@@ -32,12 +32,25 @@ IMPORT_COLUMNS = ("email", "name", "organisation", "country", "categories")
 # Columns of our own export that an import reads past, so an export can be re-imported.
 EXPORT_ONLY_COLUMNS = ("status", "source", "signed_up_at", "confirmed_at", "unsubscribed_at")
 EXPORT_COLUMNS = (*IMPORT_COLUMNS, *EXPORT_ONLY_COLUMNS)
+# The failed-rows file says what was wrong in this column; the import reads past it, so
+# the file can be fixed and imported again as it is.
+PROBLEM_COLUMN = "problem"
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ImportFileError(Exception):
     """The file as a whole cannot be read (encoding, header); nothing was imported."""
+
+
+@dataclass(frozen=True)
+class RowOutcome:
+    """What one row of the file became."""
+
+    number: int
+    email: str
+    became: str
+    failed: bool = False
 
 
 @dataclass
@@ -47,6 +60,28 @@ class ImportReport:
     created: int = 0
     skipped: list[tuple[int, str]] = field(default_factory=list)
     errors: list[tuple[int, str]] = field(default_factory=list)
+    outcomes: list[RowOutcome] = field(default_factory=list)
+    failed_rows: list[dict[str, str]] = field(default_factory=list)
+
+    def failed_csv(self) -> str:
+        """Return the rows with errors as CSV, with a "problem" column, to fix and import again."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[*IMPORT_COLUMNS, PROBLEM_COLUMN])
+        writer.writeheader()
+        for row in self.failed_rows:
+            writer.writerow({key: _sheet_safe(value) for key, value in row.items()})
+        return out.getvalue()
+
+    def add_error(self, number: int, email: str, message: str, cells: dict[str, str]) -> None:
+        self.errors.append((number, message))
+        self.outcomes.append(RowOutcome(number, email, message, failed=True))
+        self.failed_rows.append(
+            {**{key: cells.get(key) or "" for key in IMPORT_COLUMNS}, PROBLEM_COLUMN: message}
+        )
+
+    def add_skip(self, number: int, email: str, message: str) -> None:
+        self.skipped.append((number, message))
+        self.outcomes.append(RowOutcome(number, email, message))
 
     def summary(self) -> str:
         verb = "would be imported" if self.dry_run else "imported"
@@ -131,7 +166,7 @@ def _dict_reader(handle: IO[str]) -> csv.DictReader:
             "The first row must be a header naming the columns, with at least “email” "
             f"(columns read: {', '.join(IMPORT_COLUMNS)})."
         )
-    unknown = [name for name in header if name not in EXPORT_COLUMNS]
+    unknown = [name for name in header if name not in (*EXPORT_COLUMNS, PROBLEM_COLUMN)]
     if unknown:
         raise ImportFileError(
             f"Unknown column(s) {', '.join(map(repr, unknown))}: use {', '.join(IMPORT_COLUMNS)}."
@@ -168,33 +203,42 @@ def subscribers_import(
                 report.rows += 1
                 if on_progress and report.rows % 100 == 0:
                     on_progress(report.rows)
+                cells = {
+                    key: _unsheet((value or "").strip())
+                    for key, value in row.items()
+                    if isinstance(key, str) and isinstance(value, str)
+                }
                 if None in row:
-                    report.errors.append((number, "more cells than the header has columns."))
+                    report.add_error(
+                        number,
+                        cells.get("email", ""),
+                        "more cells than the header has columns.",
+                        cells,
+                    )
                     continue
-                data = {key: _unsheet((row.get(key) or "").strip()) for key in IMPORT_COLUMNS}
+                data = {key: cells.get(key, "") for key in IMPORT_COLUMNS}
                 form = ImportRowForm(data, categories=known)
                 if not form.is_valid():
-                    report.errors.append((number, _errors_text(form)))
+                    report.add_error(number, data["email"], _errors_text(form), cells)
                     continue
                 email = form.cleaned_data["email"]
                 if email in seen:
-                    report.errors.append(
-                        (number, f"duplicate address: {email} is on row {seen[email]}.")
+                    report.add_error(
+                        number, email, f"duplicate address: {email} is on row {seen[email]}.", cells
                     )
                     continue
                 seen[email] = number
                 if is_suppressed(newsletter=newsletter, email=email):
-                    report.skipped.append(
-                        (number, "suppressed (erased, bounced or complained): not imported.")
+                    report.add_skip(
+                        number, email, "suppressed (erased, bounced or complained): not imported."
                     )
                     continue
                 existing = subscriber_by_email(newsletter=newsletter, email=email)
                 if existing is not None:
-                    report.skipped.append(
-                        (
-                            number,
-                            f"already on the list ({existing.get_status_display().lower()}): left as it is.",
-                        )
+                    report.add_skip(
+                        number,
+                        email,
+                        f"already on the list ({existing.get_status_display().lower()}): left as it is.",
                     )
                     continue
                 try:
@@ -207,11 +251,17 @@ def subscribers_import(
                             confirm=not dry_run,
                         )
                 except IntegrityError:
-                    report.skipped.append(
-                        (number, "signed up while the import ran: left as it is.")
-                    )
+                    report.add_skip(number, email, "signed up while the import ran: left as it is.")
                     continue
                 report.created += 1
+                became = (
+                    "new reader, active (prior consent noted)"
+                    if prior_consent
+                    else "new reader, pending: a confirmation email asks them to confirm"
+                )
+                report.outcomes.append(
+                    RowOutcome(number, email, f"would be a {became}" if dry_run else f"a {became}")
+                )
             if dry_run:
                 raise _DryRun
     except _DryRun:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.utils import timezone
 
 from newsletter.models import Issue
 from newsletter.selectors import issue_preview
@@ -137,7 +138,7 @@ def test_the_digest_reads_in_light_and_dark_with_contents_that_jump(live_server,
 def test_archive_issue_and_preferences_pages_at_desktop_and_phone_width(live_server, chromium):
     open_page, shot = chromium
     issue = four_section_issue()
-    Issue.objects.filter(pk=issue.pk).update(status=Issue.Status.SENT)
+    Issue.objects.filter(pk=issue.pk).update(status=Issue.Status.SENT, sent_at=timezone.now())
     reader = issue.newsletter.subscribers.first()
     prefs = f"{live_server.url}/newsletter/preferences/{reader_tokens.make_token(reader, 'preferences')}/"
     for width in WIDTHS:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Case, Count, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -37,7 +37,7 @@ from newsletter.models import (
     TrackingEvent,
 )
 from newsletter.selectors import subscriber_counts_by_status
-from newsletter.services.tallies import HOUR, issue_tallies, issue_tally
+from newsletter.services.tallies import HOUR, issue_tallies
 from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 
 Status = Delivery.Status
@@ -144,19 +144,21 @@ def engagement_tracked(*, tallies: Iterable[IssueTally]) -> tuple[bool, bool]:
     return (any(t.opened for t in tallies), any(t.clicked for t in tallies))
 
 
-def newsletter_engagement_tracked(
-    *, newsletter_id: int, tally: IssueTally | None = None
-) -> tuple[bool, bool]:
-    """Return engagement_tracked() over `tally` and the newsletter's latest stored tallies.
+def tallies_with_latest(*, issue: Issue) -> list[IssueTally]:
+    """Return the stored tallies of `issue` and of its newsletter's latest issues, in one query.
 
-    One query, whatever the size of the list: tallies not built yet are not looked at.
+    The report reads its own tally and the latest ones (to tell "not tracked" from 0 %)
+    together, so telling costs no query of its own.
     """
-    tallies = [tally] if tally is not None else []
-    tallies += IssueTally.objects.filter(
-        issue__newsletter_id=newsletter_id,
-        issue__status__in=[Issue.Status.SENDING, Issue.Status.SENT],
-    ).order_by("-issue__number")[:TRACKING_LOOKBACK_ISSUES]
-    return engagement_tracked(tallies=tallies)
+    latest = (
+        Issue.objects.filter(
+            newsletter_id=issue.newsletter_id,
+            status__in=[Issue.Status.SENDING, Issue.Status.SENT],
+        )
+        .order_by("-number")
+        .values("pk")[:TRACKING_LOOKBACK_ISSUES]
+    )
+    return list(IssueTally.objects.filter(Q(issue=issue) | Q(issue__in=latest)))
 
 
 @dataclass
@@ -258,7 +260,8 @@ def issue_unsubscribes(*, issue: Issue) -> dict[str, int]:
 
 def issue_report(*, issue: Issue) -> IssueReport:
     """Return the results of one issue from its tally; a few queries whatever its size."""
-    tally = issue_tally(issue=issue)
+    stored = tallies_with_latest(issue=issue)
+    tally = issue_tallies(issues=[issue], stored=stored)[issue]
     report = IssueReport(
         issue=issue,
         **{name: getattr(tally, name) for name in TALLIED},
@@ -268,9 +271,8 @@ def issue_report(*, issue: Issue) -> IssueReport:
     report.unsubscribed = sum(report.unsubscribe_methods.values())
     report.links = issue_links(tally=tally)
     report.by_day = issue_engagement_by_day(issue=issue, tally=tally)
-    report.opens_tracked, report.clicks_tracked = newsletter_engagement_tracked(
-        newsletter_id=issue.newsletter_id, tally=tally
-    )
+    latest = [t for t in stored if t.issue_id != issue.pk]
+    report.opens_tracked, report.clicks_tracked = engagement_tracked(tallies=[tally, *latest])
     return report
 
 
@@ -556,20 +558,33 @@ def leaving_reasons(
     )
     answers = LeavingReason.objects.filter(newsletter=newsletter)
     choices = list(LeavingReason.Reason)
-    per_reason = {
-        reason: _per_week(answers.filter(reason=reason), "at", since) for reason in choices
-    }
-    with_words = _per_week(answers.exclude(comment=""), "at", since)
-    words_only = _per_week(answers.filter(reason="").exclude(comment=""), "at", since)
-    rows = [
-        LeavingWeek(
-            start=start,
-            reasons=[per_reason[reason].get(start, 0) for reason in choices],
-            own_words=with_words.get(start, 0),
-            own_words_only=words_only.get(start, 0),
+    # One grouped query: answers per week, reason and whether they carry words.
+    counts = (
+        answers.filter(at__gte=since)
+        .annotate(
+            week=TruncWeek("at", tzinfo=timezone.get_current_timezone()),
+            worded=Case(When(comment="", then=Value(False)), default=Value(True)),
         )
-        for start in (first_week + timedelta(weeks=n) for n in range(weeks))
-    ]
+        .values("week", "reason", "worded")
+        .annotate(n=Count("id"))
+        .values_list("week", "reason", "worded", "n")
+    )
+    per_week: dict[date, dict[tuple[str, bool], int]] = {}
+    for week, reason, worded, n in counts:
+        start = _week_start(week) if isinstance(week, datetime) else week
+        cell = per_week.setdefault(start, {})
+        cell[(reason, bool(worded))] = cell.get((reason, bool(worded)), 0) + n
+    rows = []
+    for start in (first_week + timedelta(weeks=n) for n in range(weeks)):
+        cell = per_week.get(start, {})
+        rows.append(
+            LeavingWeek(
+                start=start,
+                reasons=[cell.get((r, False), 0) + cell.get((r, True), 0) for r in choices],
+                own_words=sum(n for (_, worded), n in cell.items() if worded),
+                own_words_only=cell.get(("", True), 0),
+            )
+        )
     return LeavingReport(
         labels=[reason.label for reason in choices],
         weeks=rows,

@@ -129,8 +129,7 @@ def test_the_reports_are_for_staff_who_may_view_issues(issue, client):
 def test_the_issue_report_takes_the_same_queries_for_a_bigger_issue(
     issue, django_assert_max_num_queries
 ):
-    # One more than before issue 15: the latest tallies tell "not tracked" from 0 %.
-    with django_assert_max_num_queries(14) as small:
+    with django_assert_max_num_queries(13) as small:
         issue_report(issue=issue)
     DeliveryFactory.create_batch(40, issue=issue, sent_at=SENT)
     with django_assert_max_num_queries(len(small.captured_queries)):

@@ -13,17 +13,27 @@ import html
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import feedparser
 import nh3
 import requests
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+
+from articles.fetching import FetchRefused, fetch_url
 
 MAX_FEED_BYTES = 20 * 1024 * 1024
 FETCH_TIMEOUT_SECONDS = 20
+# A date past tomorrow is a typo or a clock gone wrong, one before 1990 a placeholder
+# (the epoch, 1900): either would put the item in the wrong issue, or in none.
+FUTURE_TOLERANCE = timedelta(days=1)
+EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+# C0 and C1 control characters but tab and newlines: NUL breaks PostgreSQL text, the
+# others are invisible in admin and garble emails.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 _DATELINE = re.compile(
     r"^\s*([A-Z][A-Z .'-]+,\s+[A-Z][a-z]{2,8}\.?\s+\d{1,2}\s+\([^)]{2,40}\))\s+--"
@@ -81,6 +91,11 @@ class EntryError(ValueError):
     """One item of a feed is unusable; the message names what is wrong with it."""
 
 
+# Whatever one item's odd data raises (a date out of range, a list where text belongs),
+# it is that item's error line; the items after it are still read.
+_ITEM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
+
+
 @dataclass(frozen=True)
 class FeedImage:
     url: str
@@ -113,6 +128,11 @@ class ParsedFeed:
     errors: list[str] = field(default_factory=list)
 
 
+def strip_control(value: str) -> str:
+    """Return `value` without NUL and other control characters (tab and newlines stay)."""
+    return _CONTROL.sub("", value)
+
+
 def sanitise_html(value: str) -> str:
     """Return `value` with scripts, event handlers and non-http links removed."""
     return nh3.clean(
@@ -131,25 +151,25 @@ def html_to_text(value: str) -> str:
 
 
 def load_source(source: str) -> bytes:
-    """Return the bytes of a feed given as an http(s) URL or a file path."""
+    """Return the bytes of a feed given as an http(s) URL or a file path.
+
+    URLs go through the SSRF guard of articles.fetching, like scheduled fetches.
+    """
     if urlsplit(source).scheme in ("http", "https"):
         try:
-            response = requests.get(
-                source,
-                timeout=FETCH_TIMEOUT_SECONDS,
-                headers={"User-Agent": "BeltAndRoadWeekly/1.0 (+feed import)"},
-                stream=True,
-            )
-            response.raise_for_status()
-            data = response.raw.read(MAX_FEED_BYTES + 1, decode_content=True)
+            fetched = fetch_url(source, max_bytes=MAX_FEED_BYTES)
+        except FetchRefused as exc:
+            raise FeedError(f"{source}: refused: {exc}.") from None
         except requests.RequestException as exc:
             raise FeedError(f"{source}: cannot fetch the feed ({exc}).") from None
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise FeedError(f"{source}: no such file, and not an http(s) URL.")
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FEED_BYTES + 1)
+        if fetched.status >= 400 or fetched.body is None:
+            raise FeedError(f"{source}: cannot fetch the feed (HTTP {fetched.status}).")
+        return fetched.body
+    path = Path(source)
+    if not path.is_file():
+        raise FeedError(f"{source}: no such file, and not an http(s) URL.")
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FEED_BYTES + 1)
     if len(data) > MAX_FEED_BYTES:
         raise FeedError(f"{source}: the feed is larger than {MAX_FEED_BYTES // (1024 * 1024)} MB.")
     return data
@@ -179,7 +199,7 @@ def _parse_xml_feed(data: bytes, *, name: str) -> ParsedFeed:
     for index, item in enumerate(parsed.entries, start=1):
         try:
             result.entries.append(_entry_from_feedparser(item, feed_title=feed_title))
-        except EntryError as exc:
+        except _ITEM_ERRORS as exc:
             result.errors.append(
                 f"{name}: item {index} ({_label(item.get('title'), item.get('link'))}): {exc}"
             )
@@ -236,7 +256,7 @@ def _parse_json_feed(data: bytes, *, name: str) -> ParsedFeed:
             if not isinstance(item, dict):
                 raise EntryError("not a JSON object")
             result.entries.append(_entry_from_json(item, feed_title=feed_title))
-        except EntryError as exc:
+        except _ITEM_ERRORS as exc:
             label = _label(item.get("title"), item.get("url")) if isinstance(item, dict) else "'?'"
             result.errors.append(f"{name}: item {index} ({label}): {exc}")
     return result
@@ -283,6 +303,15 @@ def _make_entry(
     source: str,
     image: FeedImage | None = None,
 ) -> FeedEntry:
+    guid, title, url, summary, body, source = (
+        strip_control(v) for v in (guid, title, url, summary, body, source)
+    )
+    tags = [(strip_control(term), strip_control(scheme)) for term, scheme in tags]
+    related = [strip_control(u) for u in related]
+    if published_at > timezone.now() + FUTURE_TOLERANCE:
+        raise EntryError(f"dated {published_at:%Y-%m-%d %H:%M} UTC, more than a day in the future")
+    if published_at < EARLIEST:
+        raise EntryError(f"dated {published_at:%Y-%m-%d}, before 1990")
     title = html_to_text(title)
     if not title:
         raise EntryError("no title")
@@ -368,4 +397,4 @@ def _first_words(text: str, count: int) -> str:
 
 
 def _label(title: object, link: object) -> str:
-    return repr(str(title or link or "untitled")[:80])
+    return repr(strip_control(str(title or link or "untitled"))[:80])

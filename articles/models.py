@@ -12,6 +12,15 @@ class Category(models.Model):
         _("position"), default=0, help_text=_("Sections appear in the digest in this order.")
     )
     description = models.CharField(_("description"), max_length=300, blank=True)
+    enabled = models.BooleanField(
+        _("on"),
+        default=True,
+        help_text=_(
+            "Offered to readers and given its own section. A category that first appears "
+            "in a feed starts off: its articles go under \"More news\" until an editor "
+            "turns it on."
+        ),
+    )
 
     class Meta:
         ordering = ["position", "name"]
@@ -114,3 +123,65 @@ class Article(models.Model):
 
     def get_absolute_url(self) -> str:
         return self.url or reverse("admin:articles_article_change", args=[self.pk])
+
+
+class FeedSource(models.Model):
+    """A feed the newsroom's articles come from, fetched on a schedule (Celery beat)."""
+
+    name = models.CharField(_("name"), max_length=100)
+    url = models.CharField(
+        _("feed URL"),
+        max_length=500,
+        help_text=_(
+            "An http(s) URL of an RSS, Atom or JSON feed; or file:NAME for a file in the "
+            "directory FEED_FILE_DIR names."
+        ),
+    )
+    language = models.CharField(_("language"), max_length=10)
+    default_category = models.ForeignKey(
+        Category,
+        verbose_name=_("default section"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_("For items the feed gives no category."),
+    )
+    is_active = models.BooleanField(
+        _("on"), default=True, help_text=_("Fetched every FEED_FETCH_INTERVAL_MINUTES.")
+    )
+    # The validators of the last good response, sent back for a conditional GET.
+    etag = models.CharField(max_length=300, blank=True, editable=False)
+    last_modified = models.CharField(max_length=100, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("feed source")
+        verbose_name_plural = _("feed sources")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FeedFetch(models.Model):
+    """One fetch of a feed source: what came back and what the import made of it."""
+
+    source = models.ForeignKey(FeedSource, on_delete=models.CASCADE, related_name="fetches")
+    at = models.DateTimeField(_("when"), db_index=True)
+    status = models.PositiveSmallIntegerField(
+        _("HTTP status"), null=True, blank=True, help_text=_("Empty for a file or no answer.")
+    )
+    new = models.PositiveIntegerField(_("new"), default=0)
+    updated = models.PositiveIntegerField(_("updated"), default=0)
+    refused = models.PositiveIntegerField(_("refused"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    refused_items = models.TextField(_("refused items"), blank=True, help_text=_("One per line."))
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("feed fetch")
+        verbose_name_plural = _("feed fetches")
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.at:%Y-%m-%d %H:%M}"

@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every time shown or typed on a page is in the newsletter's zone, whatever TIME_ZONE is.
+    "newsletter.timezones.NewsroomTimezoneMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -165,7 +167,22 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 CELERY_TIMEZONE = "UTC"
 # How often beat's send watchdog looks for lost or stalled batch ranges.
 NEWSLETTER_WATCH_SECONDS = env_int("NEWSLETTER_WATCH_SECONDS", 30, minimum=1)
+# --- Feed sources ----------------------------------------------------------------------
+# Every active feed source is fetched this often (conditional GET, so an unchanged feed
+# costs one small request).
+FEED_FETCH_INTERVAL_MINUTES = env_int("FEED_FETCH_INTERVAL_MINUTES", 15, minimum=1)
+# A source may read a file only from this directory ("file:NAME"); empty: no file sources.
+# `make demo` writes its portal feed there (the shipped sample, dated this week).
+FEED_FILE_DIR = env_str("FEED_FILE_DIR", str(VAR_DIR / "feeds"))
+# Test-only, never from the environment: lets tests fetch feeds from 127.0.0.1.
+FEED_ALLOW_LOOPBACK = False
+
 CELERY_BEAT_SCHEDULE = {
+    # Each active feed source is fetched, its new and changed articles imported.
+    "fetch-feeds": {
+        "task": "articles.tasks.fetch_feeds",
+        "schedule": FEED_FETCH_INTERVAL_MINUTES * 60.0,
+    },
     # Each newsletter compiles at its own weekday and time; this tick checks which are due.
     "compile-due-issues": {"task": "newsletter.tasks.compile_due_issues", "schedule": 300.0},
     # Scheduled issues start sending when their time comes.

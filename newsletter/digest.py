@@ -7,20 +7,23 @@ once; their personal links are placeholders that each message fills in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import markdown
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from articles.feeds import sanitise_html
 from articles.models import Article, Category
 from newsletter.emails import RenderedEmail, render_email
 from newsletter.models import Issue, IssueItem
+from newsletter.plaintext import readable_text
 from newsletter.tokens import issue_preview_token
 
 # Per-reader values are left as these ASCII markers in the rendered variant and
@@ -91,11 +94,12 @@ class DigestSection:
     key: int
     title: str
     items: list[DigestItem] = field(default_factory=list)
+    more: int = 0  # articles past the email's cap, read on the issue's web page
+    more_url: str = ""
 
     @property
     def anchor(self) -> str:
-        """Return the fragment the table of contents links to (Gmail and Apple Mail follow it)."""
-        return f"section-{self.key}" if self.key else "section-more"
+        return f"section-{self.key}"
 
 
 @dataclass
@@ -181,6 +185,11 @@ def editor_note_html(issue: Issue) -> SafeString:
     return mark_safe(sanitise_html(markdown.markdown(issue.editor_note)))  # noqa: S308 - nh3-sanitised
 
 
+def editor_note_text(issue: Issue) -> str:
+    """Return the editor's note as the plain-text part shows it: text, not Markdown."""
+    return readable_text(editor_note_html(issue))
+
+
 def _related_by_keywords(
     wanted: dict[int, set[int]], *, exclude: set[int], until
 ) -> dict[int, list[Article]]:
@@ -228,7 +237,10 @@ def digest_build(
     """Return the issue's sections in order, with a fixed number of queries.
 
     Each article lists up to three related articles: the editor's choice when there
-    is one, else those sharing the most keywords with it (never one in this issue).
+    is one, else those sharing the most keywords with it. Related reading adds, never
+    repeats: an article this issue carries is never listed, and when the editor's
+    choice is all in the issue, keyword matches stand in. A category not yet turned
+    on has no section of its own: its articles are under "More news".
     """
     items = (
         IssueItem.objects.filter(issue=issue)
@@ -244,22 +256,27 @@ def digest_build(
     if not include_removed:
         items = items.filter(removed=False)
     items = list(items)
+    in_issue = {item.article_id for item in items}
+    chosen = {
+        item.article_id: [a for a in item.article.related.all() if a.pk not in in_issue][
+            :RELATED_LIMIT
+        ]
+        for item in items
+    }
     by_keywords = _related_by_keywords(
         {
             item.article_id: {k.pk for k in item.article.keywords.all()}
             for item in items
-            if not item.article.related.all() and item.article.keywords.all()
+            if not chosen[item.article_id] and item.article.keywords.all()
         },
-        exclude={item.article_id for item in items},
+        exclude=in_issue,
         until=issue.window_end,
     )
     by_key: dict[int, DigestSection] = {}
     order: dict[int, tuple[int, str]] = {}
     for item in items:
-        related = list(item.article.related.all())[:RELATED_LIMIT] or by_keywords.get(
-            item.article_id, []
-        )
-        section: Category | None = item.section
+        related = chosen[item.article_id] or by_keywords.get(item.article_id, [])
+        section: Category | None = item.section if item.section and item.section.enabled else None
         key = section.pk if section else UNCATEGORISED
         if key not in by_key:
             by_key[key] = DigestSection(key=key, title=section.name if section else "More news")
@@ -285,21 +302,84 @@ def week_label(issue: Issue) -> str:
     return f"Week {int(week)}, {year}"
 
 
-def preheader(digest: Digest, variant: Variant) -> str:
-    titles = [
+def _titles(digest: Digest, variant: Variant) -> list[str]:
+    return [
         item.article.title for section in digest.sections_for(variant) for item in section.items
     ]
-    return " · ".join(titles[:3])[:180]
 
 
-def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> dict:
+def preheader(digest: Digest, variant: Variant) -> str:
+    """Return the editors' preheader, else the first stories' titles of this variant."""
+    if digest.issue.preheader.strip():
+        return digest.issue.preheader.strip()
+    return " · ".join(_titles(digest, variant)[:3])[:180]
+
+
+def headline(digest: Digest, variant: Variant | None = None) -> str:
+    """Return the editors' headline, else the lead story's title with name and number.
+
+    Without `variant`, the lead of the whole issue (the archive and RSS show that).
+    """
+    titles = _titles(digest, digest.section_keys if variant is None else variant)
+    return issue_headline(digest.issue, lead_title=titles[0] if titles else None)
+
+
+def issue_headline(issue: Issue, *, lead_title: str | None) -> str:
+    """Return the editors' headline, else `lead_title` with the newsletter's name and number."""
+    if issue.headline.strip():
+        return issue.headline.strip()
+    masthead = f"{issue.newsletter.name} No. {issue.number}"
+    return f"{lead_title} · {masthead}" if lead_title else f"{masthead} · {week_label(issue)}"
+
+
+# Items as the digest shows them: sections by position ("More news" last), pinned first.
+DIGEST_ORDER = (
+    F("section__position").asc(nulls_last=True),
+    "section__name",
+    "-pinned",
+    "position",
+    "id",
+)
+
+
+def issue_items_in_order(issue: Issue):
+    """Return the issue's items in the digest's order, the lead story first."""
+    return IssueItem.objects.filter(issue=issue, removed=False).order_by(*DIGEST_ORDER)
+
+
+def section_cap(issue: Issue) -> int:
+    return issue.section_cap or issue.newsletter.section_cap
+
+
+def capped_sections(digest: Digest, variant: Variant) -> list[DigestSection]:
+    """Return the variant's sections as the email shows them: at most the cap of each,
+    the rest counted and linked to the section on the issue's web page."""
+    cap = section_cap(digest.issue)
+    web_url = issue_web_url(digest.issue)
+    return [
+        dataclasses.replace(
+            section,
+            items=section.items[:cap],
+            more=max(len(section.items) - cap, 0),
+            more_url=f"{web_url}#{section.anchor}",
+        )
+        for section in digest.sections_for(variant)
+    ]
+
+
+def digest_context(
+    digest: Digest, variant: Variant, *, test: bool = False, capped: bool = False
+) -> dict:
+    """Return what the digest's templates show; `capped` for an email, whole for the web."""
     issue = digest.issue
     return {
         "newsletter": issue.newsletter,
         "issue": issue,
         "week_label": week_label(issue),
-        "sections": digest.sections_for(variant),
+        "subject": headline(digest, variant),
+        "sections": capped_sections(digest, variant) if capped else digest.sections_for(variant),
         "editor_note": editor_note_html(issue),
+        "editor_note_text": editor_note_text(issue),
         "preheader": preheader(digest, variant),
         # A test copy's issue is not public yet: its "view in your browser" opens a
         # signed preview page instead of the archive page, which would be a 404.
@@ -314,8 +394,12 @@ def digest_context(digest: Digest, variant: Variant, *, test: bool = False) -> d
 
 
 def digest_render(digest: Digest, variant: Variant, *, test: bool = False) -> RenderedEmail:
-    """Render one variant of the digest, per-reader links left as placeholders."""
-    return render_email("digest", digest_context(digest, variant, test=test))
+    """Render one variant of the digest, per-reader links left as placeholders.
+
+    Dates are the newsroom's: rendered in the newsletter's zone, not the worker's.
+    """
+    with timezone.override(digest.issue.newsletter.tz):
+        return render_email("digest", digest_context(digest, variant, test=test, capped=True))
 
 
 def fill_placeholders(text: str, values: dict[str, str]) -> str:

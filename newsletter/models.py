@@ -5,7 +5,7 @@ import zoneinfo
 from datetime import time
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -73,6 +73,15 @@ class Newsletter(models.Model):
         help_text=_(
             'With "send unless held": hours between drafting the issue and sending it, '
             "for editors to curate it or hold it."
+        ),
+    )
+    section_cap = models.PositiveSmallIntegerField(
+        _("articles per section in the email"),
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_(
+            "The rest of a longer section is one line linking to the issue online, so no "
+            "digest grows past Gmail's clipping size. Each issue may set its own."
         ),
     )
     is_active = models.BooleanField(_("active"), default=True)
@@ -282,6 +291,31 @@ class Issue(models.Model):
     newsletter = models.ForeignKey(Newsletter, on_delete=models.PROTECT, related_name="issues")
     number = models.PositiveIntegerField(_("number"))
     title = models.CharField(_("title"), max_length=200)
+    headline = models.CharField(
+        _("headline (subject line)"),
+        max_length=200,
+        blank=True,
+        help_text=_(
+            "The email's subject and the issue's title in the archive and RSS. Empty: the "
+            "lead story's title with the newsletter's name and number."
+        ),
+    )
+    preheader = models.CharField(
+        _("preheader"),
+        max_length=200,
+        blank=True,
+        help_text=_("The line inboxes show after the subject. Empty: the first stories' titles."),
+    )
+    section_cap = models.PositiveSmallIntegerField(
+        _("articles per section in the email"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text=_(
+            "Empty: the newsletter's. The rest of a section is one line linking to the "
+            "issue online."
+        ),
+    )
     week = models.CharField(_("week"), max_length=8, help_text=_("ISO week, e.g. 2026-W48."))
     window_start = models.DateTimeField(_("articles from"))
     window_end = models.DateTimeField(_("articles until"))

@@ -14,11 +14,14 @@ from newsletter.suppression import normalise_email
 
 
 def categories_offered(*, newsletter: Newsletter) -> QuerySet[Category]:
-    """Return the sections a reader of `newsletter` may choose (all when it offers none)."""
+    """Return the sections a reader of `newsletter` may choose (all when it offers none).
+
+    A category an editor has not turned on is never offered, whatever the list says.
+    """
     offered = newsletter.categories.all()
     if not offered.exists():
         offered = Category.objects.all()
-    return offered.order_by("position", "name")
+    return offered.filter(enabled=True).order_by("position", "name")
 
 
 def consent_text_current(*, newsletter: Newsletter) -> ConsentText | None:

@@ -228,13 +228,15 @@ class Preview:
     email: RenderedEmail
 
 
-def issue_preview(*, issue: Issue, categories: Iterable[int] = ()) -> Preview:
+def issue_preview(
+    *, issue: Issue, categories: Iterable[int] = (), digest: Digest | None = None
+) -> Preview:
     """Render the issue as a reader who chose `categories` gets it (none: every section).
 
     The per-reader links are filled in for a stand-in reader, so the preview is the
     message byte for byte apart from the reader's own tokens.
     """
-    digest = digest_build(issue)
+    digest = digest or digest_build(issue)
     variant = digest.variant_for(categories)
     rendered = digest_render(digest, variant)
     sample = Subscriber(pk=0, newsletter=issue.newsletter, email="", token_secret="preview")
@@ -256,3 +258,55 @@ def issue_failures(*, issue: Issue, limit: int = 5) -> list[tuple[str, int]]:
         .order_by("-n")
         .values_list("last_error", "n")[:limit]
     )
+
+
+# Gmail clips a message whose HTML passes about 102 KB and hides the rest, footer
+# (unsubscribe, preferences) included; every variant stays under 100 KB to be sure.
+GMAIL_CLIP_BYTES = 102 * 1024
+DIGEST_MAX_BYTES = 100 * 1024
+
+
+@dataclass(frozen=True)
+class DigestSize:
+    """The HTML size of an issue's largest variant, as a reader's inbox receives it."""
+
+    variant: str  # which variant, in words
+    html_bytes: int
+
+    @property
+    def limit(self) -> int:
+        return DIGEST_MAX_BYTES
+
+    @property
+    def limit_kb(self) -> int:
+        return DIGEST_MAX_BYTES // 1024
+
+    @property
+    def over(self) -> int:
+        return max(self.html_bytes - DIGEST_MAX_BYTES, 0)
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.html_bytes / DIGEST_MAX_BYTES)
+
+    @property
+    def kb(self) -> str:
+        return f"{self.html_bytes / 1024:.1f}"
+
+    @property
+    def over_kb(self) -> str:
+        return f"{self.over / 1024:.1f}"
+
+
+def issue_digest_size(*, issue: Issue, digest: Digest | None = None) -> DigestSize:
+    """Return the size of the largest variant's HTML, reader links filled in.
+
+    The variant with every section is the largest: any other one is the same email
+    with sections left out. Each language edition adds its own such variant.
+    """
+    digest = digest or digest_build(issue)
+    variant = digest.section_keys
+    preview = issue_preview(issue=issue, categories=(), digest=digest)
+    titles = [section.title for section in digest.sections_for(variant)]
+    label = "every section" + (f": {', '.join(titles)}" if titles else "")
+    return DigestSize(variant=label, html_bytes=len(preview.email.html.encode()))

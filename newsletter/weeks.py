@@ -47,14 +47,18 @@ def send_moment(newsletter: Newsletter, week: IsoWeek) -> datetime:
     return datetime.combine(day, newsletter.send_time, tzinfo=newsletter.tz)
 
 
-def issue_window(newsletter: Newsletter, week: IsoWeek) -> tuple[datetime, datetime]:
-    """Return the seven days an issue of `week` covers, ending at that week's send moment.
+def issue_window(
+    newsletter: Newsletter, week: IsoWeek, *, after: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """Return the span an issue of `week` covers, ending at that week's send moment.
 
-    Ending at the send moment (not at Sunday midnight) means nothing published between
-    two issues falls through the gap, whatever weekday the newsletter goes out on.
+    It starts at `after`, the previous issue's cutoff (the moment up to which that
+    issue gathered articles, however early it went out), so nothing published between
+    two issues falls through the gap; the first issue of a newsletter covers the
+    seven days before its send moment.
     """
     end = send_moment(newsletter, week)
-    return end - timedelta(days=7), end
+    return (after if after is not None else end - timedelta(days=7)), end
 
 
 def current_week(newsletter: Newsletter, now: datetime) -> IsoWeek:

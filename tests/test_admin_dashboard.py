@@ -108,3 +108,29 @@ def test_an_editor_sees_only_what_they_may_open(client):
     page = client.get("/admin/").content.decode()
     assert 'id="tile-active"' not in page and 'id="dashboard-tickets"' not in page
     assert timezone.now() == NOW
+
+
+def test_the_home_lists_feed_sources_whose_last_fetch_failed(client):
+    from articles.models import FeedFetch, FeedSource
+
+    broken = FeedSource.objects.create(
+        name="Portal English", url="https://portal.example.com/rss", language="en"
+    )
+    fixed = FeedSource.objects.create(
+        name="Portal Chinese", url="https://portal.example.com/zh", language="zh-hans"
+    )
+    FeedFetch.objects.create(source=broken, at=NOW - timedelta(hours=2), new=3)
+    FeedFetch.objects.create(
+        source=broken, at=NOW - timedelta(hours=1), error="HTTP 503 from the portal"
+    )
+    FeedFetch.objects.create(source=fixed, at=NOW - timedelta(hours=2), error="timed out")
+    FeedFetch.objects.create(source=fixed, at=NOW - timedelta(hours=1), new=1)
+    client.force_login(StaffUserFactory(is_superuser=True))
+    page = client.get("/admin/").content.decode()
+    feeds = page[page.index('id="dashboard-feeds"') :]
+    feeds = feeds[: feeds.index("</div>")]
+    assert (
+        f'href="/admin/articles/feedsource/{broken.pk}/change/">Portal English</a>: HTTP 503 from the portal'
+        in feeds
+    )
+    assert "Portal Chinese" not in feeds

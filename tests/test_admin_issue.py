@@ -226,7 +226,7 @@ def test_compile_refuses_a_bad_week(client, editor):
 def test_the_preview_shows_the_html_and_plain_text_a_reader_gets(client, editor, issue):
     page = client.get(url("preview", issue))
     shown = text(page)
-    assert "Belt & Road Weekly No. 12 · Week 48, 2026" in shown  # the subject
+    assert "Yuan settlement · Belt & Road Weekly No. 12" in shown  # the subject
     assert "Finance (2) · Energy (1)" in shown
     assert "== FINANCE ==" in shown and "Solar in Uzbekistan" in shown
     html = client.get(url("preview_html", issue))
@@ -269,7 +269,9 @@ def test_send_test_goes_to_the_given_addresses_marked_test_with_no_delivery(clie
         "boss@example.org",
         "desk@example.org",
     ]
-    assert all(m.subject.startswith("[TEST] Belt & Road Weekly No. 12") for m in mail.outbox)
+    assert all(
+        m.subject == "[TEST] Yuan settlement · Belt & Road Weekly No. 12" for m in mail.outbox
+    )
     assert not Delivery.objects.exists()
     issue.refresh_from_db()
     assert issue.status == Issue.Status.DRAFT

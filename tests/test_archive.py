@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from html import unescape
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -79,11 +80,13 @@ def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
     assert f'<link rel="canonical" href="{url}">' in page
     assert f'<meta property="og:url" content="{url}">' in page
     assert (
-        '<meta property="og:title" content="Belt &amp; Road Weekly No. 7 · Week 48, 2026">' in page
+        '<meta property="og:title" content="Headline of issue 7 · Belt &amp; Road Weekly No. 7">'
+        in page
     )
     assert '<meta property="og:description" content="Headline of issue 7">' in page
     assert '<meta name="twitter:card" content="summary">' in page
-    assert f'<meta property="article:published_time" content="{issue.sent_at.isoformat()}">' in page
+    sent = issue.sent_at.astimezone(issue.newsletter.tz)  # the newsroom's time, same instant
+    assert f'<meta property="article:published_time" content="{sent.isoformat()}">' in page
     assert "/newsletter/feed/" in page
 
 
@@ -219,11 +222,14 @@ def test_an_issue_page_has_contents_a_subscribe_box_and_share_links_without_java
     page = client.get("/newsletter/archive/21/").content.decode()
     web_url = f"{SITE}/newsletter/archive/21/"
     encoded = "https%3A%2F%2Fweekly.example.org%2Fnewsletter%2Farchive%2F21%2F"
+    # The shared text is the issue's headline, as its og:title says.
+    title = unescape(re.search(r'<meta property="og:title" content="([^"]+)"', page).group(1))
+    text = quote(title, safe="")
     for share in (
-        "https://x.com/intent/post?text=Belt%20%26%20Road%20Weekly%20No.%2021",
+        f"https://x.com/intent/post?text={text}&amp;url={encoded}",
         f"https://www.linkedin.com/sharing/share-offsite/?url={encoded}",
         f"https://www.facebook.com/sharer/sharer.php?u={encoded}",
-        "mailto:?subject=Belt%20%26%20Road%20Weekly%20No.%2021",
+        f"mailto:?subject={text}&amp;body={encoded}",
     ):
         assert f'href="{share}' in page, share
     assert web_url in page

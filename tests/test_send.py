@@ -123,7 +123,7 @@ def test_the_digest_carries_bulk_sender_headers_and_a_per_reader_unsubscribe(
     )
     assert unsubscribe, headers["List-Unsubscribe"]
     assert unsubscribe.group(1) in message.body  # the visible link is the same
-    assert message.subject == "Belt & Road Weekly No. 7 · Week 48, 2026"
+    assert message.subject == "ICBC and Alipay · Belt & Road Weekly No. 7"  # the lead story
     # The header's link really unsubscribes, the way a mailbox provider uses it.
     response = client.post(
         urlsplit(unsubscribe.group(1)).path,
@@ -206,7 +206,7 @@ def test_a_test_send_is_marked_and_writes_no_delivery(issue):
     out = StringIO()
     call_command("send_issue", "7", "--test-to", "editor@example.org", stdout=out)
     assert [m.to for m in mail.outbox] == [["editor@example.org"]]
-    assert mail.outbox[0].subject.startswith("[TEST] Belt & Road Weekly No. 7")
+    assert mail.outbox[0].subject == "[TEST] ICBC and Alipay · Belt & Road Weekly No. 7"
     assert Delivery.objects.count() == 0
     assert Issue.objects.get(pk=issue.pk).status == Issue.Status.DRAFT
     with pytest.raises(CommandError, match="is not a valid email address"):

@@ -9,6 +9,8 @@ the admin history (LogEntry) of the issue.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from datetime import datetime, timedelta
 
 from django.contrib import admin, messages
@@ -31,11 +33,12 @@ from newsletter.admin.issue_forms import (
     SendTestForm,
     VariantForm,
 )
-from newsletter.digest import digest_build, issue_web_url, preheader, week_label
+from newsletter.digest import digest_build, headline, issue_web_url, preheader, week_label
 from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import (
     Progress,
     issue_audience,
+    issue_digest_size,
     issue_failures,
     issue_preview,
     issue_progress,
@@ -107,7 +110,7 @@ class NewsletterAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        (_("Sections"), {"fields": ["categories"]}),
+        (_("Sections"), {"fields": ["categories", "section_cap"]}),
     ]
 
 
@@ -189,6 +192,16 @@ class IssueAdmin(admin.ModelAdmin):
         (
             None,
             {"fields": ["title", "newsletter", "number", "week", "status", "scheduled_for"]},
+        ),
+        (
+            _("Headline and preheader"),
+            {
+                "fields": ["headline", "preheader", "section_cap"],
+                "description": _(
+                    "What inboxes show: the subject line, and the line after it. Leave them "
+                    "empty for the defaults shown in grey."
+                ),
+            },
         ),
         (
             _("Editor's note"),
@@ -298,6 +311,26 @@ class IssueAdmin(admin.ModelAdmin):
 
     # --- the issue page --------------------------------------------------------------
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is not None and "headline" in form.base_fields:
+            # The defaults, in grey, are what goes out if the editors write nothing.
+            digest = digest_build(obj)
+            form.base_fields["headline"].widget.attrs.update(
+                placeholder=headline(dataclasses.replace(digest, issue=_blank(obj))),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["preheader"].widget.attrs.update(
+                placeholder=preheader(
+                    dataclasses.replace(digest, issue=_blank(obj)), digest.section_keys
+                ),
+                style="width: 40em; max-width: 100%",
+            )
+            form.base_fields["section_cap"].widget.attrs.update(
+                placeholder=str(obj.newsletter.section_cap)
+            )
+        return form
+
     def save_related(self, request, form, formsets, change) -> None:
         super().save_related(request, form, formsets, change)
         # Typed positions and arrow moves become 10, 20, 30… in the order now shown.
@@ -333,7 +366,9 @@ class IssueAdmin(admin.ModelAdmin):
             "can_retry_failed": can_send and issue.status == status.SENT and issue.failed_count > 0,
         }
         if issue.status in EDITABLE:
-            context["audience"] = issue_audience(issue=issue)
+            digest = digest_build(issue)
+            context["audience"] = issue_audience(issue=issue, digest=digest)
+            context["size"] = issue_digest_size(issue=issue, digest=digest)
         if issue.status in (status.SENDING, status.SENT):
             context["progress"] = progress_payload(issue, issue_progress(issue=issue))
             context["web_url"] = issue_web_url(issue)
@@ -667,6 +702,13 @@ class IssueAdmin(admin.ModelAdmin):
             form=form,
             newsletter=newsletter,
         )
+
+
+def _blank(issue: Issue) -> Issue:
+    """Return a copy of `issue` without the editors' headline and preheader (the defaults)."""
+    blank = copy.copy(issue)
+    blank.headline = blank.preheader = ""
+    return blank
 
 
 def local_time(issue: Issue, moment: datetime | None) -> str:

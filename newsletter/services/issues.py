@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
+from newsletter.selectors import issue_digest_size
 from newsletter.sending.dispatch import ranges_dispatch
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
@@ -70,6 +71,19 @@ def _require_items(issue: Issue, action: str) -> None:
         raise IssueNotSendable(
             f"No. {issue.number} has no articles; add some before it is {action}."
         )
+    _require_unclipped(issue, action)
+
+
+def _require_unclipped(issue: Issue, action: str) -> None:
+    """Refuse an issue whose largest variant Gmail would clip, hiding the unsubscribe link."""
+    size = issue_digest_size(issue=issue)
+    if size.over:
+        raise IssueNotSendable(
+            f"No. {issue.number} cannot be {action}: the variant with {size.variant} is "
+            f"{size.kb} KB of HTML, {size.over_kb} KB over the {size.limit_kb} KB limit "
+            f"(Gmail clips past about 102 KB and hides the unsubscribe link). Lower the "
+            f"articles per section or remove articles."
+        )
 
 
 @dataclass
@@ -80,15 +94,40 @@ class CompileResult:
     message: str = ""
 
 
+def _previous_issue(newsletter: Newsletter, *, before: Issue | None) -> Issue | None:
+    """Return the newsletter's latest issue before `before` (all when None), not cancelled."""
+    issues = Issue.objects.filter(newsletter=newsletter).exclude(status=Status.CANCELLED)
+    if before is not None:
+        issues = issues.filter(number__lt=before.number)
+    return issues.order_by("-number").first()
+
+
 def _articles_for(
-    newsletter: Newsletter, start: datetime, end: datetime, *, exclude_issue: Issue | None
+    newsletter: Newsletter,
+    start: datetime,
+    end: datetime,
+    *,
+    exclude_issue: Issue | None,
+    previous: Issue | None,
 ):
-    articles = Article.objects.filter(
-        status=Article.Status.PUBLISHED, published_at__gte=start, published_at__lt=end
-    ).select_related("category")
+    """Return the published articles of [start, end) that no issue of `newsletter` carries.
+
+    An article the feed delivered after the previous issue's cutoff, though dated
+    inside that issue's span (a feed fetched a few minutes late), comes too: it arrived
+    too late for that issue and would otherwise be in none.
+    """
+    in_window = Q(published_at__gte=start, published_at__lt=end)
+    if previous is not None:
+        in_window |= Q(
+            created_at__gte=start, published_at__gte=previous.window_start, published_at__lt=end
+        )
+    articles = Article.objects.filter(in_window, status=Article.Status.PUBLISHED).select_related(
+        "category"
+    )
     offered = list(newsletter.categories.values_list("pk", flat=True))
     if offered:
-        articles = articles.filter(category__in=offered)
+        # A category not yet turned on is in nobody's list: its articles are "More news".
+        articles = articles.filter(Q(category__in=offered) | Q(category__enabled=False))
     carried = IssueItem.objects.filter(issue__newsletter=newsletter, removed=False).exclude(
         issue__status=Issue.Status.CANCELLED
     )
@@ -134,14 +173,16 @@ def issue_compile(
 ) -> CompileResult:
     """Draft the issue of `week` (default: the current one) from its window's articles.
 
-    Only published articles that no earlier issue carried are taken, in sections by
+    The window runs from the previous issue's cutoff to this week's send moment (or
+    now, if sooner), and the issue's cutoff becomes the end of what it gathered: an
+    issue compiled and sent early leaves the rest of its week to the next one. Only
+    published articles that no earlier issue carried are taken, in sections by
     category, ranked by editor priority then date. Re-compiling a draft keeps what
     editors did (order, pins, removals, abstracts) and appends what is new. An empty
     week makes no issue.
     """
     now = now or timezone.now()
     week = week or current_week(newsletter, now)
-    start, end = issue_window(newsletter, week)
     with transaction.atomic():
         issue = (
             Issue.objects.select_for_update()
@@ -154,7 +195,14 @@ def issue_compile(
                 issue=issue,
                 message=f"Issue No. {issue.number} for {week} is {issue.status}; left as it is.",
             )
-        articles = list(_articles_for(newsletter, start, min(end, now), exclude_issue=issue))
+        previous = _previous_issue(newsletter, before=issue)
+        start, end = issue_window(
+            newsletter, week, after=previous.window_end if previous is not None else None
+        )
+        cutoff = max(start, min(end, now))
+        articles = list(
+            _articles_for(newsletter, start, cutoff, exclude_issue=issue, previous=previous)
+        )
         if issue is not None:
             present = set(issue.items.values_list("article_id", flat=True))
             articles = [a for a in articles if a.pk not in present]
@@ -173,11 +221,14 @@ def issue_compile(
                 week=str(week),
                 title=f"{newsletter.name} No. {number}",
                 window_start=start,
-                window_end=end,
+                window_end=cutoff,
                 utm_source="newsletter",
                 utm_medium="email",
                 utm_campaign=f"{newsletter.slug}-{number}",
             )
+        else:
+            Issue.objects.filter(pk=issue.pk).update(window_start=start, window_end=cutoff)
+            issue.window_start, issue.window_end = start, cutoff
         last = issue.items.aggregate(p=Max("position"))["p"] or 0
         IssueItem.objects.bulk_create(
             [

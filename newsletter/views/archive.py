@@ -16,9 +16,13 @@ from django.urls import reverse
 from django.utils.feedgenerator import Rss201rev2Feed
 
 from newsletter.digest import (
+    DIGEST_ORDER,
     absolute,
     digest_build,
     digest_context,
+    headline,
+    issue_headline,
+    issue_items_in_order,
     issue_web_url,
     tracked_url,
     week_label,
@@ -40,13 +44,15 @@ def archive(request: HttpRequest) -> HttpResponse:
             "items",
             queryset=IssueItem.objects.filter(removed=False)
             .select_related("article")
-            .order_by("-pinned", "position", "id"),
+            .order_by(*DIGEST_ORDER),
             to_attr="shown_items",
         )
     )
     page = Paginator(issues, ISSUES_PER_PAGE).get_page(request.GET.get("page"))
     for issue in page:
         issue.week_label = week_label(issue)
+        lead = issue.shown_items[0].article.title if issue.shown_items else None
+        issue.headline_text = issue_headline(issue, lead_title=lead)
         for item in issue.shown_items:
             item.read_url = tracked_url(item.article.url, issue, medium=WEB_MEDIUM)
     return render(
@@ -66,7 +72,7 @@ def _issue_page(request: HttpRequest, issue: Issue, *, preview: bool) -> HttpRes
     digest = digest_build(issue, utm_medium=WEB_MEDIUM)
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
-    context["share_title"] = f"{issue.newsletter.name} No. {issue.number} · {week_label(issue)}"
+    context["share_title"] = headline(digest)
     context["preview"] = preview
     return render(request, "newsletter/archive_issue.html", context)
 
@@ -108,7 +114,8 @@ class IssueFeed(Feed):
         return issues_published(newsletter=newsletter).select_related("newsletter")[:FEED_ISSUES]
 
     def item_title(self, issue: Issue) -> str:
-        return f"{issue.newsletter.name} No. {issue.number} · {week_label(issue)}"
+        lead = issue_items_in_order(issue).values_list("article__title", flat=True).first()
+        return issue_headline(issue, lead_title=lead)
 
     def item_link(self, issue: Issue) -> str:
         return issue_web_url(issue)

@@ -19,10 +19,11 @@ class Command(BaseCommand):
         except FeedError as exc:
             raise CommandError(str(exc)) from None
         for error in result.errors:
-            self.stderr.write(self.style.ERROR(f"skipped: {error}"))
+            self.stderr.write(self.style.ERROR(f"refused: {error}"))
         self.stdout.write(
             self.style.SUCCESS(
-                f"{result.created} created, {result.updated} updated, {len(result.errors)} skipped."
+                f"{result.created} created, {result.updated} updated, "
+                f"{result.unchanged} unchanged, {len(result.errors)} refused."
             )
         )
         if result.errors and not result.imported:

@@ -1,25 +1,30 @@
-"""Fill an empty site with sample articles and readers, then compile and send this week's issue."""
+"""Fill an empty site: last week's issue sent, this week's draft (fed by a feed source) to curate."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from articles.feeds import FeedError, ParsedFeed, read_feed
-from articles.models import Article, Category
+from articles.models import Article, Category, FeedSource
 from articles.services import articles_import
+from articles.tasks import fetch_feed
 from newsletter.management.commands._common import newsletter_from_option
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.services.issues import IssueNotSendable, issue_compile, issue_start_sending
-from newsletter.weeks import current_week, issue_window
+from newsletter.weeks import IsoWeek, current_week, issue_window
 
 SAMPLE_FEED = Path(settings.BASE_DIR) / "articles" / "fixtures" / "sample-feed.xml"
+DEMO_FEED_FILE = "portal-demo.json"
+NEWSROOM_GROUPS = ["Editors", "Publishers"]
 READERS = 50
 ADMIN_USER, ADMIN_PASSWORD = "admin", "belt-and-road"
 FIRST_NAMES = [
@@ -82,8 +87,34 @@ def rebase_into(feed: ParsedFeed, start: datetime, end: datetime) -> ParsedFeed:
     return dataclasses.replace(feed, entries=entries)
 
 
+def feed_json(feed: ParsedFeed) -> str:
+    """Return `feed` as a JSON Feed document, the format a portal's feed file may take."""
+    items = [
+        {
+            "id": entry.guid,
+            "url": entry.url,
+            "title": entry.title,
+            "summary": entry.abstract,
+            "content_html": entry.body,
+            "date_published": entry.published_at.isoformat(),
+            "tags": list(entry.keywords),
+            "_belt_and_road": {
+                "category": entry.category or "",
+                "source": entry.source,
+                "related": list(entry.related_urls),
+            },
+        }
+        for entry in feed.entries
+    ]
+    document = {"version": "https://jsonfeed.org/version/1.1", "title": feed.title, "items": items}
+    return json.dumps(document, ensure_ascii=False, indent=1)
+
+
 class Command(BaseCommand):
-    help = "Import sample articles, create demo readers, compile this week's issue and send it to the outbox."
+    help = (
+        "Import sample articles and readers, send last week's issue to the outbox and leave "
+        "this week's draft, fed by a demo feed source, to curate."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--newsletter", help="newsletter slug (default: the site's newsletter)")
@@ -96,32 +127,41 @@ class Command(BaseCommand):
             )
         target = newsletter_from_option(newsletter)
         now = timezone.now()
-        week = current_week(target, now)
-        start, end = issue_window(target, week)
-        window_end = min(end, now)
-
-        self.stdout.write(self.style.MIGRATE_HEADING(f"1. Articles from {SAMPLE_FEED.name}"))
+        this_week = current_week(target, now)
+        last_week = IsoWeek.of(this_week.monday() - timedelta(days=7))
+        last_start, last_end = issue_window(target, last_week)
         try:
-            feed = read_feed(str(SAMPLE_FEED))
+            sample = read_feed(str(SAMPLE_FEED))
         except FeedError as exc:
             raise CommandError(str(exc)) from None
-        feed = rebase_into(feed, start + timedelta(hours=1), window_end - timedelta(minutes=30))
+        # The sample is one fixed week: its older half becomes last week's news, the
+        # newer half this week's, so the archive has an issue and the draft has work.
+        entries = sorted(sample.entries, key=lambda e: e.published_at)
+        half = len(entries) // 2
+        older = dataclasses.replace(sample, entries=entries[:half])
+        newer = dataclasses.replace(sample, entries=entries[half:])
+
+        self.stdout.write(self.style.MIGRATE_HEADING("1. Last week's articles"))
+        older = rebase_into(older, last_start + timedelta(hours=1), last_end - timedelta(hours=1))
         result = articles_import(
-            feed=feed,
+            feed=older,
             on_progress=lambda i, n, entry: self.stdout.write(f"   [{i}/{n}] {entry.title}"),
         )
-        self.stdout.write(f"   {result.created} created, {result.updated} updated.")
+        self.stdout.write(
+            f"   {result.created} created, {result.updated} updated, {result.unchanged} unchanged."
+        )
+        self._categories_on()
 
         self.stdout.write(self.style.MIGRATE_HEADING(f"2. {READERS} demo readers"))
         created = self._readers(target, now)
         self.stdout.write(f"   {created} created, {READERS - created} already there.")
 
-        self.stdout.write(self.style.MIGRATE_HEADING(f"3. Compile the issue of {week}"))
-        compiled = issue_compile(newsletter=target, week=week, now=now)
+        self.stdout.write(self.style.MIGRATE_HEADING(f"3. Last week's issue ({last_week}), sent"))
+        compiled = issue_compile(newsletter=target, week=last_week, now=last_end)
         self.stdout.write(f"   {compiled.message}")
-
-        self.stdout.write(self.style.MIGRATE_HEADING("4. Send it"))
-        issue = compiled.issue or Issue.objects.filter(newsletter=target, week=str(week)).first()
+        issue = (
+            compiled.issue or Issue.objects.filter(newsletter=target, week=str(last_week)).first()
+        )
         if issue is None:
             self.stdout.write("   Nothing to send.")
         else:
@@ -132,16 +172,64 @@ class Command(BaseCommand):
                 self.stdout.write(f"   {exc}")
             issue.refresh_from_db()
 
-        self.stdout.write(self.style.MIGRATE_HEADING("5. Admin user"))
+        self.stdout.write(self.style.MIGRATE_HEADING("4. This week's articles, from a feed source"))
+        source = self._feed_source(newer, start=last_end, now=now)
+        fetch_feed.apply(args=[source.pk])  # the scheduler's own task, run here once
+        fetch = source.fetches.order_by("-at", "-id").first()
+        self.stdout.write(
+            f"   {source.name} ({source.url}): {fetch.new} new, {fetch.updated} updated, "
+            f"{fetch.refused} refused{'; ' + fetch.error if fetch.error else ''}."
+        )
+        self._categories_on()
+
+        self.stdout.write(self.style.MIGRATE_HEADING(f"5. This week's draft ({this_week})"))
+        draft = issue_compile(newsletter=target, week=this_week, now=now)
+        self.stdout.write(f"   {draft.message} It waits for an editor in admin.")
+
+        self.stdout.write(self.style.MIGRATE_HEADING("6. Admin user"))
+        self._admin()
+        self._summary(target, issue, draft.issue)
+
+    def _categories_on(self) -> None:
+        """Turn on the sample's categories, as an editor would after a first import."""
+        count = Category.objects.filter(enabled=False).update(enabled=True)
+        if count:
+            self.stdout.write(f"   Turned on {count} new categories (an editor's choice).")
+
+    def _feed_source(self, feed: ParsedFeed, *, start: datetime, now: datetime) -> FeedSource:
+        """Write this week's half of the sample to FEED_FILE_DIR and point a source at it.
+
+        The portal's real feed is a URL; the demo's is a file, which a source may read
+        only inside FEED_FILE_DIR. Its dates are moved to between last week's send and
+        now, as this week's news would be.
+        """
+        if not settings.FEED_FILE_DIR:
+            raise CommandError("FEED_FILE_DIR is empty: the demo needs it for its feed file.")
+        span = now - start
+        feed = rebase_into(feed, start + span * 0.1, now - span * 0.1)
+        directory = Path(settings.FEED_FILE_DIR)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / DEMO_FEED_FILE).write_text(feed_json(feed), encoding="utf-8")
+        source, _ = FeedSource.objects.update_or_create(
+            url=f"file:{DEMO_FEED_FILE}",
+            defaults={"name": "Belt & Road portal (demo)", "language": "en", "is_active": True},
+        )
+        return source
+
+    def _admin(self) -> None:
         user_model = get_user_model()
-        if user_model.objects.filter(username=ADMIN_USER).exists():
+        user = user_model.objects.filter(username=ADMIN_USER).first()
+        if user is not None:
             self.stdout.write(f"   {ADMIN_USER!r} exists already (password unchanged).")
         else:
-            user_model.objects.create_superuser(
+            user = user_model.objects.create_superuser(
                 ADMIN_USER, f"{ADMIN_USER}@example.com", ADMIN_PASSWORD
             )
             self.stdout.write(f"   Created {ADMIN_USER!r}.")
-        self._summary(target, issue)
+        # In both groups, so draft notices and reader questions reach someone.
+        groups = Group.objects.filter(name__in=NEWSROOM_GROUPS)
+        user.groups.add(*groups)
+        self.stdout.write(f"   In {', '.join(g.name for g in groups)}.")
 
     def _readers(self, newsletter, now) -> int:
         categories = {c.slug: c for c in Category.objects.all()}
@@ -165,7 +253,7 @@ class Command(BaseCommand):
             created += 1
         return created
 
-    def _summary(self, newsletter, issue: Issue | None) -> None:
+    def _summary(self, newsletter, issue: Issue | None, draft: Issue | None) -> None:
         outbox = Path(settings.EMAIL_OUTBOX_DIR)
         emails = len(list(outbox.glob("*.eml"))) if outbox.is_dir() else 0
         self.stdout.write(self.style.MIGRATE_HEADING("\nWhat happened"))
@@ -183,6 +271,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"   Issue:     No. {issue.number} ({issue.week}), {issue.get_status_display().lower()}: "
                 f"{counts['sent']} sent, {counts['skipped']} skipped, {counts['failed']} failed"
+            )
+        if draft is not None:
+            count = draft.items.filter(removed=False).count()
+            self.stdout.write(
+                f"   Draft:     No. {draft.number} ({draft.week}), {count} articles to curate: "
+                f"{settings.SITE_URL}/admin/newsletter/issue/{draft.pk}/change/"
             )
         self.stdout.write(f"   Outbox:    {emails} .eml files in {outbox}/")
         if settings.EMAIL_BACKEND == "newsletter.backends.OutboxBackend":

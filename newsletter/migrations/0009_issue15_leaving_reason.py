@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('newsletter', '0007_issue16_scale'),
+        ('newsletter', '0008_issue10_headline_preheader_section_cap'),
     ]
 
     operations = [

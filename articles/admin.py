@@ -156,6 +156,21 @@ class ArticleAdmin(admin.ModelAdmin):
             },
         ),
         (
+            _("Picture"),
+            {
+                "fields": [
+                    "image_url",
+                    "image_alt",
+                    ("image_width", "image_height"),
+                    "image_bytes",
+                ],
+                "description": _(
+                    "Shown above the story when it leads its section in the digest. "
+                    "Linked where the portal serves it; fill in what it shows for readers who cannot see it."
+                ),
+            },
+        ),
+        (
             _("Import"),
             {"fields": ["feed_guid", "created_at", "updated_at"], "classes": ["collapse"]},
         ),

@@ -95,6 +95,14 @@ _ITEM_ERRORS = (ValueError, TypeError, KeyError, AttributeError, OverflowError)
 
 
 @dataclass(frozen=True)
+class FeedImage:
+    url: str
+    width: int | None = None
+    height: int | None = None
+    size: int | None = None  # bytes, when the feed says
+
+
+@dataclass(frozen=True)
 class FeedEntry:
     guid: str
     title: str
@@ -112,6 +120,7 @@ class FeedEntry:
     language: str = ""
     translation_key: str = ""
     alternates: tuple[tuple[str, str], ...] = ()
+    image: FeedImage | None = None
 
 
 @dataclass
@@ -224,6 +233,7 @@ def _entry_from_feedparser(item: feedparser.FeedParserDict, *, feed_title: str) 
         link.get("href", "") for link in item.get("links", []) if link.get("rel") == "related"
     ]
     return _make_entry(
+        image=_image_from_feedparser(item),
         guid=item.get("id") or item.get("link") or "",
         title=item.get("title", ""),
         url=item.get("link", ""),
@@ -277,7 +287,9 @@ def _entry_from_json(item: dict, *, feed_title: str) -> FeedEntry:
         tags.insert(0, (str(extension["category"]), "section"))
     related = [str(url) for url in extension.get("related", []) if isinstance(url, str)]
     body = item.get("content_html") or html.escape(str(item.get("content_text", "")))
+    picture = item.get("image") or item.get("banner_image")
     return _make_entry(
+        image=_image(picture) if isinstance(picture, str) else None,
         guid=str(item.get("id") or item.get("url") or ""),
         title=str(item.get("title", "")),
         url=str(item.get("url", "")),
@@ -363,6 +375,7 @@ def _make_entry(
     tags: list[tuple[str, str]],
     related: list[str],
     source: str,
+    image: FeedImage | None = None,
 ) -> FeedEntry:
     guid, title, url, summary, body, source = (
         strip_control(v) for v in (guid, title, url, summary, body, source)
@@ -405,7 +418,46 @@ def _make_entry(
         related_urls=tuple(u for u in related if _is_web_url(u)),
         source=html_to_text(source)[:200],
         dateline=match.group(1)[:200] if match else "",
+        image=image,
     )
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".webp")
+
+
+def _number(value: object) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number < 2**31 else None
+
+
+def _image(url: object, width: object = None, height: object = None, size: object = None):
+    """Return a FeedImage for an absolute http(s) URL (never data: or a relative path)."""
+    url = str(url or "").strip()
+    if not _is_web_url(url) or len(url) > 500:
+        return None
+    return FeedImage(url=url, width=_number(width), height=_number(height), size=_number(size))
+
+
+def _image_from_feedparser(item: feedparser.FeedParserDict) -> FeedImage | None:
+    """Return the item's picture: media:content, then media:thumbnail, then an image enclosure."""
+    candidates = []
+    for media in item.get("media_content", []):
+        kind = str(media.get("medium") or media.get("type") or "")
+        url = str(media.get("url") or "")
+        if kind == "image" or kind.startswith("image/") or url.lower().endswith(_IMAGE_SUFFIXES):
+            candidates.append((url, media.get("width"), media.get("height"), media.get("filesize")))
+    for thumb in item.get("media_thumbnail", []):
+        candidates.append((thumb.get("url"), thumb.get("width"), thumb.get("height"), None))
+    for enclosure in item.get("enclosures", []):
+        if str(enclosure.get("type", "")).startswith("image/"):
+            candidates.append((enclosure.get("href"), None, None, enclosure.get("length")))
+    for url, width, height, size in candidates:
+        if image := _image(url, width, height, size):
+            return image
+    return None
 
 
 def _is_web_url(url: str) -> bool:

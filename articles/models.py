@@ -109,6 +109,20 @@ class Article(models.Model):
             "The editor's choice of further reading; when empty, articles sharing keywords are used."
         ),
     )
+    # The feed's picture for the story (media:content, media:thumbnail, an image
+    # enclosure or JSON Feed's image), linked where the portal serves it, never copied.
+    image_url = models.URLField(_("image"), max_length=500, blank=True)
+    image_width = models.PositiveIntegerField(_("image width"), null=True, blank=True)
+    image_height = models.PositiveIntegerField(_("image height"), null=True, blank=True)
+    image_bytes = models.PositiveIntegerField(
+        _("image size in bytes"), null=True, blank=True, help_text=_("As the feed states it.")
+    )
+    image_alt = models.CharField(
+        _("image description"),
+        max_length=300,
+        blank=True,
+        help_text=_("What the picture shows, for readers who cannot see it. Empty: the title."),
+    )
     priority = models.IntegerField(
         _("priority"),
         default=0,

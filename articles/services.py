@@ -102,6 +102,10 @@ def article_save_entry(
         "abstract": entry.abstract,
         "body": entry.body,
         "category": category,
+        "image_url": entry.image.url if entry.image else "",
+        "image_width": entry.image.width if entry.image else None,
+        "image_height": entry.image.height if entry.image else None,
+        "image_bytes": entry.image.size if entry.image else None,
     }
     if entry.translation_key:
         values["translation_key"] = entry.translation_key

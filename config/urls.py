@@ -1,6 +1,8 @@
 from django.conf.urls.i18n import i18n_patterns
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic.base import RedirectView
 
 from newsletter.views.health import healthz
 
@@ -16,6 +18,8 @@ urlpatterns = [
     path("anymail/", include("newsletter.webhooks")),
     path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
+    # Browsers ask for /favicon.ico on pages that name no icon (admin, files, errors).
+    path("favicon.ico", RedirectView.as_view(url=static("newsletter/favicon.ico"), permanent=True)),
 ]
 
 # Reader pages in every language (issue 14): /newsletter/… in the default language,

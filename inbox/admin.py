@@ -21,7 +21,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from inbox.models import ANSWER_MAX_CHARS, Reply, Ticket
+from inbox.models import ANSWER_MAX_CHARS, Reply, ReplyTemplate, Ticket
 from inbox.services import (
     AnsweredMeanwhile,
     ticket_handle,
@@ -29,6 +29,21 @@ from inbox.services import (
     tickets_delete,
     tickets_erase,
 )
+
+
+class TemplateSelect(forms.Select):
+    """The reply templates, each option carrying its text for this ticket (inbox-reply.js)."""
+
+    def __init__(self, *args, texts: dict[str, str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.texts = texts or {}
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        text = self.texts.get(str(value))
+        if text is not None:
+            option["attrs"]["data-text"] = text
+        return option
 
 
 class TicketAdminForm(forms.ModelForm):
@@ -52,13 +67,42 @@ class TicketAdminForm(forms.ModelForm):
         model = Ticket
         fields = ["status", "assignee"]
 
+    reply_template = forms.ModelChoiceField(
+        label=_("Start from a template"),
+        queryset=ReplyTemplate.objects.all(),
+        required=False,
+        help_text=_(
+            "Puts the template's text in the answer box to read and adjust before you save."
+        ),
+    )
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["replies_seen"].initial = self.instance.replies.count()
+        templates = list(ReplyTemplate.objects.all())
+        if templates and self.instance.pk:
+            field = self.fields["reply_template"]
+            field.widget = TemplateSelect(
+                attrs={"data-replace": _("Replace the text in the answer box?")},
+                choices=field.choices,
+                texts={str(t.pk): t.text_for(self.instance) for t in templates},
+            )
+        else:
+            # Nothing to choose from yet: the row stays, empty (the fieldsets name it).
+            self.fields["reply_template"].widget = forms.HiddenInput()
 
     def clean(self) -> dict:
         data = super().clean()
+        template = data.get("reply_template")
+        if template is not None and not data.get("answer", "").strip():
+            # Without JavaScript the choice fills the box here; nothing is sent unread.
+            self.data = self.data.copy()
+            self.data["answer"] = template.text_for(self.instance)
+            self.data["reply_template"] = ""
+            raise forms.ValidationError(
+                _("The template is in the answer box: read it, adjust it, then save to send.")
+            )
         seen = data.get("replies_seen")
         answering = bool(data.get("answer", "").strip())
         count = self.instance.replies.count()
@@ -120,7 +164,7 @@ class TicketAdmin(admin.ModelAdmin):
         ),
         (_("Message"), {"fields": ["body", "link_shown", "attachment_shown"]}),
         (_("Handling"), {"fields": ["status", "assignee", "answered_at", "closed_at"]}),
-        (_("Answers"), {"fields": ["conversation", "answer", "replies_seen"]}),
+        (_("Answers"), {"fields": ["conversation", "reply_template", "answer", "replies_seen"]}),
         (
             _("Consent and origin"),
             {
@@ -294,6 +338,7 @@ class TicketAdmin(admin.ModelAdmin):
 
     class Media:
         css = {"all": ["inbox/admin-ticket.css"]}
+        js = ["inbox/inbox-reply.js"]
 
 
 def _state(reply: Reply) -> str:
@@ -302,3 +347,23 @@ def _state(reply: Reply) -> str:
     if reply.last_error:
         return _("NOT SENT: %(error)s") % {"error": reply.last_error[:200]}
     return _("sending to %(to)s") % {"to": reply.to}
+
+
+@admin.register(ReplyTemplate)
+class ReplyTemplateAdmin(admin.ModelAdmin):
+    list_display = ["name", "created_by", "updated_at"]
+    search_fields = ["name", "body"]
+    fields = ["name", "body"]
+
+    def save_model(self, request: HttpRequest, obj: ReplyTemplate, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "body" and field is not None:
+            field.help_text = _(
+                "{name} becomes the sender's name and {reference} the ticket's reference."
+            )
+        return field

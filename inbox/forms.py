@@ -107,6 +107,11 @@ class TicketForm(TrapFields):
             self.fields[field].widget.attrs["autocomplete"] = hint
         self.fields["country"].widget.attrs["autocomplete"] = "country"
         if not question:
+            # A story may come as text, as a file, or both: either is enough.
+            body.required = False
+            body.help_text = _(
+                "Up to %(limit)s characters. Or attach your story as a file below: either is enough."
+            ) % {"limit": f"{limit:,}"}
             self.fields["link"] = forms.URLField(
                 label=_("Link"),
                 required=False,
@@ -189,6 +194,16 @@ class TicketForm(TrapFields):
 
     def clean(self) -> dict:
         data = super().clean()
+        if (
+            self.kind == Ticket.Kind.CONTRIBUTION
+            and not data.get("body")
+            and not data.get("attachment")
+            and "body" not in self.errors
+            and "attachment" not in self.errors
+        ):
+            self.add_error(
+                "body", _("Write your story in the box, or attach it as a file: either is enough.")
+            )
         if data.get("subscribe") and data.get("consent_version") != self.newsletter_consent.version:
             self.add_error(
                 "subscribe",
@@ -197,6 +212,14 @@ class TicketForm(TrapFields):
                 ),
             )
         return data
+
+    @property
+    def file_not_kept(self) -> str:
+        """Return the name of a file the reader chose that this page cannot give back, or ""."""
+        upload = (
+            self.files.get("attachment") if self.is_bound and "attachment" in self.fields else None
+        )
+        return upload.name[:150] if upload and self.errors else ""
 
     def profile(self) -> Profile:
         data = self.cleaned_data

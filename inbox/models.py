@@ -113,3 +113,36 @@ class Reply(models.Model):
 
     def __str__(self) -> str:
         return f"{self.ticket.reference} · {self.author_name} · {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ReplyTemplate(models.Model):
+    """An answer editors give often, to start from on a ticket and then adjust.
+
+    `{name}` and `{reference}` in the text become the sender's name and the ticket's
+    reference when an editor picks it.
+    """
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    body = models.TextField(_("text"), max_length=5000)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("written by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        editable=False,
+    )
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("reply template")
+        verbose_name_plural = _("reply templates")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def text_for(self, ticket: Ticket) -> str:
+        """Return the text with the sender's name and the ticket's reference put in."""
+        return self.body.replace("{name}", ticket.name).replace("{reference}", ticket.reference)

@@ -237,6 +237,18 @@ def _ticket_context(ticket: Ticket) -> dict:
     }
 
 
+# How much of the sender's message an answer quotes; a long story is cut with "…".
+QUOTE_MAX_CHARS = 1500
+
+
+def quoted(text: str, *, limit: int = QUOTE_MAX_CHARS) -> str:
+    """Return `text` cut to `limit` characters (at a word), as it is quoted in an answer."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip() + " …"
+
+
 def inbox_email_send(*, name: str, object_id: int) -> bool:
     """Render and send inbox email `name` about ticket (or answer) `object_id`; False if gone."""
     if name not in INBOX_EMAILS:
@@ -249,6 +261,8 @@ def inbox_email_send(*, name: str, object_id: int) -> bool:
         context = {
             **_ticket_context(reply.ticket),
             "reply": reply,
+            # The answer quotes what the sender asked, as every mail program does.
+            "quoted": quoted(reply.ticket.body),
             "newsletter": newsletter,
             # Signed by the editor's full name when the account has one, never a login name.
             "signature": reply.author.get_full_name() if reply.author else "",

@@ -83,8 +83,8 @@ def _page(
         "privacy_url": (consent.privacy_url if consent else "") or settings.NEWSLETTER_PRIVACY_URL,
         "notice": notice,
         "alert": alert,
-        # Browsers never keep a chosen file when a page comes back: say so.
-        "file_again": bool(request.FILES),
+        # Browsers never keep a chosen file when a page comes back: say so, by its name.
+        "file_again": form.file_not_kept if form.is_bound else "",
     }
     return render(request, "inbox/ticket_form.html", context, status=status)
 

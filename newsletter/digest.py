@@ -35,6 +35,7 @@ from articles.models import Article, Category, CategoryName
 from newsletter.emails import RenderedEmail, render_email
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.plaintext import readable_text
+from newsletter.tokens import issue_preview_token
 
 # Per-reader values are left as these ASCII markers in the rendered variant and
 # substituted per message; they survive template escaping, CSS inlining and MIME
@@ -43,6 +44,8 @@ UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
 PREFERENCES_URL = "%%PREFERENCES_URL%%"
 PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
 
+# An issue is on the public archive from the moment it starts sending.
+PUBLIC_STATUSES = (Issue.Status.SENDING, Issue.Status.SENT)
 UNCATEGORISED = 0
 RELATED_LIMIT = 3
 # Keyword matches are looked for among this many of the newest (article, keyword) pairs,
@@ -50,6 +53,40 @@ RELATED_LIMIT = 3
 RELATED_CANDIDATE_ROWS = 5000
 
 Variant = tuple[int, ...]
+
+
+# The card is 600 px with 28 px padding each side; the lead picture fills the rest.
+IMAGE_WIDTH = 544
+# A feed that gives no size (JSON Feed never does) gets a 16:9 box the picture fills.
+IMAGE_DEFAULT_RATIO = 9 / 16
+
+
+@dataclass(frozen=True)
+class LeadImage:
+    """A section's lead picture as the digest shows it, linked from the portal, never inlined."""
+
+    url: str
+    alt: str
+    width: int
+    height: int
+    sized_by_feed: bool
+    size: int | None  # bytes, when the feed said
+
+    @classmethod
+    def of(cls, article: Article) -> LeadImage | None:
+        if not article.image_url:
+            return None
+        known = bool(article.image_width and article.image_height)
+        ratio = article.image_height / article.image_width if known else IMAGE_DEFAULT_RATIO
+        width = min(IMAGE_WIDTH, article.image_width or IMAGE_WIDTH)
+        return cls(
+            url=article.image_url,
+            alt=article.image_alt or article.title,
+            width=width,
+            height=round(width * ratio),
+            sized_by_feed=known,
+            size=article.image_bytes,
+        )
 
 
 @dataclass
@@ -60,6 +97,7 @@ class DigestItem:
     keywords: list[str]
     related: list[tuple[str, str]]  # (title, url)
     pinned: bool = False
+    image: LeadImage | None = None  # only a section's first story shows its picture
     # Set when the edition has no version of the story in its language and shows the
     # original instead: that language's code, so the templates mark it.
     original_language: str = ""
@@ -123,6 +161,17 @@ class Digest:
         keys = set(variant)
         return [section for section in self.sections if section.key in keys]
 
+    def image_bytes(self, variant: Variant) -> int:
+        """Return the bytes of the pictures a reader of `variant` downloads, as feeds state them.
+
+        Part of the digest's size budget beside its HTML; a picture of unknown size counts 0.
+        """
+        return sum(
+            section.items[0].image.size or 0
+            for section in self.sections_for(variant)
+            if section.items and section.items[0].image
+        )
+
     @property
     def article_count(self) -> int:
         return sum(len(section.items) for section in self.sections)
@@ -158,6 +207,11 @@ def absolute(path: str) -> str:
 
 def issue_web_url(issue: Issue) -> str:
     return absolute(reverse("newsletter:archive-issue", args=[issue.number]))
+
+
+def issue_preview_url(issue: Issue) -> str:
+    """Return the signed web preview of an issue in any status (for test copies)."""
+    return absolute(reverse("newsletter:issue-preview", args=[issue_preview_token(issue)]))
 
 
 def editor_note_html(issue: Issue, note: str | None = None) -> SafeString:
@@ -311,6 +365,8 @@ class Curation:
                 )
             )
         sections = [by_key[key] for key in sorted(by_key, key=lambda k: order[k])]
+        for section in sections:  # only a section's first story shows its picture
+            section.items[0].image = LeadImage.of(section.items[0].article)
         return Digest(
             issue=issue,
             sections=sections,
@@ -510,7 +566,11 @@ def digest_context(
         "editor_note": editor_note_html(issue, digest.text.editor_note),
         "editor_note_text": editor_note_text(issue, digest.text.editor_note),
         "preheader": preheader(digest, variant),
-        "web_url": issue_web_url(issue),
+        # A test copy's issue is not public yet: its "view in your browser" opens a
+        # signed preview page instead of the archive page, which would be a 404.
+        "web_url": issue_web_url(issue)
+        if issue.status in PUBLIC_STATUSES and not test
+        else issue_preview_url(issue),
         "archive_url": absolute(reverse("newsletter:archive")),
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,

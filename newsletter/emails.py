@@ -6,6 +6,7 @@ CSS inlined with css-inline, because Gmail and Outlook drop <style> blocks.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.utils import formataddr, make_msgid
 from urllib.parse import urlsplit
@@ -19,6 +20,19 @@ from django.utils import translation
 from newsletter.models import Newsletter
 
 _inliner = css_inline.CSSInliner(keep_style_tags=True)
+# Inlining repeats each rule's font stack (Latin and Chinese faces, issue 14) on every
+# element, and the digest must stay under Gmail's clipping size (issue 10) with issue
+# 15's contents and dark mode: the body's indentation and blank lines and the spaces after
+# the commas of font lists are dropped, which no client renders differently.
+_INDENT = re.compile(r"\n[ \t]*(?:\n[ \t]*)*")
+_FONT_LIST = re.compile(r"font-family:[^;\"]*")
+
+
+def _compact(html: str) -> str:
+    head, mark, body = html.partition("</head>")
+    if mark:  # the <style> block is left as written
+        html = head + mark + _INDENT.sub("\n", body)
+    return _FONT_LIST.sub(lambda m: m.group(0).replace(", ", ","), html)
 
 
 @dataclass(frozen=True)
@@ -45,7 +59,7 @@ def render_email(name: str, context: dict, *, language: str | None = None) -> Re
     with translation.override(language or settings.LANGUAGE_CODE):
         subject = one_line(render_to_string(f"emails/{name}.subject.txt", context))
         text = render_to_string(f"emails/{name}.txt", context).strip() + "\n"
-        html = _inliner.inline(render_to_string(f"emails/{name}.html", context))
+        html = _compact(_inliner.inline(render_to_string(f"emails/{name}.html", context)))
         newsletter = context.get("newsletter")
         from_name = newsletter.display_from_name if isinstance(newsletter, Newsletter) else ""
     return RenderedEmail(subject=subject, text=text, html=html, from_name=from_name)

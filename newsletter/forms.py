@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
 from articles.languages import reader_language
-from newsletter.models import ConsentText, Newsletter
+from newsletter.models import ConsentText, LeavingReason, Newsletter
 from newsletter.reader_selectors import categories_offered
 from newsletter.services.subscribers import PAUSE_WEEKS, Profile
 from newsletter.suppression import normalise_email
@@ -246,6 +246,29 @@ class EraseForm(forms.Form):
     )
 
 
+class LeavingReasonForm(forms.Form):
+    """ "Why are you leaving?": optional, one of four reasons and/or the reader's own words."""
+
+    reason = forms.ChoiceField(
+        label=_("Why are you leaving?"),
+        choices=LeavingReason.Reason.choices,
+        widget=forms.RadioSelect,
+        required=False,
+    )
+    comment = forms.CharField(
+        label=_("Anything else you would like to tell the editors?"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=1000,
+        required=False,
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("reason") and not (data.get("comment") or "").strip():
+            raise forms.ValidationError(_("Choose a reason or write a few words, then send."))
+        return data
+
+
 class SubscriberImportForm(forms.Form):
     """The admin's CSV import: the same checks as import_subscribers."""
 
@@ -282,3 +305,10 @@ class SubscriberImportForm(forms.Form):
                 % {"size": filesizeformat(upload.size), "limit": filesizeformat(limit)}
             )
         return upload
+
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        newsletters = list(Newsletter.objects.all()[:2])
+        if len(newsletters) == 1:  # nothing to choose: choose it
+            self.fields["newsletter"].initial = newsletters[0].pk

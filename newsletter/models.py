@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
+from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -350,6 +351,37 @@ class BackgroundJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} #{self.pk}"
+
+
+class LeavingReason(models.Model):
+    """Why a reader left, if they said: one of four reasons and optional words of their own.
+
+    Kept apart from the consent records, which are evidence; this is feedback. Erasing
+    the reader blanks the words and unlinks the row, so only the reason's count stays.
+    """
+
+    class Reason(models.TextChoices):
+        TOO_MANY = "too-many", _("Too many emails")
+        NOT_RELEVANT = "not-relevant", _("The news is not relevant to me")
+        ELSEWHERE = "elsewhere", _("I get this news elsewhere")
+        NEVER_ASKED = "never-asked", _("I never signed up for this")
+
+    newsletter = models.ForeignKey(Newsletter, on_delete=models.CASCADE, related_name="+")
+    subscriber = models.ForeignKey(
+        Subscriber, on_delete=models.SET_NULL, null=True, blank=True, related_name="leaving_reasons"
+    )
+    # Blank when the reader only wrote in their own words.
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices, blank=True)
+    comment = models.TextField(_("in their words"), max_length=1000, blank=True)
+    at = models.DateTimeField(_("when"), default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = _("reason for leaving")
+        verbose_name_plural = _("reasons for leaving")
+
+    def __str__(self) -> str:
+        return self.get_reason_display() or gettext("In their own words")
 
 
 class Suppression(models.Model):

@@ -14,10 +14,12 @@ Definitions, as a newsroom reads them:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.conf import settings
+from django.db.models import Case, Count, Q, QuerySet, Value, When
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,13 +30,14 @@ from newsletter.models import (
     Delivery,
     Issue,
     IssueTally,
+    LeavingReason,
     Newsletter,
     Repermission,
     Subscriber,
     TrackingEvent,
 )
 from newsletter.selectors import subscriber_counts_by_status
-from newsletter.services.tallies import HOUR, issue_tallies, issue_tally
+from newsletter.services.tallies import HOUR, issue_tallies
 from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 
 Status = Delivery.Status
@@ -123,6 +126,41 @@ class Rates:
         return rate(self.clicked, self.delivered)
 
 
+# Issues looked at to tell whether the ESP reports opens and clicks at all.
+TRACKING_LOOKBACK_ISSUES = 5
+
+
+def engagement_tracked(*, tallies: Iterable[IssueTally]) -> tuple[bool, bool]:
+    """Return whether opens, and clicks, are tracked: (opens, clicks), from recent tallies.
+
+    Without the webhook secret no event can arrive; with it, an ESP whose open or click
+    tracking is off never reports one. Either way a 0.0 % would be a lie: the reports
+    say "not tracked". A kind counts as tracked once any reader of one of the given
+    (latest) issues has an open (or click) on record.
+    """
+    if not settings.ANYMAIL.get("WEBHOOK_SECRET"):
+        return (False, False)
+    tallies = list(tallies)
+    return (any(t.opened for t in tallies), any(t.clicked for t in tallies))
+
+
+def tallies_with_latest(*, issue: Issue) -> list[IssueTally]:
+    """Return the stored tallies of `issue` and of its newsletter's latest issues, in one query.
+
+    The report reads its own tally and the latest ones (to tell "not tracked" from 0 %)
+    together, so telling costs no query of its own.
+    """
+    latest = (
+        Issue.objects.filter(
+            newsletter_id=issue.newsletter_id,
+            status__in=[Issue.Status.SENDING, Issue.Status.SENT],
+        )
+        .order_by("-number")
+        .values("pk")[:TRACKING_LOOKBACK_ISSUES]
+    )
+    return list(IssueTally.objects.filter(Q(issue=issue) | Q(issue__in=latest)))
+
+
 @dataclass
 class IssueReport(Rates):
     issue: Issue
@@ -140,6 +178,8 @@ class IssueReport(Rates):
     clicked: int = 0
     opens: int = 0
     clicks: int = 0
+    opens_tracked: bool = True
+    clicks_tracked: bool = True
     unsubscribed: int = 0
     # Recipients of calls interrupted in flight (timeout, dropped connection, worker
     # killed), sent again: each may have had a second copy (sending/batch.py).
@@ -220,7 +260,8 @@ def issue_unsubscribes(*, issue: Issue) -> dict[str, int]:
 
 def issue_report(*, issue: Issue) -> IssueReport:
     """Return the results of one issue from its tally; a few queries whatever its size."""
-    tally = issue_tally(issue=issue)
+    stored = tallies_with_latest(issue=issue)
+    tally = issue_tallies(issues=[issue], stored=stored)[issue]
     report = IssueReport(
         issue=issue,
         **{name: getattr(tally, name) for name in TALLIED},
@@ -230,6 +271,8 @@ def issue_report(*, issue: Issue) -> IssueReport:
     report.unsubscribed = sum(report.unsubscribe_methods.values())
     report.links = issue_links(tally=tally)
     report.by_day = issue_engagement_by_day(issue=issue, tally=tally)
+    latest = [t for t in stored if t.issue_id != issue.pk]
+    report.opens_tracked, report.clicks_tracked = engagement_tracked(tallies=[tally, *latest])
     return report
 
 
@@ -307,6 +350,8 @@ class IssueRow(Rates):
     complained: int
     opened: int
     clicked: int
+    opens_tracked: bool = True
+    clicks_tracked: bool = True
 
 
 @dataclass
@@ -450,6 +495,9 @@ def list_health(
     ]
     totals, estimated = subscriber_counts_by_status(newsletter=newsletter)
     recent = sorted(tallies, key=lambda issue: -issue.number)[:RECENT_ISSUES]
+    opens_tracked, clicks_tracked = engagement_tracked(
+        tallies=[tallies[issue] for issue in recent[:TRACKING_LOOKBACK_ISSUES]]
+    )
     return ListHealth(
         newsletter=newsletter,
         weeks=rows,
@@ -459,7 +507,12 @@ def list_health(
         delivered_30d=sum(tally.delivered for tally in last_month),
         complaints_30d=sum(tally.complaints for tally in last_month),
         issues=[
-            IssueRow(issue=issue, **{key: getattr(tallies[issue], key) for key in ISSUE_ROW})
+            IssueRow(
+                issue=issue,
+                **{key: getattr(tallies[issue], key) for key in ISSUE_ROW},
+                opens_tracked=opens_tracked,
+                clicks_tracked=clicks_tracked,
+            )
             for issue in recent
         ],
         backlog=tracking_events_backlog(),
@@ -468,3 +521,87 @@ def list_health(
 
 RECENT_ISSUES = 8
 ISSUE_ROW = ("delivered", "accepted", "bounced", "complained", "opened", "clicked")
+
+
+@dataclass
+class LeavingWeek:
+    start: date
+    reasons: list[int]  # one count per LeavingReason.Reason, in its order
+    own_words: int  # answers with words of the reader's own, with or without a reason
+    own_words_only: int  # answers with words and no reason
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons) + self.own_words_only
+
+
+@dataclass
+class LeavingReport:
+    labels: list[str]
+    weeks: list[LeavingWeek]
+    recent_words: list[LeavingReason]
+
+
+def leaving_reasons(
+    *, newsletter: Newsletter, weeks: int = 12, now: datetime | None = None, words: int = 10
+) -> LeavingReport:
+    """Return why readers left, week by week (the week they answered), and their latest words."""
+    now = now or timezone.now()
+    this_week = _week_start(now)
+    first_week = this_week - timedelta(weeks=weeks - 1)
+    since = datetime.combine(
+        first_week, datetime.min.time(), tzinfo=timezone.get_current_timezone()
+    )
+    answers = LeavingReason.objects.filter(newsletter=newsletter)
+    choices = list(LeavingReason.Reason)
+    # One grouped query: answers per week, reason and whether they carry words.
+    counts = (
+        answers.filter(at__gte=since)
+        .annotate(
+            week=TruncWeek("at", tzinfo=timezone.get_current_timezone()),
+            worded=Case(When(comment="", then=Value(False)), default=Value(True)),
+        )
+        .values("week", "reason", "worded")
+        .annotate(n=Count("id"))
+        .values_list("week", "reason", "worded", "n")
+    )
+    per_week: dict[date, dict[tuple[str, bool], int]] = {}
+    for week, reason, worded, n in counts:
+        start = _week_start(week) if isinstance(week, datetime) else week
+        cell = per_week.setdefault(start, {})
+        cell[(reason, bool(worded))] = cell.get((reason, bool(worded)), 0) + n
+    rows = []
+    for start in (first_week + timedelta(weeks=n) for n in range(weeks)):
+        cell = per_week.get(start, {})
+        rows.append(
+            LeavingWeek(
+                start=start,
+                reasons=[cell.get((r, False), 0) + cell.get((r, True), 0) for r in choices],
+                own_words=sum(n for (_, worded), n in cell.items() if worded),
+                own_words_only=cell.get(("", True), 0),
+            )
+        )
+    return LeavingReport(
+        labels=[reason.label for reason in choices],
+        weeks=rows,
+        recent_words=list(answers.exclude(comment="").filter(at__gte=since)[:words]),
+    )
+
+
+def last_issue_row(*, newsletter: Newsletter) -> IssueRow | None:
+    """Return the latest issue that went out with its headline numbers (the admin home's)."""
+    latest = list(
+        Issue.objects.filter(
+            newsletter=newsletter, status__in=[Issue.Status.SENDING, Issue.Status.SENT]
+        ).order_by("-number")[:TRACKING_LOOKBACK_ISSUES]
+    )
+    if not latest:
+        return None
+    tallies = issue_tallies(issues=latest)
+    opens_tracked, clicks_tracked = engagement_tracked(tallies=tallies.values())
+    return IssueRow(
+        issue=latest[0],
+        **{key: getattr(tallies[latest[0]], key) for key in ISSUE_ROW},
+        opens_tracked=opens_tracked,
+        clicks_tracked=clicks_tracked,
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone, translation
 
 from articles.languages import reader_language
@@ -119,6 +119,14 @@ def issue_audience(
     return Audience(readers=readers.count(), receiving=receiving)
 
 
+# Time left is measured on the sending rate over this window, ending at the last send:
+# a moving average that a slow batch or two does not swing.
+ETA_WINDOW = timedelta(minutes=5)
+# No message sent for this long while readers wait: the page says the send is stalled
+# rather than showing a time left that grows with every refresh.
+STALL_AFTER = timedelta(seconds=60)
+
+
 @dataclass(frozen=True)
 class Progress:
     queued: int
@@ -128,6 +136,19 @@ class Progress:
     skipped: int
     elapsed: timedelta | None
     finished: bool
+    # Sends in the ETA window and when the last one was; seen from `now`.
+    recent_sent: int = 0
+    window: timedelta | None = None
+    last_sent_at: datetime | None = None
+    now: datetime | None = None
+
+    @property
+    def stalled(self) -> bool:
+        """True when readers wait but nothing was sent for STALL_AFTER."""
+        if self.finished or not (self.queued + self.in_flight) or not self.now:
+            return False
+        since = self.last_sent_at or (self.now - self.elapsed if self.elapsed else None)
+        return since is not None and self.now - since > STALL_AFTER
 
     @property
     def total(self) -> int:
@@ -150,10 +171,22 @@ class Progress:
 
     @property
     def eta(self) -> timedelta | None:
-        """Time left at the rate so far; None when finished or no rate yet."""
+        """Time left; None when finished, stalled or with no rate yet.
+
+        The rate is a moving average over ETA_WINDOW ending at the last send, and the
+        time since that send is taken off: between two refreshes with nothing sent the
+        estimate counts down instead of growing, until the send is called stalled.
+        """
         remaining = self.total - self.done
+        if self.finished or not remaining or self.stalled:
+            return None
+        if self.recent_sent and self.window and self.window.total_seconds() >= 1:
+            seconds = remaining * self.window.total_seconds() / self.recent_sent
+            if self.last_sent_at and self.now:
+                seconds -= (self.now - self.last_sent_at).total_seconds()
+            return timedelta(seconds=max(1, round(seconds)))
         rate = self.rate_per_minute
-        if self.finished or not remaining or not rate:
+        if not rate:
             return None
         return timedelta(seconds=round(remaining * 60 / rate))
 
@@ -178,6 +211,15 @@ def issue_progress(*, issue: Issue, now: datetime | None = None) -> Progress:
             finished=finished,
         )
     counts = issue_counts(issue=issue)
+    last_sent_at = recent_sent = window = None
+    if not finished and issue.send_started_at:
+        last_sent_at = issue.deliveries.aggregate(last=Max("sent_at"))["last"]
+        if last_sent_at:
+            start = max(last_sent_at - ETA_WINDOW, issue.send_started_at)
+            window = last_sent_at - start
+            recent_sent = issue.deliveries.filter(
+                sent_at__gte=start, sent_at__lte=last_sent_at
+            ).count()
     return Progress(
         queued=counts.get(status.QUEUED, 0),
         in_flight=counts.get(status.SENDING, 0),
@@ -187,6 +229,10 @@ def issue_progress(*, issue: Issue, now: datetime | None = None) -> Progress:
         skipped=counts.get(status.SKIPPED, 0),
         elapsed=(end - issue.send_started_at) if issue.send_started_at else None,
         finished=finished,
+        recent_sent=recent_sent or 0,
+        window=window,
+        last_sent_at=last_sent_at,
+        now=now,
     )
 
 

@@ -14,7 +14,7 @@ from django.core import signing
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.http import base36_to_int, int_to_base36
 
-from newsletter.models import Subscriber
+from newsletter.models import Issue, Subscriber
 
 _PURPOSES = ("unsubscribe", "preferences")
 
@@ -121,3 +121,29 @@ class ConfirmationTokenGenerator:
 
 
 confirmation_tokens = ConfirmationTokenGenerator()
+
+
+# A test copy is forwarded around the newsroom for a few days before the send; a
+# month is plenty, and an old link then stops showing drafts that were never sent.
+PREVIEW_MAX_AGE_DAYS = 30
+_PREVIEW_SALT = "newsletter.tokens.preview"
+
+
+def issue_preview_token(issue: Issue) -> str:
+    """Return a signed token that shows this issue on the web whatever its status."""
+    return signing.dumps({"i": issue.pk, "n": issue.newsletter_id}, salt=_PREVIEW_SALT)
+
+
+def issue_preview_check(token: str) -> Issue | None:
+    """Return the issue a valid, unexpired preview token names, else None."""
+    try:
+        data = signing.loads(token, salt=_PREVIEW_SALT, max_age=PREVIEW_MAX_AGE_DAYS * 86400)
+    except signing.BadSignature:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("i"), int):
+        return None
+    return (
+        Issue.objects.select_related("newsletter")
+        .filter(pk=data["i"], newsletter_id=data.get("n"))
+        .first()
+    )

@@ -383,7 +383,14 @@ def test_send_now_confirms_with_the_recipient_count_then_sends(
     assert len(mail.outbox) == 4
     issue.refresh_from_db()
     assert issue.status == Issue.Status.SENT
-    assert history(issue) == ["Started sending No. 12 to 5 readers."]
+    # The success message counts readers as the confirmation did (it used to say 5),
+    # and so does the progress page once the batch has run.
+    assert history(issue) == [
+        "Started sending No. 12 to 4 readers. 1 more active reader is skipped: "
+        "none of their sections is in this issue."
+    ]
+    progress = client.get(url("progress_json", issue)).json()
+    assert (progress["sent"], progress["skipped"], progress["failed"]) == (4, 1, 0)
 
 
 def test_pressing_send_twice_sends_once(client, publisher, issue, run_on_commit):
@@ -446,12 +453,19 @@ def test_cancel_asks_first_then_cancels(client, publisher, issue):
 
 @pytest.fixture
 def sending(issue):
-    """An issue two minutes into its send: 60 served of 100."""
+    """An issue two minutes into its send: 60 served of 100, the last sent 5 s ago."""
     readers = SubscriberFactory.create_batch(100)
     statuses = ["sent"] * 50 + ["failed"] * 4 + ["skipped"] * 6 + ["sending"] * 10 + ["queued"] * 30
+    # The 50 sent went out one every 2.3 s from the start, the last 5 s ago.
+    sent_at = [NOW - timedelta(seconds=5 + 2.3 * n) for n in range(50)]
     Delivery.objects.bulk_create(
-        Delivery(issue=issue, subscriber=reader, status=status)
-        for reader, status in zip(readers, statuses, strict=True)
+        Delivery(
+            issue=issue,
+            subscriber=reader,
+            status=status,
+            sent_at=sent_at[n] if status == "sent" else None,
+        )
+        for n, (reader, status) in enumerate(zip(readers, statuses, strict=True))
     )
     Issue.objects.filter(pk=issue.pk).update(
         status=Issue.Status.SENDING, send_started_at=NOW - timedelta(minutes=2)
@@ -470,7 +484,27 @@ def test_the_progress_page_shows_counts_rate_and_time_left(client, editor, sendi
     assert 'data-status="sending"' in page.content.decode()  # the script polls while sending
     data = client.get(url("progress_json", sending)).json()
     assert data | {"status": "sending", "queued": 30, "in_flight": 10, "sent": 50} == data
-    assert (data["failed"], data["skipped"], data["percent"], data["eta_seconds"]) == (4, 6, 60, 80)
+    # 40 readers left at 50 sends in the 115 s up to the last send, less the 5 s since.
+    assert (data["failed"], data["skipped"], data["percent"], data["eta_seconds"]) == (4, 6, 60, 87)
+
+
+def test_time_left_counts_down_while_nothing_is_sent_and_then_says_stalled(client, editor, sending):
+    seen = []
+    for seconds in (0, 20, 40):
+        with time_machine.travel(NOW + timedelta(seconds=seconds), tick=False):
+            seen.append(client.get(url("progress_json", sending)).json())
+    etas = [data["eta_seconds"] for data in seen]
+    assert etas == [87, 67, 47]  # no climbing while the workers pause
+    with time_machine.travel(NOW + timedelta(seconds=70), tick=False):
+        stalled = client.get(url("progress_json", sending)).json()
+    assert stalled["stalled"] and stalled["eta_seconds"] is None
+    assert stalled["eta_display"] == "stalled: nothing sent for a minute"
+    # Sending again: a time left again, from the moving average.
+    row = Delivery.objects.filter(issue=sending, status="queued").first()
+    Delivery.objects.filter(pk=row.pk).update(status="sent", sent_at=NOW + timedelta(seconds=69))
+    with time_machine.travel(NOW + timedelta(seconds=70), tick=False):
+        resumed = client.get(url("progress_json", sending)).json()
+    assert not resumed["stalled"] and resumed["eta_seconds"] > 0
 
 
 def test_the_issue_page_shows_the_progress_while_sending(client, editor, sending):

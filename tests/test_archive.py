@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from html import unescape
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from django.utils import timezone
@@ -216,3 +217,42 @@ def test_related_reading_costs_a_fixed_number_of_queries(django_assert_max_num_q
         for item in s.items
         if item.article.title.startswith("Story")
     )
+
+
+def test_an_issue_page_has_contents_a_subscribe_box_and_share_links_without_javascript(client):
+    sent_issue(21)
+    page = client.get("/newsletter/archive/21/").content.decode()
+    web_url = f"{SITE}/newsletter/archive/21/"
+    encoded = "https%3A%2F%2Fweekly.example.org%2Fnewsletter%2Farchive%2F21%2F"
+    # The shared text is the issue's headline, as its og:title says.
+    title = unescape(re.search(r'<meta property="og:title" content="([^"]+)"', page).group(1))
+    text = quote(title, safe="")
+    for share in (
+        f"https://x.com/intent/post?text={text}&amp;url={encoded}",
+        f"https://www.linkedin.com/sharing/share-offsite/?url={encoded}",
+        f"https://www.facebook.com/sharer/sharer.php?u={encoded}",
+        f"mailto:?subject={text}&amp;body={encoded}",
+    ):
+        assert f'href="{share}' in page, share
+    assert web_url in page
+    assert "<script" not in page.split("<main", 1)[1]  # nothing on the page needs JavaScript
+    # The subscribe box opens the subscription page with the address filled in.
+    box = page[page.index('class="subscribe-box"') :]
+    assert 'action="/newsletter/subscribe/embed/"' in box and 'type="email" name="email"' in box
+    response = client.post("/newsletter/subscribe/embed/", {"email": "new.reader@example.org"})
+    assert (
+        response.status_code == 200
+        and 'value="new.reader@example.org"' in response.content.decode()
+    )
+
+
+def test_article_titles_on_the_archive_are_links_with_a_read_link(client):
+    sent_issue(22)
+    article = Article.objects.get(title="Headline of issue 22")
+    listing = client.get("/newsletter/archive/").content.decode()
+    title_link = re.search(r'<a href="([^"]+)">Headline of issue 22</a>', listing)
+    assert title_link and title_link.group(1).startswith(article.url)
+    assert "utm_medium=web" in title_link.group(1)
+    assert re.search(r'<a class="read" href="[^"]+"[^>]*>Read &rarr;</a>', listing)
+    page = client.get("/newsletter/archive/22/").content.decode()
+    assert re.search(r'<p class="read-link"><a href="[^"]*story[^"]*">Read<span', page)

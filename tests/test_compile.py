@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 
 from articles.models import Article
 from newsletter.models import Issue
-from newsletter.services.issues import issue_compile
+from newsletter.services.issues import ITEM_DISPLAY_ORDER, issue_compile
 from newsletter.weeks import IsoWeek, issue_window
 from tests.factories import ArticleFactory, CategoryFactory, default_newsletter
 
@@ -273,13 +273,27 @@ def test_under_send_unless_held_the_draft_is_scheduled_after_the_review_time(edi
 
 
 def test_recompiling_keeps_the_editors_order():
-    a, b, c = (ArticleFactory(published_at=at(days)) for days in (4, 3, 2))
+    section = CategoryFactory(name="Energy")
+    a, _b, c = (ArticleFactory(published_at=at(days), category=section) for days in (4, 3, 2))
     week = IsoWeek.parse("2026-W48")
     issue = issue_compile(newsletter=default_newsletter(), week=week, now=at(1)).issue
     issue.items.filter(article=a).update(position=30)
     issue.items.filter(article=c).update(position=5)
-    ArticleFactory(published_at=at(0.5))
+    shown = list(issue.items.order_by(*ITEM_DISPLAY_ORDER).values_list("article_id", flat=True))
+    assert shown[0] == c.pk and shown[-1] == a.pk
+    new = ArticleFactory(published_at=at(0.5), category=section)
     issue_compile(newsletter=default_newsletter(), week=week, now=at(-1))
-    positions = dict(issue.items.values_list("article_id", "position"))
-    assert (positions[a.pk], positions[c.pk]) == (30, 5)
-    assert issue.items.count() == 4 and positions[b.pk] < 30
+    # The editor's order stands, renumbered 10, 20, 30… as shown; the new story joins.
+    after = list(issue.items.order_by(*ITEM_DISPLAY_ORDER).values_list("article_id", "position"))
+    assert [pk for pk, _ in after if pk != new.pk] == shown
+    assert [position for _, position in after] == [10, 20, 30, 40]
+
+
+def test_positions_follow_the_order_shown_within_a_section():
+    section = CategoryFactory(name="Finance")
+    older, newer = (ArticleFactory(published_at=at(days), category=section) for days in (4, 3))
+    issue = issue_compile(
+        newsletter=default_newsletter(), week=IsoWeek.parse("2026-W48"), now=at(1)
+    ).issue
+    rows = list(issue.items.order_by(*ITEM_DISPLAY_ORDER).values_list("article_id", "position"))
+    assert rows == [(newer.pk, 10), (older.pk, 20)]

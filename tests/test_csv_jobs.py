@@ -72,6 +72,12 @@ def test_an_import_runs_as_a_job_with_a_report_and_the_failed_rows_to_download(a
     assert "country" in failed[1]["error"]
 
 
+def test_the_import_page_preselects_the_only_newsletter(admin_client):
+    # Issue 15: with one newsletter there is nothing to choose, so it is chosen already.
+    page = admin_client.get(IMPORT).content.decode()
+    assert f'<option value="{default_newsletter().pk}" selected>' in page
+
+
 def test_a_file_that_cannot_be_read_fails_the_job_with_the_reason(admin_client):
     page = _follow(admin_client, _import(admin_client, "name\nLi\n"))
     assert "header naming the columns" in page

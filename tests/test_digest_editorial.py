@@ -53,7 +53,9 @@ def test_the_editors_headline_and_preheader_go_out_and_show_online(issue, client
     Issue.objects.filter(pk=issue.pk).update(status="sent", sent_at=datetime.now(UTC))
     page = client.get(reverse("newsletter:archive-issue", args=[4])).content.decode()
     assert "<title>Piraeus doubles its capacity</title>" in page
-    assert "Piraeus doubles its capacity" in client.get(reverse("newsletter:archive")).content.decode()
+    assert (
+        "Piraeus doubles its capacity" in client.get(reverse("newsletter:archive")).content.decode()
+    )
     feed = ET.fromstring(client.get("/newsletter/feed/").content)
     assert feed.find("channel/item/title").text == "Piraeus doubles its capacity"
 

@@ -147,7 +147,10 @@ def test_the_issue_page_shows_the_size_meter(busy_week, client):
     page = client.get(reverse("admin:newsletter_issue_change", args=[busy_week.pk]))
     shown = " ".join(unescape(re.sub(r"<[^>]+>", " ", page.content.decode())).split())
     size = issue_digest_size(issue=busy_week)
-    assert f"Largest email: {size.kb} KB of HTML (the variant with every section: Trade, Finance" in shown
+    assert (
+        f"Largest email: {size.kb} KB of HTML (the variant with every section: Trade, Finance"
+        in shown
+    )
     assert "against a limit of 100 KB" in shown
     assert "too large" not in shown
     busy_week.section_cap = 100

@@ -214,6 +214,7 @@ def test_a_missing_file_is_named(tmp_path):
 
 def test_it_fetches_a_feed_over_http(settings):
     settings.FEED_ALLOW_LOOPBACK = True  # test-only: the server below is on 127.0.0.1
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):
             body = ATOM.encode() if self.path == "/feed.atom" else b"gone"

@@ -102,7 +102,11 @@ def test_the_beat_fetches_active_sources_and_a_second_fetch_is_a_conditional_get
     fetch_feeds.delay()
     first = FeedFetch.objects.get()
     assert (first.source, first.status, first.new, first.updated, first.refused) == (
-        portal, 200, 2, 0, 1,
+        portal,
+        200,
+        2,
+        0,
+        1,
     )
     assert "'From the future'" in first.refused_items and first.error == ""
     assert sorted(Article.objects.values_list("title", flat=True)) == ["First", "Second"]
@@ -186,9 +190,7 @@ def test_a_feed_over_the_size_cap_is_refused(server, loopback_allowed):
         fetch_url(f"{server.url}/big", max_bytes=1000)
 
 
-def test_a_slow_server_times_out_with_a_clear_recorded_error(
-    server, loopback_allowed, monkeypatch
-):
+def test_a_slow_server_times_out_with_a_clear_recorded_error(server, loopback_allowed, monkeypatch):
     monkeypatch.setattr(fetching, "READ_TIMEOUT_SECONDS", 0.5)
     server.delay = 2
     portal = source(f"{server.url}/feed.xml")
@@ -218,19 +220,25 @@ def test_a_file_source_reads_only_inside_feed_file_dir(settings, tmp_path):
     assert not Article.objects.filter(title="Secret").exists()
 
 
-def test_admin_fetch_now_shows_each_fetch_and_refuses_a_bad_url(
-    client, server, loopback_allowed
-):
+def test_admin_fetch_now_shows_each_fetch_and_refuses_a_bad_url(client, server, loopback_allowed):
     client.force_login(StaffUserFactory(username="root", is_superuser=True))
     add = client.post(
         reverse("admin:articles_feedsource_add"),
-        {"name": "Portal", "url": "ftp://portal.example.com/feed", "language": "en",
-         "is_active": "on", "fetches-TOTAL_FORMS": "0", "fetches-INITIAL_FORMS": "0"},
+        {
+            "name": "Portal",
+            "url": "ftp://portal.example.com/feed",
+            "language": "en",
+            "is_active": "on",
+            "fetches-TOTAL_FORMS": "0",
+            "fetches-INITIAL_FORMS": "0",
+        },
     )
     assert "a feed URL starts with http:// or https://" in unescape(add.content.decode())
     assert not FeedSource.objects.exists()
     portal = source(f"{server.url}/feed.xml", language="zh-hans")
-    response = client.post(reverse("admin:articles_feedsource_fetch", args=[portal.pk]), follow=True)
+    response = client.post(
+        reverse("admin:articles_feedsource_fetch", args=[portal.pk]), follow=True
+    )
     page = " ".join(unescape(re.sub(r"<[^>]+>", " ", response.content.decode())).split())
     assert "Portal: 2 new, 0 updated, 1 refused." in page
     assert "Fetch now" in page

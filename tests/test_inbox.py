@@ -323,7 +323,7 @@ def test_it_refuses_files_of_other_kinds_by_their_content(client, settings, name
     assert response.status_code == 400
     page = response.content.decode()
     assert "We take only these kinds of file: PDF, Word (.docx), plain text, JPEG, PNG." in page
-    assert "please choose your file again" in page
+    assert "was not kept while you fix the form: please choose it again" in page
     assert STORY.split("\n")[0] in page  # what was typed is still there
     assert not Ticket.objects.exists() and mail.outbox == [] and _stored_files(settings) == []
 
@@ -497,3 +497,33 @@ def test_it_takes_an_ordinary_docx_of_many_parts(client):
     response = client.post(WRITE, write_data(attachment=upload("story.docx", content)))
     assert response.status_code == 200
     assert Ticket.objects.get().attachment_name == "story.docx"
+
+
+def test_a_story_may_be_a_file_alone_or_text_alone_but_not_nothing(client, settings):
+    file_only = client.post(WRITE, write_data(body="", attachment=upload("story.pdf", PDF)))
+    assert file_only.status_code == 200
+    assert Ticket.objects.get().attachment_name == "story.pdf"
+    text_only = client.post(WRITE, write_data(email="other@example.kz"))
+    assert text_only.status_code == 200 and Ticket.objects.count() == 2
+    nothing = client.post(WRITE, write_data(email="third@example.kz", body=""))
+    assert nothing.status_code == 400
+    assert "Write your story in the box, or attach it as a file: either is enough." in (
+        nothing.content.decode()
+    )
+    assert Ticket.objects.count() == 2
+
+
+def test_a_file_the_page_cannot_keep_is_named_beside_the_file_field_and_in_the_summary(client):
+    # A good file, but the form fails on something else (the consent box is not ticked).
+    data = write_data(attachment=upload("harvest-report.pdf", PDF))
+    del data["consent"]
+    page = client.post(WRITE, data).content.decode()
+    summary = page[
+        page.index('class="error-summary"') : page.index(
+            "</div>", page.index('class="error-summary"')
+        )
+    ]
+    assert '<a href="#file-again">Choose your file “harvest-report.pdf” again.</a>' in summary
+    notice = page.index('id="file-again"')
+    assert page.index('id="field-link"') < notice < page.index('id="field-attachment"')
+    assert not Ticket.objects.exists()

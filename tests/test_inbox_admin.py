@@ -112,8 +112,11 @@ def test_an_answer_is_emailed_to_the_sender_and_recorded_with_who_and_when(edito
     assert "Wang Fang\nThe editors of Belt & Road Weekly" in answer.body
     assert "&lt;i&gt;Thanks&lt;/i&gt;" in html_of(answer)
     assert answer.extra_headers["Message-ID"] == reply.message_id
-    # The question is not quoted back: the answer carries only what the editor wrote.
-    assert "next" not in answer.body
+    # The answer quotes the question below the signature, escaped in the HTML part.
+    assert "you wrote:\n> When does the <b>next</b> issue on ports come out?" in answer.body
+    html = html_of(answer)
+    assert re.search(r"<blockquote[^>]*>When does the &lt;b&gt;next&lt;/b&gt; issue", html)
+    assert html.index("The ports issue comes out") < html.index("<blockquote")
 
     page = editor_client.get(_change_url(ticket)).content.decode()
     assert "Wang Fang" in page and "sent to amina@example.org" in page
@@ -239,3 +242,46 @@ def test_the_assign_to_me_and_close_actions(editor, editor_client):
     assert set(Ticket.objects.values_list("assignee", flat=True)) == {editor.pk}
     editor_client.post("/admin/inbox/ticket/", {"action": "mark_closed", "_selected_action": ids})
     assert set(Ticket.objects.values_list("status", flat=True)) == {"closed"}
+
+
+def test_a_long_story_is_quoted_in_part(editor_client):
+    ticket = _ticket(body="word " * 2000, kind=Ticket.Kind.CONTRIBUTION)
+    mail.outbox.clear()
+    editor_client.post(_change_url(ticket), _form(ticket, answer="Thank you, we will run it."))
+    (answer,) = mail.outbox
+    quote = [line for line in answer.body.splitlines() if line.startswith("> ")]
+    assert quote[-1].endswith("word …") and len(quote[0]) < 1510
+
+
+def test_editors_save_reply_templates_and_start_an_answer_from_one(editor, editor_client):
+    response = editor_client.post(
+        "/admin/inbox/replytemplate/add/",
+        {"name": "Thanks for the story", "body": "Dear {name},\n\nThank you for {reference}."},
+    )
+    assert response.status_code == 302
+    from inbox.models import ReplyTemplate
+
+    template = ReplyTemplate.objects.get()
+    assert template.created_by == editor
+    ticket = _ticket()
+    page = editor_client.get(_change_url(ticket)).content.decode()
+    option = re.search(
+        rf'<option value="{template.pk}" data-text="([^"]*)">Thanks for the story</option>', page
+    )
+    assert option and option.group(1) == f"Dear Amina Yusuf,\n\nThank you for {ticket.reference}."
+    assert "inbox/inbox-reply.js" in page
+    # Without JavaScript: saving with a template and an empty box puts the text in the box
+    # and sends nothing.
+    mail.outbox.clear()
+    page = editor_client.post(_change_url(ticket), _form(ticket, reply_template=template.pk))
+    body = page.content.decode()
+    assert page.status_code == 200 and "The template is in the answer box" in body
+    assert f"Dear Amina Yusuf,\n\nThank you for {ticket.reference}.</textarea>" in body
+    assert mail.outbox == [] and not Reply.objects.exists()
+    # Saved from there (adjusted or not), it is sent like any answer.
+    editor_client.post(
+        _change_url(ticket),
+        _form(ticket, answer=f"Dear Amina Yusuf,\n\nThank you for {ticket.reference}."),
+    )
+    assert Reply.objects.get().body.startswith("Dear Amina Yusuf,")
+    assert len(mail.outbox) == 1

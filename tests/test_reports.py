@@ -23,6 +23,12 @@ SENT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 
 
+@pytest.fixture(autouse=True)
+def _webhooks_on(settings):
+    """Opens and clicks can only be reported when the ESP's webhooks are set up."""
+    settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": "hook:s3cret"}
+
+
 @pytest.fixture
 def editor(client):
     user = User.objects.create_user("editor", password="x", is_staff=True)
@@ -178,3 +184,28 @@ def test_the_ledger_lists_link_to_the_reports(issue, client):
     events = client.get(reverse("admin:newsletter_trackingevent_changelist"))
     assert events.status_code == 200
     assert client.get(reverse("admin:newsletter_repermission_changelist")).status_code == 200
+
+
+def test_rates_say_not_tracked_when_no_open_or_click_can_be_reported(
+    issue, editor, client, settings
+):
+    url = reverse("newsletter_reports:issue", args=[issue.pk])
+    assert "53.3 %" in client.get(url).content.decode()
+    settings.ANYMAIL = {key: v for key, v in settings.ANYMAIL.items() if key != "WEBHOOK_SECRET"}
+    page = client.get(url).content.decode()
+    card = page[page.index('id="card-open"') : page.index('id="card-unsubscribed"')]
+    assert card.count("not tracked") == 3 and "0.0 %" not in card and "53.3 %" not in card
+    health = client.get(reverse("newsletter_reports:health")).content.decode()
+    assert "not tracked" in health
+
+
+def test_an_esp_with_open_tracking_off_shows_opens_not_tracked_but_clicks_counted(editor, client):
+    issue = IssueFactory(number=9, status="sent", sent_at=SENT)
+    clicked = DeliveryFactory(issue=issue, clicked_at=SENT)
+    DeliveryFactory(issue=issue)
+    assert clicked.opened_at is None
+    page = client.get(reverse("newsletter_reports:issue", args=[issue.pk])).content.decode()
+    open_card = page[page.index('id="card-open"') : page.index('id="card-click"')]
+    click_card = page[page.index('id="card-click"') : page.index('id="card-unsubscribed"')]
+    assert "not tracked" in open_card
+    assert "50.0 %" in click_card

@@ -61,7 +61,11 @@ def test_it_shows_every_field_with_a_label_and_the_exact_consent_text(client, se
 def test_it_serves_every_asset_itself_without_a_cdn(client):
     page = client.get(SUBSCRIBE).content.decode()
     assets = re.findall(r'(?:src|href)="([^"]+\.(?:css|js))"', page)
-    assert assets == ["/static/newsletter/site.css", "/static/newsletter/subscribe.js"]
+    assert assets == [
+        "/static/newsletter/site.css",
+        "/static/newsletter/focus-errors.js",
+        "/static/newsletter/subscribe.js",
+    ]
     assert "//" not in "".join(assets)
 
 

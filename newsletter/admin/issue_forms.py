@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from articles.models import Category
 from newsletter.digest import Digest
+from newsletter.models import IssueItem
 from newsletter.weeks import IsoWeek
 
 TEST_RECIPIENTS_MAX = 20
@@ -98,3 +99,49 @@ class CompileForm(forms.Form):
             return IsoWeek.parse(self.cleaned_data["week"])
         except ValueError as exc:
             raise ValidationError(str(exc)) from None
+
+
+class LabelledCheckbox(forms.CheckboxInput):
+    """A checkbox that says what it does beside it, not only in the column's header."""
+
+    def __init__(self, label: str, attrs: dict | None = None) -> None:
+        super().__init__(attrs)
+        self.label = label
+
+    def render(self, name, value, attrs=None, renderer=None) -> str:
+        from django.utils.html import format_html
+
+        box = super().render(name, value, attrs, renderer)
+        return format_html('<label class="issue-flag">{} <span>{}</span></label>', box, self.label)
+
+
+class IssueItemForm(forms.ModelForm):
+    """One row of the issue page: the abstract box holds the article's own abstract to edit.
+
+    Left as it is, nothing is overridden (a later fix to the article still shows);
+    edited, it becomes this issue's abstract; emptied, the article's own is used again.
+    """
+
+    class Meta:
+        model = IssueItem
+        fields = ["position", "section", "article", "pinned", "removed", "abstract_override"]
+        widgets = {
+            "pinned": LabelledCheckbox(_("Pinned")),
+            "removed": LabelledCheckbox(_("Removed")),
+        }
+        labels = {"abstract_override": _("Abstract")}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields.get("abstract_override")
+        if field is not None and self.instance.pk and not self.instance.abstract_override:
+            self.initial["abstract_override"] = self.instance.article.abstract
+
+    def clean_abstract_override(self) -> str:
+        value = self.cleaned_data.get("abstract_override", "")
+        article = self.cleaned_data.get("article") or (
+            self.instance.article if self.instance.article_id else None
+        )
+        if article is not None and " ".join(value.split()) == " ".join(article.abstract.split()):
+            return ""
+        return value

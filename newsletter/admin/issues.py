@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, F, Q
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,10 +24,17 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext as _t
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from articles.languages import language_name, other_languages_field
-from newsletter.admin.issue_forms import CompileForm, ScheduleForm, SendTestForm, VariantForm
+from newsletter.admin.issue_forms import (
+    CompileForm,
+    IssueItemForm,
+    ScheduleForm,
+    SendTestForm,
+    VariantForm,
+)
 from newsletter.digest import (
     EditionText,
     curation_read,
@@ -49,10 +56,12 @@ from newsletter.selectors import (
 )
 from newsletter.sending.ratelimit import paused_for
 from newsletter.services.issues import (
+    ITEM_DISPLAY_ORDER,
     IssueActionError,
     issue_cancel,
     issue_compile,
     issue_hold,
+    issue_items_renumber,
     issue_schedule,
     issue_send_test,
     issue_start_sending,
@@ -140,6 +149,7 @@ class EditableWhileDraft:
 
 class IssueItemInline(EditableWhileDraft, admin.TabularInline):
     model = IssueItem
+    form = IssueItemForm
     extra = 0
     fields = [
         "position",
@@ -153,13 +163,7 @@ class IssueItemInline(EditableWhileDraft, admin.TabularInline):
     readonly_fields = ["published"]
     autocomplete_fields = ["article"]
     # The order the digest shows: sections by category position, pinned first, then position.
-    ordering = [
-        F("section__position").asc(nulls_last=True),
-        "section__name",
-        "-pinned",
-        "position",
-        "id",
-    ]
+    ordering = list(ITEM_DISPLAY_ORDER)
     classes = ["issue-items"]
 
     def get_queryset(self, request):
@@ -170,7 +174,7 @@ class IssueItemInline(EditableWhileDraft, admin.TabularInline):
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "abstract_override" and field is not None:
-            field.widget.attrs.update(rows=2, cols=28, placeholder=_t("The article's abstract"))
+            field.widget.attrs.update(rows=3, cols=28)
         if db_field.name in ("section", "article") and field is not None:
             # Keep the rows narrow: sections are chosen, not made, from here.
             field.widget.can_add_related = False
@@ -377,6 +381,11 @@ class IssueAdmin(admin.ModelAdmin):
                 placeholder=str(obj.newsletter.section_cap)
             )
         return form
+
+    def save_related(self, request, form, formsets, change) -> None:
+        super().save_related(request, form, formsets, change)
+        # Typed positions and arrow moves become 10, 20, 30… in the order now shown.
+        issue_items_renumber(issue=form.instance)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         issue = self.get_object(request, object_id)
@@ -627,15 +636,25 @@ class IssueAdmin(admin.ModelAdmin):
     def send_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         issue = self._issue(request, pk, need="send")
         if request.method == "POST":
+            # Counted the way the confirmation page counted them, so the two agree:
+            # readers who get it, and apart from them those none of whose sections is in it.
+            audience = issue_audience(issue=issue)
             try:
-                queued = issue_start_sending(issue=issue)
+                issue_start_sending(issue=issue)
             except IssueActionError as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return self._back(issue)
-            message = _t("Started sending No. %(number)s to %(n)s readers.") % {
-                "number": issue.number,
-                "n": queued,
-            }
+            message = ngettext(
+                "Started sending No. %(number)s to %(n)s reader.",
+                "Started sending No. %(number)s to %(n)s readers.",
+                audience.receiving,
+            ) % {"number": issue.number, "n": audience.receiving}
+            if audience.skipped:
+                message += " " + ngettext(
+                    "%(n)s more active reader is skipped: none of their sections is in this issue.",
+                    "%(n)s more active readers are skipped: none of their sections is in this issue.",
+                    audience.skipped,
+                ) % {"n": audience.skipped}
             self._record(request, issue, message)
             return HttpResponseRedirect(reverse("admin:newsletter_issue_progress", args=[issue.pk]))
         if issue.status not in EDITABLE:
@@ -817,8 +836,11 @@ def progress_payload(issue: Issue, progress: Progress) -> dict:
         "rate_per_minute": round(rate, 1) if rate else None,
         "rate_display": f"{rate:,.0f} / min" if rate else "—",
         "eta_seconds": int(eta.total_seconds()) if eta else None,
-        "eta_display": "done"
+        "stalled": progress.stalled,
+        "eta_display": _t("done")
         if progress.finished
+        else _t("stalled: nothing sent for a minute")
+        if progress.stalled
         else duration_display(eta.total_seconds() if eta else None),
         "elapsed_display": duration_display(
             progress.elapsed.total_seconds() if progress.elapsed else None

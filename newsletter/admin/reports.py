@@ -24,6 +24,7 @@ from newsletter.reports import (
     COMPLAINT_TARGET,
     complaint_advice,
     issue_report,
+    leaving_reasons,
     list_health,
 )
 
@@ -95,6 +96,7 @@ def health(request: HttpRequest) -> HttpResponse:
     except ValueError:
         weeks = 12
     report = list_health(newsletter=newsletter, weeks=weeks)
+    leaving = leaving_reasons(newsletter=newsletter, weeks=weeks)
     labels = [date_format(week.start, "M j") for week in report.weeks]
     movement = columns(
         _("Readers gained and lost per week"),
@@ -138,6 +140,7 @@ def health(request: HttpRequest) -> HttpResponse:
         "report": report,
         "movement": movement,
         "complaints": complaints,
+        "leaving": leaving,
     }
     return TemplateResponse(request, "admin/newsletter/reports/health.html", context)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from articles.models import Article
@@ -141,6 +141,36 @@ def _articles_for(
     )
 
 
+# The order editors see an issue's items in, and the digest shows them: sections by
+# category position, pinned first within a section, then position.
+ITEM_DISPLAY_ORDER = (
+    F("section__position").asc(nulls_last=True),
+    "section__name",
+    "-pinned",
+    "position",
+    "id",
+)
+POSITION_STEP = 10
+
+
+def issue_items_renumber(*, issue: Issue) -> int:
+    """Number the issue's items 10, 20, 30… in the order they are shown; return how many moved.
+
+    Positions an editor reads on the issue page then follow the rows from top to bottom,
+    with room to type a number between two of them.
+    """
+    items = list(
+        IssueItem.objects.filter(issue=issue).order_by(*ITEM_DISPLAY_ORDER).only("id", "position")
+    )
+    moved = []
+    for index, item in enumerate(items, start=1):
+        if item.position != index * POSITION_STEP:
+            item.position = index * POSITION_STEP
+            moved.append(item)
+    IssueItem.objects.bulk_update(moved, ["position"])
+    return len(moved)
+
+
 def issue_compile(
     *, newsletter: Newsletter, week: IsoWeek | None = None, now: datetime | None = None
 ) -> CompileResult:
@@ -211,6 +241,7 @@ def issue_compile(
                 for index, article in enumerate(articles, start=1)
             ]
         )
+        issue_items_renumber(issue=issue)
     verb = "Drafted" if created else "Updated"
     return CompileResult(
         issue=issue,

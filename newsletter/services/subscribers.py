@@ -26,6 +26,7 @@ from newsletter.models import (
     ConsentRecord,
     ConsentText,
     Delivery,
+    LeavingReason,
     Newsletter,
     PendingSignup,
     Subscriber,
@@ -33,6 +34,7 @@ from newsletter.models import (
 from newsletter.reader_selectors import (
     categories_offered,
     consent_text_agreed,
+    consent_text_current,
     latest_issue_url,
     subscriber_by_email,
 )
@@ -489,6 +491,69 @@ def subscriber_unsubscribe(
     )
 
 
+def subscriber_resubscribe(
+    *, subscriber: Subscriber, ip: str | None = None, user_agent: str = ""
+) -> bool:
+    """Take back an unsubscribe in one step, from the page the reader's own link opened.
+
+    The signed unsubscribe link proves the reader holds the inbox, as a confirmation
+    link would, so no second opt-in email is needed. Only an unsubscribed reader comes
+    back this way: bounced, complained and erased addresses stay out, and so does a
+    suppressed one. The consent record names the text shown beside the button. Return
+    whether this call brought the reader back.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if is_suppressed(newsletter=subscriber.newsletter, email=subscriber.email):
+            return False
+        changed = Subscriber.objects.filter(
+            pk=subscriber.pk, status=Subscriber.Status.UNSUBSCRIBED
+        ).update(
+            status=Subscriber.Status.ACTIVE,
+            unsubscribed_at=None,
+            paused_until=None,
+            soft_bounce_count=0,
+            updated_at=now,
+        )
+        if changed:
+            _record(
+                subscriber,
+                ConsentRecord.Action.CONFIRM,
+                ip=ip,
+                user_agent=user_agent,
+                method="resubscribe",
+                form="unsubscribed-page",
+                consent_text=consent_text_current(newsletter=subscriber.newsletter),
+                note="resubscribed from the unsubscribe confirmation page",
+            )
+    subscriber.refresh_from_db()
+    return bool(changed)
+
+
+def subscriber_leaving_reason(
+    *, subscriber: Subscriber, reason: str, comment: str = ""
+) -> LeavingReason | None:
+    """Record why an unsubscribed reader left; a second answer replaces the first.
+
+    Only one answer counts per time of leaving, so a reader pressing "send" twice, or
+    changing their mind, is counted once. Return None when the reader is not out.
+    """
+    if subscriber.status != Subscriber.Status.UNSUBSCRIBED or not (reason or comment.strip()):
+        return None
+    left_at = subscriber.unsubscribed_at or timezone.now()
+    answer, _created = LeavingReason.objects.update_or_create(
+        subscriber=subscriber,
+        at__gte=left_at,
+        defaults={"reason": reason, "comment": comment.strip()[:1000]},
+        create_defaults={
+            "newsletter": subscriber.newsletter,
+            "reason": reason,
+            "comment": comment.strip()[:1000],
+        },
+    )
+    return answer
+
+
 def subscriber_withdraw(
     *,
     subscriber: Subscriber,
@@ -544,6 +609,8 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
         from newsletter.services.tracking import tracking_events_forget
 
         tracking_events_forget(subscriber=subscriber)
+        # Their words go; the reason stays only as a count, linked to no one.
+        LeavingReason.objects.filter(subscriber=subscriber).update(comment="", subscriber=None)
         # Their questions and contributions to the editors go too (inbox/), in this transaction.
         from inbox.services import tickets_erase
 

@@ -10,6 +10,7 @@ still being sent is counted afresh on each view: its figures change with every b
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -177,10 +178,15 @@ def issue_tally_rebuild(
     return tally
 
 
-def issue_tallies(*, issues) -> dict[Issue, IssueTally]:
-    """Return the tally of each issue (a queryset or list), in one query once all are built."""
+def issue_tallies(*, issues, stored: Iterable[IssueTally] | None = None) -> dict[Issue, IssueTally]:
+    """Return the tally of each issue (a queryset or list), in one query once all are built.
+
+    `stored`: tallies the caller already read (a wider query of its own), read instead.
+    """
     issues = list(issues)
-    stored = {tally.issue_id: tally for tally in IssueTally.objects.filter(issue__in=issues)}
+    if stored is None:
+        stored = IssueTally.objects.filter(issue__in=issues)
+    stored = {tally.issue_id: tally for tally in stored}
     found = {}
     for issue in issues:
         tally = stored.get(issue.pk)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.translation import gettext
 
 register = template.Library()
 
@@ -13,6 +14,12 @@ def percent(value: float | None, digits: int = 1) -> str:
     if value is None:
         return "n/a"
     return f"{value * 100:.{int(digits)}f} %"
+
+
+@register.filter
+def tracked_percent(value: float | None, tracked: bool) -> str:
+    """Show an open or click rate, or "not tracked" when no such event can be reported."""
+    return percent(value) if tracked else gettext("not tracked")
 
 
 @register.filter

@@ -32,10 +32,12 @@ from newsletter.digest import (
     headline,
     issue_headline,
     issue_web_url,
+    tracked_url,
     week_label,
 )
 from newsletter.models import Issue, IssueItem, Newsletter
 from newsletter.selectors import issues_published, newsletter_default
+from newsletter.tokens import issue_preview_check
 
 ISSUES_PER_PAGE = 20
 FEED_ISSUES = 20
@@ -74,7 +76,9 @@ def archive(request: HttpRequest) -> HttpResponse:
             article = item.article
             version = article if article.language == language else versions.get(article.story_id)
             if version is not None or not omit:
-                shown.append(version or article)
+                shown_article = version or article
+                shown_article.read_url = tracked_url(shown_article.url, issue, medium=WEB_MEDIUM)
+                shown.append(shown_article)
         issue.shown_articles = shown
         issue.headline_text = issue_headline(
             issue,
@@ -97,10 +101,15 @@ def archive(request: HttpRequest) -> HttpResponse:
 def archive_issue(request: HttpRequest, number: int) -> HttpResponse:
     newsletter = newsletter_default()
     issue = get_object_or_404(issues_published(newsletter=newsletter), number=number)
+    return _issue_page(request, issue, preview=False)
+
+
+def _issue_page(request: HttpRequest, issue: Issue, *, preview: bool) -> HttpResponse:
     digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
     context = digest_context(digest, digest.section_keys)
     context["feed_url"] = reverse("newsletter:feed")
     context["share_title"] = headline(digest)
+    context["preview"] = preview
     return render(request, "newsletter/archive_issue.html", context)
 
 
@@ -126,6 +135,19 @@ def _edition_text(issue: Issue, language: str) -> EditionText | None:
 
 def _language() -> str:
     return reader_language(translation.get_language())
+
+
+def issue_preview(request: HttpRequest, token: str) -> HttpResponse:
+    """Show any issue, draft included, to whoever holds its signed link (a test copy's).
+
+    The page is the archive page marked as a preview, kept out of search engines.
+    """
+    issue = issue_preview_check(token)
+    if issue is None:
+        return render(request, "newsletter/bad_link.html", status=404)
+    response = _issue_page(request, issue, preview=True)
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
 
 
 class IssueFeed(Feed):

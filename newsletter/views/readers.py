@@ -21,7 +21,14 @@ from django.views.decorators.http import require_http_methods
 
 from articles.languages import reader_language
 from newsletter import abuse
-from newsletter.forms import EmailChangeForm, EraseForm, PauseForm, ProfileForm, SubscribeForm
+from newsletter.forms import (
+    EmailChangeForm,
+    EraseForm,
+    LeavingReasonForm,
+    PauseForm,
+    ProfileForm,
+    SubscribeForm,
+)
 from newsletter.models import Newsletter, Subscriber
 from newsletter.reader_selectors import (
     consent_text_agreed,
@@ -35,7 +42,9 @@ from newsletter.services.subscribers import (
     subscriber_confirmation_resend,
     subscriber_email_change_request,
     subscriber_erase,
+    subscriber_leaving_reason,
     subscriber_pause,
+    subscriber_resubscribe,
     subscriber_resume,
     subscriber_signup_request,
     subscriber_unsubscribe,
@@ -280,6 +289,7 @@ def _confirmed_page(
     already: bool = False,
     changed: bool = False,
     updated: bool = False,
+    returned: bool = False,
 ) -> HttpResponse:
     context = {
         "subscriber": subscriber,
@@ -287,6 +297,7 @@ def _confirmed_page(
         "already": already,
         "changed": changed,
         "updated": updated,
+        "returned": returned,
         "pref_token": reader_tokens.make_token(subscriber, "preferences"),
     }
     return render(request, "newsletter/confirmed.html", context)
@@ -342,7 +353,8 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
         return _data_download(subscriber)
     if action == "unsubscribe":
         subscriber_unsubscribe(subscriber=subscriber, method="preferences", ip=ip, user_agent=agent)
-        return render(request, "newsletter/unsubscribed.html", {"subscriber": subscriber})
+        subscriber.refresh_from_db()
+        return _unsubscribed_page(request, subscriber)
     if action == "resume":
         subscriber_resume(subscriber=subscriber, ip=ip, user_agent=agent)
         done = "resumed"
@@ -409,13 +421,68 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             user_agent=_user_agent(request),
         )
         # Always 200 with the page, never a redirect: RFC 8058 senders must not redirect.
-        return render(request, "newsletter/unsubscribed.html", {"subscriber": subscriber})
+        subscriber.refresh_from_db()
+        return _unsubscribed_page(request, subscriber)
     context = {
         "subscriber": subscriber,
         "pref_token": reader_tokens.make_token(subscriber, "preferences"),
         "pause_weeks": PauseForm.base_fields["weeks"].choices,
     }
     return render(request, "newsletter/unsubscribe.html", context)
+
+
+def _unsubscribed_page(
+    request: HttpRequest,
+    subscriber: Subscriber,
+    *,
+    reason_form: LeavingReasonForm | None = None,
+    thanked: bool = False,
+) -> HttpResponse:
+    """The page after leaving: a one-step way back, and an optional "why are you leaving?"."""
+    context = {
+        "subscriber": subscriber,
+        "newsletter": subscriber.newsletter,
+        "token": reader_tokens.make_token(subscriber, "unsubscribe"),
+        "consent_text": consent_text_current(newsletter=subscriber.newsletter),
+        "reason_form": reason_form or LeavingReasonForm(),
+        "thanked": thanked,
+    }
+    return render(request, "newsletter/unsubscribed.html", context)
+
+
+# The two forms on the "you are unsubscribed" page. Unlike the one-click POST they come
+# from our own page, so they carry the CSRF token like every other form.
+@never_cache
+@require_http_methods(["POST"])
+def resubscribe(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = reader_tokens.check_token(token, "unsubscribe")
+    if subscriber is None:
+        return _bad_link(request)
+    came_back = subscriber_resubscribe(
+        subscriber=subscriber, ip=client_ip(request), user_agent=_user_agent(request)
+    )
+    subscriber.refresh_from_db()
+    if not came_back and subscriber.status != Subscriber.Status.ACTIVE:
+        # Bounced, complained or erased: only a fresh signup (double opt-in) can help.
+        return _unsubscribed_page(request, subscriber)
+    return _confirmed_page(request, subscriber, returned=came_back, already=not came_back)
+
+
+@never_cache
+@require_http_methods(["POST"])
+def leaving_reason(request: HttpRequest, token: str) -> HttpResponse:
+    subscriber = reader_tokens.check_token(token, "unsubscribe")
+    if subscriber is None:
+        return _bad_link(request)
+    form = LeavingReasonForm(request.POST)
+    if not form.is_valid():
+        return _unsubscribed_page(request, subscriber, reason_form=form)
+    subscriber_leaving_reason(
+        subscriber=subscriber,
+        reason=form.cleaned_data["reason"],
+        comment=form.cleaned_data["comment"],
+    )
+    return _unsubscribed_page(request, subscriber, thanked=True)
 
 
 # --- Privacy ------------------------------------------------------------------------------

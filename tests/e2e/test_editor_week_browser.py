@@ -51,16 +51,14 @@ def test_headline_size_meter_and_scheduling_in_shanghai_with_the_server_in_utc(
 
     page.click("text=Preview")
     page.wait_for_selector("iframe.preview-frame")
-    assert "Yuan settlement and a record for the China-Laos Railway" in page.inner_text(
-        "#content"
-    )
+    assert "Yuan settlement and a record for the China-Laos Railway" in page.inner_text("#content")
     shot("preview-with-headline")
     page.goto(f"{live_server.url}/admin/newsletter/issue/{issue.pk}/change/")
 
     # Schedule for tomorrow 18:00 Shanghai time, typed as the editor sees it.
-    tomorrow = (timezone.localtime(timezone.now(), issue.newsletter.tz) + timedelta(days=1)).replace(
-        hour=18, minute=0, second=0, microsecond=0
-    )
+    tomorrow = (
+        timezone.localtime(timezone.now(), issue.newsletter.tz) + timedelta(days=1)
+    ).replace(hour=18, minute=0, second=0, microsecond=0)
     page.click("ul.object-tools >> text=Schedule")
     page.wait_for_selector("#id_at")
     page.fill("#id_at", tomorrow.strftime("%Y-%m-%dT%H:%M"))

@@ -10,6 +10,17 @@ admin.site.site_header = "Belt & Road Weekly"
 admin.site.site_title = "Belt & Road Weekly admin"
 admin.site.index_title = "Newsroom"
 
+
+class FaviconView(RedirectView):
+    """Send /favicon.ico to the hashed static file, looked up per request: at import
+    time the manifest of collected files may not exist yet (manage.py check)."""
+
+    permanent = True
+
+    def get_redirect_url(self, *args, **kwargs) -> str:
+        return static("newsletter/favicon.ico")
+
+
 urlpatterns = [
     # Report pages live under the admin's URL and look, but in their own module.
     path("admin/newsletter/reports/", include("newsletter.admin.reports")),
@@ -19,7 +30,7 @@ urlpatterns = [
     path("captcha/", include("captcha.urls")),
     path("healthz", healthz, name="healthz"),
     # Browsers ask for /favicon.ico on pages that name no icon (admin, files, errors).
-    path("favicon.ico", RedirectView.as_view(url=static("newsletter/favicon.ico"), permanent=True)),
+    path("favicon.ico", FaviconView.as_view()),
 ]
 
 # Reader pages in every language (issue 14): /newsletter/… in the default language,

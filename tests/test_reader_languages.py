@@ -36,7 +36,9 @@ ZH_CONSENT = "我同意《一带一路周刊》编辑部保存我的电子邮箱
 
 # Words a Chinese reader may meet in Latin letters: what they typed or chose, the
 # address, and names that are the same in every language.
-ALLOWED_LATIN = {"RSS", "English"}  # a feed format; the language they may switch to
+# A feed format; the language they may switch to; the share links' services, whose
+# names are brands written the same in every language.
+ALLOWED_LATIN = {"RSS", "English", "LinkedIn", "Facebook", "WhatsApp", "Weibo"}
 _TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>|&\w+;|https?://\S+|\S+@\S+", re.S)
 
 

@@ -58,5 +58,5 @@ def test_a_worker_imports_a_few_thousand_rows_and_exports_them(start_worker, tmp
     export.refresh_from_db()
     assert (export.status, export.done) == ("done", 3000), export.error
     download = client.get(f"/admin/newsletter/backgroundjob/{export.pk}/download/")
-    exported = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    exported = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode("utf-8-sig"))))
     assert len(exported) == 3000 and exported[0]["email"] == "r0@example.org"

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 def test_a_worker_suppresses_a_reader_whose_complaint_the_webhook_stored(
     start_worker, client, settings
 ):
+    settings.NEWSLETTER_WEBHOOK_ESPS = ["mailgun"]  # the ESP this newsroom sends through
     settings.ANYMAIL = {**settings.ANYMAIL, "WEBHOOK_SECRET": SECRET, **MailgunFormat.settings}
     start_worker()
     fmt = MailgunFormat()

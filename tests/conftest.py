@@ -89,6 +89,14 @@ def _isolated(request, settings, tmp_path):
 
 
 @pytest.fixture
+def empty_broker_queue(settings):
+    """Start from an empty broker queue. The send watchdog counts the queue, and a task
+    an earlier test left on the real Redis broker would look like a busy backlog."""
+    if settings.REDIS_URL:
+        celery_app.control.purge()
+
+
+@pytest.fixture
 def run_on_commit(django_capture_on_commit_callbacks):
     """Return a context manager that runs on_commit callbacks (task enqueues) at its end."""
     return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -286,7 +286,7 @@ def test_each_enqueued_range_records_when_it_was_dispatched_and_claimed(
 
 
 def test_the_watchdog_enqueues_again_a_range_dispatched_but_never_claimed(
-    issue, settings, run_on_commit
+    issue, settings, run_on_commit, empty_broker_queue
 ):
     readers = SubscriberFactory.create_batch(3)
     first, last = snapshot(issue)

@@ -28,7 +28,6 @@ The temporary tables live in the job's own database session and go with it.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,7 +38,6 @@ from django.db.models import Model
 from django.utils import timezone
 
 from newsletter.models import ConsentRecord, Newsletter, Subscriber, Suppression
-from newsletter.suppression import email_hash
 
 STAGE = "newsletter_import_stage"
 STAGE_SECTIONS = "newsletter_import_stage_sections"
@@ -64,6 +62,9 @@ class StagedRow:
     organisation: str
     country: str
     category_ids: tuple[int, ...]
+    email_hash: str  # suppression's keyed hash of the address
+    token_secret: str  # the new reader's, should the row create one
+    cells: tuple[str, ...] = ()  # as read, to write back should the row fail here
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ImportStage:
         self.confirmed_at = confirmed_at
         self.write = write
         self.postgres = connection.vendor == "postgresql"
+        self.analysed = False
 
     def __enter__(self) -> ImportStage:
         with connection.cursor() as cursor:
@@ -180,8 +182,8 @@ class ImportStage:
                 row.name,
                 row.organisation,
                 row.country,
-                email_hash(row.email),
-                secrets.token_hex(16),  # as Subscriber's own default
+                row.email_hash,
+                row.token_secret,
             )
             for row in rows
         ]
@@ -196,9 +198,12 @@ class ImportStage:
             with raw.copy(f"COPY {STAGE_SECTIONS} (number, category_id) FROM STDIN") as copy:
                 for record in sections:
                     copy.write_row(record)
-            # Temporary tables are never analysed by autovacuum; without statistics the
-            # planner may scan the whole list instead of its address index.
-            cursor.execute(f"ANALYZE {STAGE}")
+            if not self.analysed:
+                # Temporary tables are never analysed by autovacuum; without statistics
+                # the planner may scan the whole list instead of its address index.
+                # Every chunk is alike, so the first one's statistics serve them all.
+                cursor.execute(f"ANALYZE {STAGE}")
+                self.analysed = True
         else:
             cursor.execute(f"DELETE FROM {STAGE}")
             cursor.execute(f"DELETE FROM {STAGE_SECTIONS}")
@@ -269,22 +274,27 @@ class ImportStage:
             },
         )
         # WHERE before ON CONFLICT also keeps SQLite from reading it as a join's ON.
-        cursor.execute(
+        insert = (
             f"INSERT INTO {readers} ({columns}) SELECT {values} FROM {STAGE}"
-            f" WHERE outcome IS NULL ORDER BY number ON CONFLICT DO NOTHING",
-            params,
+            f" WHERE outcome IS NULL ORDER BY number ON CONFLICT DO NOTHING"
         )
-        cursor.execute(
-            f"UPDATE {STAGE} SET subscriber_id = s.id FROM {readers} AS s"
-            f" WHERE {STAGE}.outcome IS NULL AND s.newsletter_id = %s"
-            f" AND lower(s.email) = {STAGE}.email AND s.token_secret = {STAGE}.token_secret",
-            [self.newsletter.pk],
-        )
-        cursor.execute(
-            f"UPDATE {STAGE} SET outcome = CASE WHEN subscriber_id IS NULL THEN %s ELSE %s END"
-            " WHERE outcome IS NULL",
-            [RACED, CREATED],
-        )
+        if self.postgres:  # the new ids straight from the INSERT
+            cursor.execute(
+                f"WITH created AS ({insert} RETURNING id, email)"
+                f" UPDATE {STAGE} SET subscriber_id = created.id, outcome = %s"
+                f" FROM created WHERE created.email = {STAGE}.email",
+                [*params, CREATED],
+            )
+        else:  # no INSERT in a WITH: found again by address and the token secret given
+            cursor.execute(insert, params)
+            cursor.execute(
+                f"UPDATE {STAGE} SET subscriber_id = s.id, outcome = %s FROM {readers} AS s"
+                f" WHERE {STAGE}.outcome IS NULL AND s.newsletter_id = %s"
+                f" AND lower(s.email) = {STAGE}.email AND s.token_secret = {STAGE}.token_secret",
+                [CREATED, self.newsletter.pk],
+            )
+        # A row left met a reader who signed up while the import ran.
+        cursor.execute(f"UPDATE {STAGE} SET outcome = %s WHERE outcome IS NULL", [RACED])
         through = _q(Subscriber.categories.through._meta.db_table)
         cursor.execute(
             f"INSERT INTO {through} (subscriber_id, category_id)"

@@ -9,7 +9,9 @@ made if missing and emptied first). Each job runs exactly as admin runs it
 process, so its peak RSS is the job's own. The import uses "prior consent" (active
 readers, no confirmation emails: the shape of a migration from an old list); the
 export is the readers' list's "Export CSV" of everyone (COPY on PostgreSQL).
-Targets: export >= 50,000 rows/s; memory flat (peak RSS independent of N).
+A second import of the same file finds every row on the list (unchanged): the path
+that classifies without writing. Targets: import >= 10,000 rows/s (issue 11: it went
+at ~280); export >= 50,000 rows/s; memory flat (peak RSS independent of N).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -164,8 +167,12 @@ def main() -> int:
         for n in range(args.rows):
             out.write(f"reader{n}@bench.example.org,Reader {n},Silk Road Bank {n % 97},CN,\n")
     size_mb = source.stat().st_size / 1e6
+    again = Path(media) / "readers-again.csv"
+    shutil.copyfile(source, again)  # the job deletes its input when done
 
     imported, import_s, import_rss = _run_child("import", str(source), media)
+    # The same file again: every row found on the list, unchanged (the classifying path).
+    reimported, reimport_s, reimport_rss = _run_child("import", str(again), media)
     if DATABASE_URL.startswith("postgres"):
         subprocess.run(
             [sys.executable, "-m", "bench.csv_jobs", "--child", "fill", str(args.export_rows)],
@@ -176,12 +183,19 @@ def main() -> int:
     exported, export_s, export_rss = _run_child("export", "-", media)
     engine = "PostgreSQL" if DATABASE_URL.startswith("postgres") else "SQLite"
     print(f"CSV jobs: import {args.rows:,} rows ({size_mb:.0f} MB file), export {exported:,}, {engine}")
-    print(f"{'job':<8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
-    print(f"{'import':<8}{imported:>12,}{import_s:>10.1f}{imported / import_s:>12,.0f}{import_rss:>13.0f}")
-    print(f"{'export':<8}{exported:>12,}{export_s:>10.1f}{exported / export_s:>12,.0f}{export_rss:>13.0f}")
-    ok = imported == args.rows and exported / export_s >= 50_000
-    print("export target (>= 50,000 rows/s):", "met" if exported / export_s >= 50_000 else "MISSED")
-    return 0 if ok else 1
+    print(f"{'job':<10}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
+    for name, rows, seconds, rss in (
+        ("import", imported, import_s, import_rss),
+        ("re-import", reimported, reimport_s, reimport_rss),
+        ("export", exported, export_s, export_rss),
+    ):
+        print(f"{name:<10}{rows:>12,}{seconds:>10.1f}{rows / seconds:>12,.0f}{rss:>13.0f}")
+    import_ok = imported == args.rows and imported / import_s >= 10_000
+    export_ok = exported / export_s >= 50_000
+    print("import target (>= 10,000 rows/s):", "met" if import_ok else "MISSED")
+    print("export target (>= 50,000 rows/s):", "met" if export_ok else "MISSED")
+    print(f"load average while it ran: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    return 0 if import_ok and export_ok else 1
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -146,10 +146,14 @@ class ImportStage:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        if connection.needs_rollback or connection.connection is None:
-            return  # the session's temporary tables go with it
-        with connection.cursor() as cursor:
-            self._drop(cursor)
+        try:
+            with connection.cursor() as cursor:
+                self._drop(cursor)
+        except DatabaseError:
+            if error is None:
+                raise
+            # Failing already (a connection lost?): the session's temporary tables go
+            # with it, and the first error is the one to report.
 
     @staticmethod
     def _drop(cursor) -> None:

@@ -348,11 +348,15 @@ def test_a_file_with_a_bad_byte_far_down_is_refused_before_any_row_is_written(
 
 
 def test_a_dry_run_reports_every_row_and_writes_nothing(admin_client):
-    page = _follow(admin_client, _import(admin_client, GOOD + "bad,,,,\n", dry_run="on"))
+    page = _follow(admin_client, _import(admin_client, GOOD + "=cmd|calc,,,,\n", dry_run="on"))
     assert "3 rows: 2 would be imported, 0 skipped, 1 with errors." in page
     outcomes = [
-        (row["outcome"], row["detail"])
+        (row["email"], row["outcome"], row["detail"])
         for row in _rows_report(admin_client, BackgroundJob.objects.get())
     ]
-    assert outcomes[:2] == [("created", "would be imported")] * 2 and outcomes[2][0] == "failed"
+    assert outcomes[:2] == [
+        ("li.wei@example.com", "created", "would be imported"),
+        ("amina@example.com", "created", "would be imported"),
+    ]
+    assert outcomes[2][:2] == ("'=cmd|calc", "failed")  # the spreadsheet-formula guard
     assert not Subscriber.objects.exists()

@@ -43,6 +43,7 @@ from newsletter.services.subscriber_csv import (
     ImportFileError,
     Outcome,
     RowResult,
+    sheet_safe,
     subscribers_export,
     subscribers_import,
 )
@@ -265,7 +266,9 @@ class _ImportFiles:
 
     def write(self, header: list[str], results: list[RowResult]) -> None:
         self._rows.writerows(
-            (result.number, _cell(result.email), result.outcome, _cell(result.detail)) for result in results
+            # A report is opened in a spreadsheet: the same formula guard as the export.
+            (result.number, sheet_safe(result.email), result.outcome, sheet_safe(result.detail))
+            for result in results
         )
         for result in results:
             if result.outcome is not Outcome.FAILED:
@@ -289,11 +292,6 @@ class _ImportFiles:
         self.close()
         for name in (self.rows_name, self.failed_name):
             (jobs_dir() / name).unlink(missing_ok=True)
-
-
-def _cell(value: str) -> str:
-    # The spreadsheet-formula guard: a report cell is read in a spreadsheet too.
-    return f"'{value}" if value.startswith(FORMULA_START) else value
 
 
 def rows_file(job: BackgroundJob) -> Path | None:
@@ -377,7 +375,7 @@ _FORMULA_SQL = ", ".join(
 
 
 def _sql_safe(column: str) -> str:
-    # The spreadsheet-formula guard of subscriber_csv._sheet_safe, in SQL.
+    # The spreadsheet-formula guard of subscriber_csv.sheet_safe, in SQL.
     return f"CASE WHEN left({column}, 1) IN ({_FORMULA_SQL}) THEN '''' || {column} ELSE {column} END"
 
 

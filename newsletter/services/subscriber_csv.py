@@ -105,7 +105,7 @@ class ImportReport:
         )
 
 
-def _sheet_safe(value: str) -> str:
+def sheet_safe(value: str) -> str:
     return f"'{value}" if value.startswith(FORMULA_START) else value
 
 
@@ -481,7 +481,7 @@ def subscribers_export(
     for reader in readers.iterator(chunk_size=2000):
         writer.writerow(
             [
-                _sheet_safe(value)
+                sheet_safe(value)
                 for value in (
                     reader.email,
                     reader.name,

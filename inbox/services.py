@@ -21,8 +21,8 @@ from django.utils.crypto import get_random_string
 from articles.languages import reader_language
 from inbox import files
 from inbox.models import Reply, Ticket
-from newsletter.digest import absolute
 from newsletter.emails import build_message, render_email, site_domain
+from newsletter.links import absolute
 from newsletter.models import ConsentText
 from newsletter.selectors import newsletter_default
 from newsletter.services.editors import editors_notify

@@ -11,6 +11,7 @@ from django.utils import translation
 
 from articles.languages import reader_language
 from articles.models import Category
+from newsletter.links import issue_web_url
 from newsletter.models import ConsentText, Delivery, Newsletter, PendingSignup, Subscriber
 from newsletter.selectors import issues_published
 from newsletter.suppression import normalise_email
@@ -87,8 +88,6 @@ def subscriber_by_email(*, newsletter: Newsletter, email: str) -> Subscriber | N
 
 def latest_issue_url(*, newsletter: Newsletter) -> str:
     """Return the web link of the newsletter's latest sent issue, or "" before the first."""
-    from newsletter.digest import issue_web_url  # digest imports emails; keep this module light
-
     issue = issues_published(newsletter=newsletter).first()
     return issue_web_url(issue) if issue else ""
 

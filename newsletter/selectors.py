@@ -21,8 +21,8 @@ from newsletter.digest import (
 )
 from newsletter.emails import RenderedEmail
 from newsletter.estimates import BIG, value_shares
+from newsletter.links import reader_links
 from newsletter.models import Delivery, Issue, Newsletter, Subscriber
-from newsletter.sending.messages import reader_links
 from newsletter.services.tallies import issue_tally
 
 EDITORS_GROUP = "Editors"

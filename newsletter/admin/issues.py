@@ -40,10 +40,10 @@ from newsletter.digest import (
     curation_read,
     digest_build,
     headline,
-    issue_web_url,
     preheader,
     week_label,
 )
+from newsletter.links import issue_web_url
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.selectors import (
     Progress,

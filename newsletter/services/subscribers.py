@@ -13,15 +13,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
 from articles.languages import reader_language
 from articles.models import Category
 from newsletter.abuse import email_allowance, email_allowance_reset
-from newsletter.digest import absolute
 from newsletter.emails import build_message, render_email
+from newsletter.links import confirm_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import (
     ConsentRecord,
     ConsentText,
@@ -38,7 +37,6 @@ from newsletter.reader_selectors import (
     latest_issue_url,
     subscriber_by_email,
 )
-from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 from newsletter.suppression import is_suppressed, normalise_email, suppress
 from newsletter.tokens import confirmation_tokens
 
@@ -651,10 +649,6 @@ def subscribers_purge_unconfirmed(*, older_than: datetime) -> int:
 # --- The reader emails --------------------------------------------------------------------
 
 
-def _confirm_url(token: str) -> str:
-    return absolute(reverse("newsletter:confirm", args=[token]))
-
-
 def reader_email_send(
     *, name: str, subscriber_id: int, to: str = "", pending_id: int | None = None
 ) -> bool:
@@ -685,11 +679,11 @@ def _reader_email_send(
         if subscriber.status == Subscriber.Status.ACTIVE:
             return False
         token = confirmation_tokens.make_token(subscriber, pending_id=pending_id)
-        context["confirm_url"] = _confirm_url(token)
+        context["confirm_url"] = confirm_url(token)
     elif name == CONFIRM_EMAIL_CHANGE:
         recipient = normalise_email(to)
         token = confirmation_tokens.make_token(subscriber, email=recipient)
-        context["confirm_url"] = _confirm_url(token)
+        context["confirm_url"] = confirm_url(token)
     elif name == EMAIL_CHANGED:
         recipient = to
         context["new_email"] = subscriber.email
@@ -707,13 +701,9 @@ def _reader_email_send(
         if pending is not None and _pending_differs(subscriber, pending):
             # Nothing typed goes in the email: only a link to a page that shows it.
             token = confirmation_tokens.make_token(subscriber, pending_id=pending.pk)
-            context["apply_url"] = _confirm_url(token)
+            context["apply_url"] = confirm_url(token)
             context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
-        headers = {
-            "List-Id": list_id(newsletter),
-            "List-Unsubscribe": f"<{context['unsubscribe_url']}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        }
+        headers = one_click_headers(newsletter=newsletter, unsubscribe=context["unsubscribe_url"])
     if name in (CONFIRM, CONFIRM_EMAIL_CHANGE):
         context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
     message = build_message(

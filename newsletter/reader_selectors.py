@@ -96,10 +96,8 @@ def _when(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
-    """Return everything stored about a reader, as the GDPR's right of access asks."""
-    from inbox.selectors import tickets_data_export  # inbox imports this app
-
+def subscriber_personal_data(*, subscriber: Subscriber) -> dict[str, Any]:
+    """Return what this app stores about a reader (privacy.services adds the other apps')."""
     records = subscriber.consent_records.select_related("consent_text").order_by("at", "id")
     deliveries = (
         Delivery.objects.filter(subscriber=subscriber)
@@ -153,5 +151,4 @@ def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
-        "questions_and_contributions": tickets_data_export(email=subscriber.email),
     }

@@ -18,6 +18,7 @@ from django.utils.crypto import get_random_string
 
 from articles.languages import reader_language
 from articles.models import Category
+from config.celery import enqueue
 from newsletter.abuse import email_allowance, email_allowance_reset
 from newsletter.emails import build_message, render_email
 from newsletter.links import confirm_url, one_click_headers, preferences_url, unsubscribe_url
@@ -41,6 +42,10 @@ from newsletter.suppression import is_suppressed, normalise_email, suppress
 from newsletter.tokens import confirmation_tokens
 
 logger = logging.getLogger(__name__)
+
+# The tasks this module enqueues (config.celery.enqueue: tasks import services, not back).
+SEND_READER_EMAIL = "newsletter.tasks.send_reader_email"
+PROCESS_SIGNUP = "newsletter.tasks.process_signup"
 
 # The reader emails, each templates/emails/<name>.{subject.txt,txt,html}.
 CONFIRM = "confirm"
@@ -68,14 +73,10 @@ class Profile:
 def _queue_email(
     name: str, subscriber: Subscriber, to: str = "", *, pending_id: int | None = None
 ) -> None:
-    from newsletter.tasks import send_reader_email  # tasks import services
-
     if pending_id:
-        transaction.on_commit(
-            lambda: send_reader_email.delay(name, subscriber.pk, to, pending_id=pending_id)
-        )
+        enqueue(SEND_READER_EMAIL, name, subscriber.pk, to, pending_id=pending_id)
     else:
-        transaction.on_commit(lambda: send_reader_email.delay(name, subscriber.pk, to))
+        enqueue(SEND_READER_EMAIL, name, subscriber.pk, to)
 
 
 def _record(subscriber: Subscriber, action: str, **fields) -> ConsentRecord:
@@ -133,8 +134,6 @@ def subscriber_signup_request(
     enqueued: the page answers in the same time and tells no one anything
     (bench/signup_timing.py measures it). `subscriber_signup` runs in the task.
     """
-    from newsletter.tasks import process_signup  # tasks import services
-
     payload = {
         "newsletter_id": newsletter.pk,
         "email": email,
@@ -148,7 +147,7 @@ def subscriber_signup_request(
         "user_agent": user_agent[:300],
         "form": form[:100],
     }
-    transaction.on_commit(lambda: process_signup.delay(**payload))
+    enqueue(PROCESS_SIGNUP, **payload)
 
 
 def subscriber_signup(
@@ -585,34 +584,24 @@ def subscriber_withdraw(
     return bool(changed)
 
 
-def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
-    """Erase a reader's personal data, keeping only a keyed hash of the address.
+def subscriber_anonymise(*, subscriber: Subscriber, method: str) -> None:
+    """Erase what this app keeps about a reader, keeping only a keyed hash of the address.
 
-    The row stays, anonymised, so the deliveries that point at it become anonymous
-    rather than vanish from the issue's counts; the suppression hash makes sure no
-    later signup, import or webhook brings the address back. Every link in every
-    email sent so far dies with the rotated token secret. The questions and
-    contributions sent from the address are deleted with their answers and files.
+    The newsletter's part of privacy.services.subscriber_erase, which locks the row and
+    erases the other apps' parts in the same transaction. The row stays, anonymised,
+    so the deliveries that point at it become anonymous rather than vanish from the
+    issue's counts; the suppression hash makes sure no later signup, import or webhook
+    brings the address back. Every link in every email sent so far dies with the
+    rotated token secret.
     """
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-        if subscriber.status == Subscriber.Status.ERASED:
-            return
         suppress(newsletter=subscriber.newsletter, email=subscriber.email, reason="erased")
         if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING):
             _record(subscriber, ConsentRecord.Action.WITHDRAW, method=method, note="erased")
         subscriber.consent_records.update(ip=None, user_agent="")
         subscriber.pending_signups.all().delete()
-        # tracking imports this module (ESP unsubscribes), hence the import here.
-        from newsletter.services.tracking import tracking_events_forget
-
-        tracking_events_forget(subscriber=subscriber)
         # Their words go; the reason stays only as a count, linked to no one.
         LeavingReason.objects.filter(subscriber=subscriber).update(comment="", subscriber=None)
-        # Their questions and contributions to the editors go too (inbox/), in this transaction.
-        from inbox.services import tickets_erase
-
-        tickets_erase(email=subscriber.email)
         Delivery.objects.filter(subscriber=subscriber).update(last_error="")
         now = timezone.now()
         subscriber.email = f"erased-{subscriber.pk}@erased.invalid"

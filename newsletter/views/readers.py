@@ -34,14 +34,12 @@ from newsletter.reader_selectors import (
     consent_text_agreed,
     consent_text_current,
     pending_signup,
-    subscriber_data_export,
 )
 from newsletter.selectors import newsletter_default
 from newsletter.services.subscribers import (
     subscriber_confirm,
     subscriber_confirmation_resend,
     subscriber_email_change_request,
-    subscriber_erase,
     subscriber_leaving_reason,
     subscriber_pause,
     subscriber_resubscribe,
@@ -52,6 +50,7 @@ from newsletter.services.subscribers import (
 )
 from newsletter.suppression import normalise_email
 from newsletter.tokens import confirmation_tokens, reader_tokens
+from privacy.services import subscriber_data_export, subscriber_erase
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from newsletter.services.issues import (
 from newsletter.services.jobs import job_run
 from newsletter.services.subscribers import (
     Profile,
+    SignupOutcome,
     reader_email_send,
     subscriber_signup,
     subscribers_purge_unconfirmed,
@@ -200,7 +201,7 @@ def process_signup(
     user_agent: str,
     form: str,
     language: str = "",
-) -> str:
+) -> SignupOutcome:
     """Sign up an address from a public form, off the request path (equal time for every state)."""
     newsletter = Newsletter.objects.get(pk=newsletter_id)
     return subscriber_signup(

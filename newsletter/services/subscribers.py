@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -54,6 +55,36 @@ ALREADY_SUBSCRIBED = "already_subscribed"
 WELCOME = "welcome"
 EMAIL_CHANGED = "email_changed"
 READER_EMAILS = (CONFIRM, CONFIRM_EMAIL_CHANGE, ALREADY_SUBSCRIBED, WELCOME, EMAIL_CHANGED)
+
+
+
+class SignupOutcome(StrEnum):
+    """What subscriber_signup did. No page may show it: that would tell who is subscribed."""
+
+    SUPPRESSED = "suppressed"  # an erased or blocked address: nothing happened
+    CREATED = "created"  # a new pending reader, asked to confirm
+    # The address was on the list already, with this status; the details typed wait.
+    PENDING = Subscriber.Status.PENDING.value
+    ACTIVE = Subscriber.Status.ACTIVE.value
+    UNSUBSCRIBED = Subscriber.Status.UNSUBSCRIBED.value
+    BOUNCED = Subscriber.Status.BOUNCED.value
+    COMPLAINED = Subscriber.Status.COMPLAINED.value
+    ERASED = Subscriber.Status.ERASED.value
+
+    @classmethod
+    def of(cls, subscriber: Subscriber, *, created: bool) -> SignupOutcome:
+        return cls.CREATED if created else cls(subscriber.status)
+
+
+class ConfirmOutcome(StrEnum):
+    """What pressing a confirmation link's button did; the page says it."""
+
+    CONFIRMED = "confirmed"
+    CHANGED = "changed"  # the new address of a change of email is now the reader's
+    UPDATED = "updated"  # an active reader took the details of a later signup
+    ALREADY = "already"  # nothing left to do
+    TAKEN = "taken"  # the new address is another subscription's, or may not be mailed
+
 
 PAUSE_WEEKS = (4, 8)
 OUT = (Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
@@ -159,7 +190,7 @@ def subscriber_signup(
     ip: str | None,
     user_agent: str,
     form: str,
-) -> str:
+) -> SignupOutcome:
     """Sign an address up; return what happened, which the caller must not show anyone.
 
     Nothing changes a reader before its owner agrees. A new address becomes a
@@ -174,7 +205,7 @@ def subscriber_signup(
     """
     email = normalise_email(email)
     if is_suppressed(newsletter=newsletter, email=email):
-        return "suppressed"
+        return SignupOutcome.SUPPRESSED
     with transaction.atomic():
         subscriber = subscriber_by_email(newsletter=newsletter, email=email)
         created = subscriber is None
@@ -203,7 +234,7 @@ def subscriber_signup(
                 consent_text=consent_text,
             )
         if not email_allowance(newsletter=newsletter, email=email):
-            return "created" if created else subscriber.status
+            return SignupOutcome.of(subscriber, created=created)
         pending = None
         if not created:
             pending = PendingSignup.objects.create(
@@ -226,7 +257,7 @@ def subscriber_signup(
                 last_confirmation_sent_at=timezone.now()
             )
             _queue_email(CONFIRM, subscriber, pending_id=pending_id)
-        return "created" if created else subscriber.status
+        return SignupOutcome.of(subscriber, created=created)
 
 
 def _pending_profile(pending: PendingSignup, newsletter: Newsletter) -> Profile:
@@ -296,20 +327,18 @@ def subscriber_confirm(
     ip: str | None,
     user_agent: str,
     pending_id: int | None = None,
-) -> str:
+) -> ConfirmOutcome:
     """Confirm a subscription, a change of address, or details given in a signup form.
 
-    Return "confirmed", "changed", "updated" (an active reader took the details of a
-    later signup), "already" (nothing left to do) or "taken" (the new address belongs
-    to another subscription of this newsletter, or may not be mailed). The details of
-    `pending_id` apply only now, when the address's owner pressed the button.
+    Return what happened (ConfirmOutcome). The details of `pending_id` apply only
+    now, when the address's owner pressed the button.
     """
     email = normalise_email(email)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status == Subscriber.Status.ERASED:
-            return "taken"
+            return ConfirmOutcome.TAKEN
         pending = (
             PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
             if pending_id
@@ -318,7 +347,7 @@ def subscriber_confirm(
         if email != normalise_email(subscriber.email):
             other = subscriber_by_email(newsletter=subscriber.newsletter, email=email)
             if other is not None or is_suppressed(newsletter=subscriber.newsletter, email=email):
-                return "taken"
+                return ConfirmOutcome.TAKEN
             old = subscriber.email
             subscriber.email = email
             subscriber.save(update_fields=["email", "updated_at"])
@@ -331,10 +360,10 @@ def subscriber_confirm(
                 note="email address changed, confirmed from the new address",
             )
             _queue_email(EMAIL_CHANGED, subscriber, old)
-            return "changed"
+            return ConfirmOutcome.CHANGED
         if subscriber.status == Subscriber.Status.ACTIVE:
             if pending is None:
-                return "already"
+                return ConfirmOutcome.ALREADY
             _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
             _record(
                 subscriber,
@@ -346,7 +375,7 @@ def subscriber_confirm(
                 note="details from a signup form, confirmed from the reader's inbox",
             )
             pending.delete()
-            return "updated"
+            return ConfirmOutcome.UPDATED
         if pending is not None:
             # The signup the owner now agrees to: its details and its consent record.
             _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
@@ -382,7 +411,7 @@ def subscriber_confirm(
             consent_text=consent_text,
         )
         _queue_email(WELCOME, subscriber)
-    return "confirmed"
+    return ConfirmOutcome.CONFIRMED
 
 
 def subscriber_update_profile(

@@ -37,6 +37,7 @@ from newsletter.reader_selectors import (
 )
 from newsletter.selectors import newsletter_default
 from newsletter.services.subscribers import (
+    ConfirmOutcome,
     subscriber_confirm,
     subscriber_confirmation_resend,
     subscriber_email_change_request,
@@ -242,10 +243,10 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     context = {"subscriber": subscriber, "newsletter": subscriber.newsletter, "email": check.email}
     changing = check.email.lower() != subscriber.email.lower()
     context["changing"] = changing
-    if request.method == "POST" and "resend" in request.POST and check.problem:
+    if request.method == "POST" and "resend" in request.POST and check.problem is not None:
         subscriber_confirmation_resend(subscriber=subscriber, email=check.email if changing else "")
         return render(request, "newsletter/confirm_resent.html", context)
-    if check.problem:
+    if check.problem is not None:
         if not changing and subscriber.status == Subscriber.Status.ACTIVE:
             return _confirmed_page(request, subscriber, already=True)
         context["problem"] = check.problem
@@ -269,15 +270,15 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         user_agent=_user_agent(request),
         pending_id=check.pending_id,
     )
-    if outcome == "taken":
+    if outcome is ConfirmOutcome.TAKEN:
         return render(request, "newsletter/confirm_taken.html", context, status=409)
     subscriber.refresh_from_db()
     return _confirmed_page(
         request,
         subscriber,
-        already=outcome == "already",
-        changed=outcome == "changed",
-        updated=outcome == "updated",
+        already=outcome is ConfirmOutcome.ALREADY,
+        changed=outcome is ConfirmOutcome.CHANGED,
+        updated=outcome is ConfirmOutcome.UPDATED,
     )
 
 

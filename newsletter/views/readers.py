@@ -49,7 +49,6 @@ from newsletter.services.subscribers import (
     subscriber_unsubscribe,
     subscriber_update_profile,
 )
-from newsletter.suppression import normalise_email
 from newsletter.tokens import confirmation_tokens, reader_tokens
 from privacy.services import subscriber_data_export, subscriber_erase
 
@@ -60,12 +59,8 @@ FORM_PAGE = "subscribe-page"
 EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    return abuse.client_ip(request)
-
-
-def _user_agent(request: HttpRequest) -> str:
-    return request.headers.get("User-Agent", "")[:300]
+client_ip = abuse.client_ip
+_user_agent = abuse.user_agent
 
 
 def speak_to(request: HttpRequest, subscriber: Subscriber) -> None:
@@ -174,20 +169,14 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         )
 
     screened = abuse.submission_screen(request, newsletter=newsletter, bind=bind, fresh=fresh)
-    if screened.silent:
-        logger.info("signup dropped: honeypot from %s", client_ip(request))
-        # Echoed on the page exactly as a valid submission would show it.
-        typed_email = normalise_email(request.POST.get("email", "")[:254])
-        return _check_your_inbox(request, newsletter, typed_email)
-    if not screened.accepted:
-        return _subscribe_page(
-            request,
-            newsletter,
-            screened.form,
-            status=screened.status,
-            notice=screened.notice,
-            alert=screened.alert,
-        )
+    answer = screened.answer(
+        request,
+        what="signup",
+        page=lambda form, **shown: _subscribe_page(request, newsletter, form, **shown),
+        done=lambda email: _check_your_inbox(request, newsletter, email),
+    )
+    if answer is not None:
+        return answer
     form = screened.form
     email = form.cleaned_data["email"]
     subscriber_signup_request(

@@ -25,7 +25,7 @@ from inbox.models import Reply, Ticket
 from newsletter.emails import build_message, render_email, site_domain
 from newsletter.links import absolute
 from newsletter.models import ConsentText
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.newsletters import newsletter_default
 from newsletter.services.editors import editors_notify
 from newsletter.services.subscribers import Profile, subscriber_signup
 from newsletter.suppression import normalise_email

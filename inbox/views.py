@@ -22,8 +22,8 @@ from inbox.forms import TicketForm
 from inbox.models import QUESTION_MAX_CHARS, STORY_MAX_CHARS, Ticket
 from inbox.services import Message, ticket_submit
 from newsletter import abuse
-from newsletter.reader_selectors import consent_text_current
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.newsletters import newsletter_default
+from newsletter.selectors.subscribers import consent_text_current
 
 logger = logging.getLogger(__name__)
 

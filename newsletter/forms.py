@@ -20,7 +20,7 @@ from django_countries import countries
 from articles.languages import reader_language
 from newsletter.abuse import TrapFields, identifying_code_field
 from newsletter.models import ConsentText, LeavingReason, Newsletter
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.services.subscribers import PAUSE_WEEKS, Profile
 from newsletter.suppression import normalise_email
 

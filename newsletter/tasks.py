@@ -11,7 +11,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 
 from newsletter.models import ConsentText, Issue, Newsletter
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent

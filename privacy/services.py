@@ -17,7 +17,7 @@ from django.db import transaction
 from inbox.selectors import tickets_data_export
 from inbox.services import tickets_erase
 from newsletter.models import Subscriber
-from newsletter.reader_selectors import subscriber_personal_data
+from newsletter.selectors.subscribers import subscriber_personal_data
 from newsletter.services.subscribers import subscriber_anonymise
 from newsletter.services.tracking import tracking_events_forget
 

@@ -45,15 +45,15 @@ from newsletter.digest import (
 )
 from newsletter.links import issue_web_url
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
-from newsletter.selectors import (
+from newsletter.selectors.issues import (
     Progress,
     issue_audience,
     issue_digest_size,
     issue_failures,
     issue_preview,
     issue_progress,
-    newsletter_default,
 )
+from newsletter.selectors.newsletters import newsletter_default
 from newsletter.sending.ratelimit import paused_for
 from newsletter.services.issues import (
     ITEM_DISPLAY_ORDER,
@@ -354,7 +354,7 @@ class IssueAdmin(admin.ModelAdmin):
         """Return the URL of the issue's results report, linked from its page once sent.
 
         The report (delivered, bounced, complained, opened, clicked, unsubscribed
-        after) lives with the tracking webhooks in newsletter/admin/reports.py.
+        after) lives with the tracking webhooks in newsletter/admin/report_pages.py.
         """
         if issue.status not in (Issue.Status.SENDING, Issue.Status.SENT):
             return None

@@ -14,7 +14,7 @@ from newsletter.digest import digest_build, week_label
 from newsletter.emails import render_email
 from newsletter.links import absolute
 from newsletter.models import Issue, Newsletter
-from newsletter.selectors import editor_addresses
+from newsletter.selectors.editors import editor_addresses
 
 
 def _notify(name: str, context: dict) -> int:

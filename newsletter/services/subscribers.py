@@ -32,7 +32,7 @@ from newsletter.models import (
     PendingSignup,
     Subscriber,
 )
-from newsletter.reader_selectors import (
+from newsletter.selectors.subscribers import (
     categories_offered,
     consent_text_agreed,
     consent_text_current,

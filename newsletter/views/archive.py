@@ -34,7 +34,8 @@ from newsletter.digest import (
 )
 from newsletter.links import archive_url, feed_url, issue_web_url, tracked_url
 from newsletter.models import Issue, IssueItem, Newsletter
-from newsletter.selectors import issues_published, newsletter_default
+from newsletter.selectors.issues import issues_published
+from newsletter.selectors.newsletters import newsletter_default
 from newsletter.tokens import issue_preview_check
 
 ISSUES_PER_PAGE = 20

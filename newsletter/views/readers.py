@@ -30,12 +30,12 @@ from newsletter.forms import (
     SubscribeForm,
 )
 from newsletter.models import Newsletter, Subscriber
-from newsletter.reader_selectors import (
+from newsletter.selectors.newsletters import newsletter_default
+from newsletter.selectors.subscribers import (
     consent_text_agreed,
     consent_text_current,
     pending_signup,
 )
-from newsletter.selectors import newsletter_default
 from newsletter.services.subscribers import (
     ConfirmOutcome,
     subscriber_confirm,

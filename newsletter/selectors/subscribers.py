@@ -1,19 +1,20 @@
-"""Reads about readers: lookups by address, the consent text in force, a reader's data export."""
+"""Reads about readers: lookups by address, the consent text in force, their data, counts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import Lower
 from django.utils import translation
 
 from articles.languages import reader_language
 from articles.models import Category
+from newsletter.estimates import BIG, value_shares
 from newsletter.links import issue_web_url
 from newsletter.models import ConsentText, Delivery, Newsletter, PendingSignup, Subscriber
-from newsletter.selectors import issues_published
+from newsletter.selectors.issues import issues_published
 from newsletter.suppression import normalise_email
 
 
@@ -152,3 +153,20 @@ def subscriber_personal_data(*, subscriber: Subscriber) -> dict[str, Any]:
             for delivery in deliveries
         ],
     }
+
+
+def subscriber_counts_by_status(*, newsletter: Newsletter) -> tuple[dict[str, int], bool]:
+    """Return the newsletter's readers per status, and whether the figures are estimates.
+
+    A big list is estimated from PostgreSQL's statistics (newsletter/estimates.py): the
+    share of each status and of this newsletter in the whole table, taken as unrelated.
+    """
+    rows, shares = value_shares(Subscriber, ["status", "newsletter_id"])
+    if rows is not None and rows >= BIG:
+        statuses = shares.get("status", {})
+        newsletters = shares.get("newsletter_id", {})
+        share = newsletters.get(str(newsletter.pk), 1.0 if len(newsletters) <= 1 else 0.0)
+        if statuses:
+            return {status: round(rows * part * share) for status, part in statuses.items()}, True
+    readers = Subscriber.objects.filter(newsletter=newsletter)
+    return dict(readers.values("status").annotate(n=Count("id")).values_list("status", "n")), False

@@ -191,7 +191,9 @@ def identifying_code_field() -> CaptchaField:
         else gettext_lazy("Type the four characters in the picture. Hard to read? Reload it."),
         widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
         error_messages={
-            "invalid": gettext_lazy("The identifying code did not match; here is a new one to type."),
+            "invalid": gettext_lazy(
+                "The identifying code did not match; here is a new one to type."
+            ),
             "required": gettext_lazy("Type the identifying code shown in the picture."),
         },
     )

@@ -30,7 +30,7 @@ from articles.models import Category
 from config.cleaning import clean_text
 from newsletter.forms import OneLineField, ReaderEmailField
 from newsletter.models import Newsletter, Subscriber
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.services import subscriber_merge
 from newsletter.services.subscriber_merge import ImportStage, StagedRow
 from newsletter.services.subscribers import subscriber_confirmation_resend

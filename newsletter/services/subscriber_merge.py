@@ -131,6 +131,7 @@ class ImportStage:
                 " email_hash text NOT NULL, token_secret text NOT NULL, outcome text,"
                 " first_row integer, status text, same_details boolean, subscriber_id integer)"
             )
+            cursor.execute(f"CREATE INDEX {STAGE}_email ON {STAGE} (email)")
             cursor.execute(
                 f"CREATE TEMPORARY TABLE {STAGE_SECTIONS} (number integer NOT NULL,"
                 " category_id integer NOT NULL, PRIMARY KEY (number, category_id))"
@@ -167,6 +168,13 @@ class ImportStage:
         if not rows:
             return []
         with transaction.atomic(), connection.cursor() as cursor:
+            if self.postgres:
+                # Every join here is a chunk against a big table through its index. While
+                # an import grows a list from nothing, the list's statistics lag far
+                # behind (625 readers, said the planner, of a million), and it hashed
+                # the whole list for every chunk: 2.2 s a chunk instead of 0.05 s.
+                cursor.execute("SET LOCAL enable_hashjoin = off")
+                cursor.execute("SET LOCAL enable_mergejoin = off")
             self._stage(cursor, rows)
             self._classify(cursor)
             if self.write:

@@ -240,7 +240,7 @@ def read_rows(
     return header, numbered
 
 
-IMPORT_CHUNK = 5000  # rows merged into the list per statement set and transaction
+IMPORT_CHUNK = 10_000  # rows merged into the list per statement set and transaction
 
 _STAGE_TEXT = {
     subscriber_merge.DUPLICATE: "duplicate address: {email} is on row {first_row}.",

@@ -171,8 +171,10 @@ class ImportStage:
             if self.postgres:
                 # Every join here is a chunk of a few thousand rows against a table
                 # through its index; never hash or sort a whole table for one chunk.
-                cursor.execute("SET LOCAL enable_hashjoin = off")
-                cursor.execute("SET LOCAL enable_mergejoin = off")
+                cursor.execute(
+                    "SELECT set_config('enable_hashjoin', 'off', true),"
+                    " set_config('enable_mergejoin', 'off', true)"
+                )
             self._stage(cursor, rows)
             self._classify(cursor)
             if self.write:
@@ -231,11 +233,14 @@ class ImportStage:
         # Lookups are correlated subqueries, one index probe per staged row whatever the
         # planner believes of the big table: a join let it hash or scan the whole list
         # (its statistics lag while an import grows it: "625 readers", of a million).
+        # (`seen` is this import's own table and the planner sees its true size, so
+        # only the duplicates are written.)
         cursor.execute(
-            f"UPDATE {STAGE} SET first_row ="
+            f"UPDATE {STAGE} SET outcome = %s, first_row ="
             f" (SELECT seen.number FROM {SEEN} AS seen WHERE seen.email = {STAGE}.email)"
+            f" WHERE EXISTS (SELECT 1 FROM {SEEN} AS seen WHERE seen.email = {STAGE}.email)",
+            [DUPLICATE],
         )
-        cursor.execute(f"UPDATE {STAGE} SET outcome = %s WHERE first_row IS NOT NULL", [DUPLICATE])
         cursor.execute(
             f"INSERT INTO {SEEN} (email, number) SELECT email, number FROM {STAGE} WHERE outcome IS NULL"
         )

@@ -302,7 +302,7 @@ def measure_applier(issue_id: int, count: int) -> dict:
     """Store `count` new events (as the webhook would) and apply them all in one process."""
     from django.db import connection
 
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     _sql(
         f"""

@@ -297,7 +297,7 @@ NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newslett
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
 # Signups never confirmed are deleted after this many days (data minimisation, GDPR art. 5).
 NEWSLETTER_PENDING_PURGE_DAYS = env_int("NEWSLETTER_PENDING_PURGE_DAYS", 30, minimum=1)
-# List hygiene (newsletter/services/tracking.py). A hard bounce or a complaint takes the
+# List hygiene (newsletter/services/list_hygiene.py). A hard bounce or a complaint takes the
 # reader off the list at once; soft bounces do after this many issues in a row (0: never).
 NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, minimum=0)
 # Also keep the address (as a keyed hash) on the suppression list, so that no import or

@@ -37,8 +37,8 @@ from newsletter.models import (
     TrackingEvent,
 )
 from newsletter.selectors import subscriber_counts_by_status
+from newsletter.services.list_hygiene import COMPLAINT_METHOD, tracking_events_backlog
 from newsletter.services.tallies import HOUR, issue_tallies
-from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 
 Status = Delivery.Status
 ACCEPTED = [Status.SENT, Status.BOUNCED, Status.COMPLAINED]

@@ -28,8 +28,8 @@ from newsletter.services.subscribers import (
     consent_text_publish,
     subscriber_confirmation_resend,
     subscriber_erase,
-    subscriber_unsubscribe,
 )
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.suppression import is_suppressed, normalise_email
 
 

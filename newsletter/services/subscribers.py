@@ -39,6 +39,7 @@ from newsletter.reader_selectors import (
     subscriber_by_email,
 )
 from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
+from newsletter.services.list_hygiene import tracking_events_forget
 from newsletter.suppression import is_suppressed, normalise_email, suppress
 from newsletter.tokens import confirmation_tokens
 
@@ -478,19 +479,6 @@ def subscriber_resume(*, subscriber: Subscriber, ip: str | None, user_agent: str
     subscriber.paused_until = None
 
 
-def subscriber_unsubscribe(
-    *, subscriber: Subscriber, method: str, ip: str | None = None, user_agent: str = ""
-) -> bool:
-    """Unsubscribe the reader and record the withdrawal; return False if already out."""
-    return subscriber_withdraw(
-        subscriber=subscriber,
-        status=Subscriber.Status.UNSUBSCRIBED,
-        method=method,
-        ip=ip,
-        user_agent=user_agent,
-    )
-
-
 def subscriber_resubscribe(
     *, subscriber: Subscriber, ip: str | None = None, user_agent: str = ""
 ) -> bool:
@@ -554,39 +542,6 @@ def subscriber_leaving_reason(
     return answer
 
 
-def subscriber_withdraw(
-    *,
-    subscriber: Subscriber,
-    status: str,
-    method: str,
-    ip: str | None = None,
-    user_agent: str = "",
-    note: str = "",
-    now: datetime | None = None,
-) -> bool:
-    """Take a subscribed (or pending) reader out with `status` and record the withdrawal.
-
-    A conditional UPDATE makes it idempotent: only the call that changes the row
-    records a withdrawal, so a repeated one-click POST or a duplicate ESP event adds
-    nothing. Return whether this call took the reader out.
-    """
-    now = now or timezone.now()
-    changed = Subscriber.objects.filter(
-        pk=subscriber.pk, status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
-    ).update(status=status, unsubscribed_at=now, updated_at=now)
-    if changed:
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            action=ConsentRecord.Action.WITHDRAW,
-            method=method,
-            ip=ip,
-            user_agent=user_agent[:300],
-            note=note[:300],
-        )
-        subscriber.refresh_from_db()
-    return bool(changed)
-
-
 def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
     """Erase a reader's personal data, keeping only a keyed hash of the address.
 
@@ -605,8 +560,6 @@ def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
             _record(subscriber, ConsentRecord.Action.WITHDRAW, method=method, note="erased")
         subscriber.consent_records.update(ip=None, user_agent="")
         subscriber.pending_signups.all().delete()
-        # tracking imports this module (ESP unsubscribes), hence the import here.
-        from newsletter.services.tracking import tracking_events_forget
 
         tracking_events_forget(subscriber=subscriber)
         # Their words go; the reason stays only as a count, linked to no one.

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -50,8 +51,14 @@ def strip_tracking(url: str) -> str:
 
 def link_key(url: str) -> str:
     """Return the key a clicked link is counted under: its canonical URL, or "@page"."""
+    return _link_key(url, settings.SITE_URL)
+
+
+# An issue's clicks are on a few dozen links: the applier meets the same URLs all day.
+@lru_cache(maxsize=4096)
+def _link_key(url: str, site_url: str) -> str:
     stripped = strip_tracking(url)
-    site = urlsplit(settings.SITE_URL)
+    site = urlsplit(site_url)
     parts = urlsplit(stripped)
     if parts.netloc != site.netloc:
         return stripped

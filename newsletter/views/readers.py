@@ -47,9 +47,9 @@ from newsletter.services.subscribers import (
     subscriber_resubscribe,
     subscriber_resume,
     subscriber_signup_request,
-    subscriber_unsubscribe,
     subscriber_update_profile,
 )
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.suppression import normalise_email
 from newsletter.tokens import confirmation_tokens, reader_tokens
 

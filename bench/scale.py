@@ -68,6 +68,7 @@ ENV = {
     "NEWSLETTER_PROXY_COUNT": "1",
     "ANYMAIL_WEBHOOK_SECRET": WEBHOOK_SECRET,
     "ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY": SIGNING_KEY,
+    "NEWSLETTER_WEBHOOK_ESPS": "mailgun",
     "LOG_LEVEL": "WARNING",
 }
 
@@ -550,24 +551,37 @@ def mailgun_body(n: int, delivery: tuple[int, int, int, str, str]) -> bytes:
 
 async def _keepalive_load(
     requests: list[bytes], connections: int, seconds: float
-) -> tuple[list[float], int, int]:
-    """Post the prepared requests over keep-alive connections; return latencies, errors."""
+) -> tuple[list[float], int, int, int]:
+    """Post the prepared requests over keep-alive connections; return latencies, errors,
+    requests done and reconnections."""
     latencies: list[float] = []
     errors = 0
     done = 0
+    reconnects = 0
     queue = iter(requests)
     deadline = time.monotonic() + seconds
 
     async def one_connection() -> None:
-        nonlocal errors, done
+        nonlocal errors, done, reconnects
         reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
         for raw in queue:
             if time.monotonic() > deadline:
                 break
             started = time.perf_counter()
-            writer.write(raw)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
+            for _attempt in range(3):
+                try:
+                    writer.write(raw)
+                    await writer.drain()
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    break
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # A worker past --max-requests closes its keep-alive connections;
+                    # an ESP opens a new one and posts again, and so do we.
+                    reconnects += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
+            else:
+                raise RuntimeError("the web server keeps closing the connection")
             length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
@@ -577,7 +591,7 @@ async def _keepalive_load(
         writer.close()
 
     await asyncio.gather(*(one_connection() for _ in range(connections)))
-    return latencies, errors, done
+    return latencies, errors, done, reconnects
 
 
 def measure_webhook(seconds: float = 15.0, connections: int = 30) -> dict:
@@ -603,13 +617,16 @@ def measure_webhook(seconds: float = 15.0, connections: int = 30) -> dict:
             + body
         )
     started = time.perf_counter()
-    latencies, errors, done = asyncio.run(_keepalive_load(prepared, connections, seconds))
+    latencies, errors, done, reconnects = asyncio.run(
+        _keepalive_load(prepared, connections, seconds)
+    )
     wall = time.perf_counter() - started
     latencies.sort()
     result = {
         "connections": connections,
         "requests": done,
         "errors": errors,
+        "reconnects": reconnects,
         "per_second": round(done / wall, 1),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),

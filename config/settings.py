@@ -257,7 +257,14 @@ if (
 # The ESPs whose tracking webhooks /anymail/<esp>/tracking/ answers; any other is a 404.
 # Default: the ESP of EMAIL_BACKEND when it is one of them (newsletter/webhooks.py).
 WEBHOOK_ESPS_SUPPORTED = ("mailgun", "sendgrid", "postmark", "sparkpost", "mailjet")
-_backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+_backend_esp = (
+    EMAIL_BACKEND.split(".")[2]
+    if EMAIL_BACKEND.startswith("anymail.backends.")
+    # The project's own Mailgun backend (anymail's, with the payload encoded once).
+    else "mailgun"
+    if EMAIL_BACKEND == "newsletter.sending.mailgun.EmailBackend"
+    else ""
+)
 NEWSLETTER_WEBHOOK_ESPS = env_list(
     "NEWSLETTER_WEBHOOK_ESPS", [_backend_esp] if _backend_esp in WEBHOOK_ESPS_SUPPORTED else []
 )

@@ -26,8 +26,9 @@ old address but leaves the reader alone.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from anymail.signals import EventType
 from django.conf import settings
@@ -49,7 +50,14 @@ from newsletter.services.esp_events import (
     event_deliveries,
     event_subscriber,
 )
-from newsletter.services.tallies import DELIVERED, TallyDelta, issue_tallies_add, link_key
+from newsletter.services.tallies import (
+    DELIVERED,
+    TallyDelta,
+    issue_tallies_add,
+    link_key,
+    newsroom_week,
+    weekly_tallies_add,
+)
 from newsletter.services.withdrawals import subscriber_unsubscribe, subscriber_withdraw
 from newsletter.suppression import normalise_email, suppress
 
@@ -116,6 +124,8 @@ class _Batch:
         self.engaged: dict[int, Delivery] = {}
         self.deltas: dict[int, TallyDelta] = {}
         self.clicked: set[tuple[int, str]] = set()
+        # Readers [bounced, complained] per (newsletter id, week), for list health.
+        self.weekly: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0])
 
     def delta(self, delivery: Delivery) -> TallyDelta:
         return self.deltas.setdefault(delivery.issue_id, TallyDelta())
@@ -212,6 +222,14 @@ class _Batch:
                 ["open_count", "opened_at", "click_count", "clicked_at"],
             )
         issue_tallies_add(deltas=self.deltas)
+        weekly_tallies_add(counts=self.weekly)
+
+    def lost(self, subscriber: Subscriber, event: TrackingEvent) -> None:
+        """Count a reader this event bounced or took a complaint from, in its week."""
+        column = {Outcome.BOUNCED: 0, Outcome.COMPLAINED: 1}.get(event.outcome)
+        if column is not None:
+            when = event.received_at or self.now
+            self.weekly[(subscriber.newsletter_id, newsroom_week(when))][column] += 1
 
 
 def _reader_suppress(subscriber: Subscriber, address: str, reason: str, enabled: bool) -> None:
@@ -313,6 +331,7 @@ def _apply(
     elif action is not None:
         reader_action = action.removeprefix("mirror:")
         event.outcome = _apply_to_reader(subscriber, reader_action, event, delivery, batch.now)
+        batch.lost(subscriber, event)
     event.delivery = delivery
     event.processed_at = batch.now
 

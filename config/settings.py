@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # ESP webhooks (machines posting events) skip the rest: newsletter/webhooks.py says why.
+    "newsletter.webhooks.WebhookShortcutMiddleware",
     # WhiteNoise serves collected static files in production; runserver serves them in DEBUG.
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -68,3 +68,36 @@ def test_an_unsupported_esp_in_the_setting_stops_start_up():
     result = load(NEWSLETTER_WEBHOOK_ESPS="mailgun,amazon_ses")
     assert result.returncode != 0
     assert "NEWSLETTER_WEBHOOK_ESPS names 'amazon_ses'" in result.stderr
+
+
+def test_the_projects_own_mailgun_backend_turns_its_webhook_on():
+    from tests.test_settings import run
+
+    result = run(
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.NEWSLETTER_WEBHOOK_ESPS)",
+        EMAIL_BACKEND="newsletter.sending.mailgun.EmailBackend",
+        ANYMAIL_MAILGUN_API_KEY="x",
+    )
+    assert result.stdout.strip() == "['mailgun']", result.stderr
+
+
+def test_a_webhook_for_a_host_that_is_not_ours_is_refused_and_stores_nothing(client):
+    response = client.post(
+        "/anymail/postmark/tracking/",
+        '{"RecordType": "Open", "MessageID": "m-1"}',
+        content_type="application/json",
+        HTTP_HOST="evil.example.net",
+        **auth_header(),
+    )
+    assert response.status_code == 400
+    assert TrackingEvent.objects.count() == 0
+
+
+def test_a_webhook_answers_without_a_session_or_language_cookie(client):
+    response = client.post(
+        "/anymail/postmark/tracking/", "{}", content_type="application/json", **auth_header()
+    )
+    assert response.status_code == 400  # not Postmark's format: nothing stored
+    assert not response.cookies
+    assert "Content-Language" not in response

@@ -121,7 +121,12 @@ class WebhookShortcutMiddleware:
             return self.get_response(request)
         request.get_host()  # DisallowedHost (400) for a host that is not ours
         match = resolve(request.path_info)
-        return match.func(request, *match.args, **match.kwargs)
+        response = match.func(request, *match.args, **match.kwargs)
+        # As CommonMiddleware would: a length, so the ESP's connection is kept alive
+        # without chunked encoding.
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response
 
 
 def _hardened(pattern: URLPattern) -> URLPattern:

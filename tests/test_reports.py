@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
-from newsletter.reports import complaint_level, issue_report
+from newsletter.selectors.metrics import complaint_level, issue_report
 from newsletter.services.esp_events import tracking_event_store
 from newsletter.services.list_hygiene import tracking_events_apply
 from tests.factories import (

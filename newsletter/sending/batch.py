@@ -28,9 +28,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from articles.languages import reader_language
-from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, Digest, Variant, digest_build
+from newsletter.digest import Digest, Variant, digest_build
 from newsletter.digest import digest_render as _render
 from newsletter.emails import RenderedEmail
+from newsletter.links import PLACEHOLDERS, UNSUBSCRIBE_URL, ReaderLinks
 from newsletter.models import Delivery, InterruptedCall, Issue, Subscriber
 from newsletter.sending.dispatch import (
     claimable,
@@ -42,7 +43,7 @@ from newsletter.sending.errors import SendPaused, is_ambiguous
 from newsletter.sending.esp import batch_profile, send_esp_batches
 from newsletter.sending.journal import journal_forget, journal_note, journal_recover
 from newsletter.sending.lease import LeaseHeartbeat
-from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_message
+from newsletter.sending.messages import BatchRecipient, digest_message
 from newsletter.sending.ratelimit import (
     PAUSE_SLEEP_MAX,
     paused_for,

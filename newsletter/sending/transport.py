@@ -33,8 +33,8 @@ from django.core.mail.backends.base import BaseEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
 from django.core.mail.message import sanitize_address
 
-from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL
 from newsletter.emails import site_domain
+from newsletter.links import PREFERENCES_URL, UNSUBSCRIBE_URL
 from newsletter.sending.errors import describe, is_permanent
 from newsletter.sending.journal import journal_note
 from newsletter.sending.ratelimit import throttle, throttle_chunk

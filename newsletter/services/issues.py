@@ -20,7 +20,7 @@ from django.utils import timezone
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
-from newsletter.selectors import issue_digest_size
+from newsletter.selectors.issues import issue_digest_size
 from newsletter.sending.dispatch import ranges_dispatch
 from newsletter.sending.messages import digest_message
 from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot

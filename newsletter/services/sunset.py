@@ -20,15 +20,13 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from articles.languages import reader_language
-from newsletter.digest import absolute
 from newsletter.emails import build_message, render_email
+from newsletter.links import keep_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import Delivery, Issue, Newsletter, Repermission, Subscriber
-from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +122,7 @@ def repermission_send(*, repermission: Repermission) -> None:
     unsubscribe = unsubscribe_url(subscriber)
     context = {
         "newsletter": newsletter,
-        "keep_url": absolute(reverse("newsletter:keep", args=[repermission_token(repermission)])),
+        "keep_url": keep_url(repermission_token(repermission)),
         "unsubscribe_url": unsubscribe,
         "preferences_url": preferences_url(subscriber),
         "issues": settings.NEWSLETTER_SUNSET_AFTER_ISSUES,
@@ -134,11 +132,7 @@ def repermission_send(*, repermission: Repermission) -> None:
         render_email("repermission", context, language=reader_language(subscriber.language)),
         newsletter=newsletter,
         to=subscriber.email,
-        headers={
-            "List-Id": list_id(newsletter),
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        headers=one_click_headers(newsletter=newsletter, unsubscribe=unsubscribe),
     )
     # Our ESP reports bounces and complaints for this email too; the id finds the reader.
     message.metadata = {"subscriber": str(subscriber.pk)}

@@ -12,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from newsletter.models import Issue
-from newsletter.selectors import issue_preview
+from newsletter.selectors.issues import issue_preview
 from newsletter.tokens import reader_tokens
 from tests.e2e.test_editor_browser import (
     CHROMIUM,

@@ -36,7 +36,7 @@ from newsletter.models import (
     Subscriber,
     WeeklyTally,
 )
-from newsletter.selectors import subscriber_counts_by_status
+from newsletter.selectors.subscribers import subscriber_counts_by_status
 from newsletter.services.list_hygiene import COMPLAINT_METHOD, tracking_events_backlog
 from newsletter.services.tallies import HOUR, issue_tallies
 

@@ -52,16 +52,24 @@ def test_a_supported_esp_is_routed_only_while_it_is_configured(client, settings)
     assert client.post("/anymail/postmark/tracking/", **body).status_code == 400  # routed
 
 
-def test_the_default_is_the_esp_of_the_email_backend():
+@pytest.mark.parametrize(
+    ("backend", "setting", "esp"),
+    [
+        ("anymail.backends.postmark.EmailBackend", "ANYMAIL_POSTMARK_SERVER_TOKEN", "postmark"),
+        # The project's own Mailgun backend (newsletter/sending/mailgun.py) is Mailgun too.
+        ("newsletter.sending.mailgun.EmailBackend", "ANYMAIL_MAILGUN_API_KEY", "mailgun"),
+    ],
+)
+def test_the_default_is_the_esp_of_the_email_backend(backend, setting, esp):
     from tests.test_settings import run
 
     result = run(
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.NEWSLETTER_WEBHOOK_ESPS)",
-        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
-        ANYMAIL_POSTMARK_SERVER_TOKEN="x",
+        EMAIL_BACKEND=backend,
+        **{setting: "x"},
     )
-    assert result.stdout.strip() == "['postmark']", result.stderr
+    assert result.stdout.strip() == f"['{esp}']", result.stderr
 
 
 def test_an_unsupported_esp_in_the_setting_stops_start_up():
@@ -70,18 +78,6 @@ def test_an_unsupported_esp_in_the_setting_stops_start_up():
     result = load(NEWSLETTER_WEBHOOK_ESPS="mailgun,amazon_ses")
     assert result.returncode != 0
     assert "NEWSLETTER_WEBHOOK_ESPS names 'amazon_ses'" in result.stderr
-
-
-def test_the_projects_own_mailgun_backend_turns_its_webhook_on():
-    from tests.test_settings import run
-
-    result = run(
-        "import django; django.setup(); from django.conf import settings; "
-        "print(settings.NEWSLETTER_WEBHOOK_ESPS)",
-        EMAIL_BACKEND="newsletter.sending.mailgun.EmailBackend",
-        ANYMAIL_MAILGUN_API_KEY="x",
-    )
-    assert result.stdout.strip() == "['mailgun']", result.stderr
 
 
 def test_a_webhook_for_a_host_that_is_not_ours_is_refused_and_stores_nothing(client):

@@ -121,7 +121,7 @@ def reclaim_expired_leases() -> int:
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_tracking_event(self, event_id: int) -> None:
     """Apply the list-hygiene policy to one stored ESP event (tasks queued before bulk)."""
-    from newsletter.services.tracking import DeliveryNotSettled, tracking_event_process
+    from newsletter.services.list_hygiene import DeliveryNotSettled, tracking_event_process
 
     # A batch still sending this delivery would overwrite a bounce with "sent": wait for
     # it, but not for ever (30 tries a minute apart outlast any batch lease).
@@ -151,7 +151,7 @@ def apply_tracking_events() -> None:
     """Apply stored ESP events in bulk, a few hundred per transaction, until none are left."""
     from django.core.cache import cache
 
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     cache.delete(APPLY_PENDING_KEY)
     result = tracking_events_drain()
@@ -164,7 +164,7 @@ def apply_tracking_events() -> None:
 @shared_task
 def process_stale_tracking_events() -> None:
     """Apply events no task took (lost on the way, or the broker was down)."""
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     tracking_events_drain(older_than=timezone.now() - timezone.timedelta(minutes=5))
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.services.issues import issue_send_test, issue_start_sending
-from newsletter.services.subscribers import subscriber_unsubscribe
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from tests.factories import (
     ArticleFactory,
     CategoryFactory,

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.services.issues import issue_start_sending
-from newsletter.services.subscribers import subscriber_unsubscribe
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.tasks import reclaim_expired_leases
 from standins.esp import EspStandin
 from standins.smtp import SmtpSink

@@ -450,13 +450,13 @@ def rate_checks(number: int) -> list[dict]:
 
 def peer_templates(number: int) -> Path:
     """Write the digest, as the engine renders it, as django-newsletter's message templates."""
-    from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, digest_build, digest_render
+    from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, digest_build
     from newsletter.models import Issue
-    from newsletter.sending.batch import _compact
+    from newsletter.sending.render import variant_render
 
     issue = Issue.objects.get(number=number)
     digest = digest_build(issue)
-    rendered = _compact(digest_render(digest, digest.section_keys))  # as the engine sends it
+    rendered = variant_render(digest, digest.section_keys)  # as the engine sends it
     link = (
         "{% endverbatim %}{{ site_url }}{{ subscription.unsubscribe_activate_url }}{% verbatim %}"
     )
@@ -540,14 +540,14 @@ def references(number: int) -> dict:
 
     from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
     from newsletter.models import Issue, Subscriber
-    from newsletter.sending.batch import _mime_template
-    from newsletter.sending.esp import BATCH_PROFILES
     from newsletter.sending.messages import (
         BatchRecipient,
         ReaderLinks,
         digest_batch_message,
         digest_message,
     )
+    from newsletter.sending.ways_out.esp import BATCH_PROFILES
+    from newsletter.sending.ways_out.smtp import mime_template
 
     issue = Issue.objects.select_related("newsletter").get(number=number)
     digest = digest_build(issue)
@@ -562,7 +562,7 @@ def references(number: int) -> dict:
         ).message().as_bytes()
     mime = 500 / (time.process_time() - started)
 
-    template = _mime_template(rendered, issue=issue)
+    template = mime_template(rendered, issue=issue)
     started = time.process_time()
     for reader in readers:
         personal = links(reader)

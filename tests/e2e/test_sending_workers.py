@@ -10,20 +10,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from newsletter.models import Delivery, Issue, Subscriber
+from newsletter.models import Delivery, Issue
 from newsletter.services.issues import issue_start_sending
 from newsletter.services.subscribers import subscriber_unsubscribe
 from newsletter.tasks import reclaim_expired_leases
 from standins.esp import EspStandin
 from standins.smtp import SmtpSink
 from tests.e2e.conftest import wait_for
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    IssueFactory,
-    IssueItemFactory,
-    default_newsletter,
-)
+from tests.sending_steps import an_issue, readers, sent
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -42,40 +36,6 @@ def esp_env(esp: EspStandin, **extra: str) -> dict[str, str]:
         "NEWSLETTER_RETRY_BASE_SECONDS": "1",
         **extra,
     }
-
-
-def readers(n: int, *, categories=()) -> list[Subscriber]:
-    """Create n active readers in one INSERT (factories would take a query each)."""
-    newsletter = default_newsletter()
-    now = timezone.now()
-    made = Subscriber.objects.bulk_create(
-        Subscriber(
-            newsletter=newsletter,
-            email=f"reader{i:05d}@example.com",
-            status="active",
-            confirmed_at=now,
-        )
-        for i in range(n)
-    )
-    if categories:
-        through = Subscriber.categories.through
-        through.objects.bulk_create(
-            through(subscriber_id=s.pk, category_id=categories[i % len(categories)].pk)
-            for i, s in enumerate(made)
-            if i % 3  # a third chose nothing: they get every section
-        )
-    return made
-
-
-def an_issue(number: int = 40) -> Issue:
-    issue = IssueFactory(number=number)
-    for name in ("Finance", "Energy", "Ports"):
-        IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name=name)))
-    return issue
-
-
-def sent(issue: Issue) -> bool:
-    return Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT
 
 
 def test_2000_readers_each_get_exactly_one_email_through_the_esp_batch_path(start_worker, esp):

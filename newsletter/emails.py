@@ -1,7 +1,12 @@
-"""Every email is three templates — subject, text and HTML — rendered by one helper.
+"""Every email is three templates — subject, text and HTML — and one small function here.
 
 templates/emails/<name>.subject.txt, <name>.txt and <name>.html. The HTML gets its
 CSS inlined with css-inline, because Gmail and Outlook drop <style> blocks.
+`render_email` renders the three, `build_message` makes the message from a sender (the
+newsletter, or a plain address for staff mail), and each reader email below is a
+function that says what it needs; the services make the links and tokens and send.
+The digest's messages are built in sending/messages.py, the editors' in
+services/editors.py.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from newsletter.models import Newsletter
+from articles.languages import reader_language
+from newsletter.models import Newsletter, Subscriber
 
 _inliner = css_inline.CSSInliner(keep_style_tags=True)
 # Inlining repeats each rule's font stack (Latin and Chinese faces, issue 14) on every
@@ -135,26 +141,115 @@ def from_address(newsletter: Newsletter, *, name: str = "") -> str:
 def build_message(
     rendered: RenderedEmail,
     *,
-    newsletter: Newsletter,
+    sender: Newsletter | str,
     to: str,
     headers: dict[str, str] | None = None,
 ) -> EmailMultiAlternatives:
-    """Return a text + HTML message from the newsletter, with a Message-ID of our own."""
+    """Return a text + HTML message from `sender`, with a Message-ID of our own.
+
+    `sender` is the newsletter (its From in the email's language, and its Reply-To),
+    or a plain address for staff mail (DEFAULT_FROM_EMAIL).
+    """
+    if isinstance(sender, Newsletter):
+        from_email = from_address(sender, name=rendered.from_name)
+        reply_to = [sender.reply_to] if sender.reply_to else None
+    else:
+        from_email, reply_to = sender, None
     message = EmailMultiAlternatives(
         subject=rendered.subject,
         body=rendered.text,
-        from_email=from_address(newsletter, name=rendered.from_name),
+        from_email=from_email,
         to=[to],
-        reply_to=[newsletter.reply_to] if newsletter.reply_to else None,
+        reply_to=reply_to,
         headers={"Message-ID": make_msgid(domain=site_domain()), **(headers or {})},
     )
     message.attach_alternative(rendered.html, "text/html")
     return message
 
 
-def send_email(
-    name: str, *, newsletter: Newsletter, to: str, context: dict, language: str | None = None
-) -> None:
-    """Render and send one transactional email (confirmation, welcome, ...) in `language`."""
-    rendered = render_email(name, {"newsletter": newsletter, **context}, language=language)
-    build_message(rendered, newsletter=newsletter, to=to).send()
+# --- The reader emails ------------------------------------------------------------------
+# Each in the reader's language, from the newsletter, tagged and with the reader's id as
+# metadata (the ESP hands it back with a bounce or complaint).
+
+
+def _reader_message(
+    name: str,
+    subscriber: Subscriber,
+    context: dict,
+    *,
+    to: str = "",
+    headers: dict[str, str] | None = None,
+) -> EmailMultiAlternatives:
+    newsletter = subscriber.newsletter
+    message = build_message(
+        render_email(
+            name,
+            {"newsletter": newsletter, **context},
+            language=reader_language(subscriber.language),
+        ),
+        sender=newsletter,
+        to=to or subscriber.email,
+        headers=headers,
+    )
+    message.tags = ["reader", name]
+    message.metadata = {"subscriber": str(subscriber.pk), "email": name}
+    return message
+
+
+def confirm(subscriber: Subscriber, *, confirm_url: str) -> EmailMultiAlternatives:
+    """Ask a new (or returning) reader to confirm; nothing they typed is in it."""
+    return _reader_message(
+        "confirm",
+        subscriber,
+        {"confirm_url": confirm_url, "max_age_days": settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS},
+    )
+
+
+def confirm_email_change(
+    subscriber: Subscriber, *, to: str, confirm_url: str
+) -> EmailMultiAlternatives:
+    """Ask the owner of a new address to confirm it is theirs."""
+    return _reader_message(
+        "confirm_email_change",
+        subscriber,
+        {"confirm_url": confirm_url, "max_age_days": settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS},
+        to=to,
+    )
+
+
+def email_changed(subscriber: Subscriber, *, to: str) -> EmailMultiAlternatives:
+    """Tell the old address that the reader's address is now another."""
+    return _reader_message("email_changed", subscriber, {"new_email": subscriber.email}, to=to)
+
+
+def welcome(
+    subscriber: Subscriber, *, links: dict[str, str], headers: dict[str, str]
+) -> EmailMultiAlternatives:
+    """Welcome a confirmed reader: their preferences, unsubscribe and latest-issue links."""
+    return _reader_message("welcome", subscriber, links, headers=headers)
+
+
+def already_subscribed(
+    subscriber: Subscriber,
+    *,
+    links: dict[str, str],
+    headers: dict[str, str],
+    apply_url: str = "",
+) -> EmailMultiAlternatives:
+    """Tell a subscribed reader who signed up again; `apply_url` offers the details they typed."""
+    context: dict = dict(links)
+    if apply_url:
+        context["apply_url"] = apply_url
+        context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
+    return _reader_message("already_subscribed", subscriber, context, headers=headers)
+
+
+def repermission(
+    subscriber: Subscriber, *, context: dict, headers: dict[str, str]
+) -> EmailMultiAlternatives:
+    """Ask a reader who stopped opening whether to keep sending (services/sunset.py)."""
+    message = _reader_message("repermission", subscriber, context, headers=headers)
+    # Our ESP reports bounces and complaints for this email too; the id finds the reader.
+    message.metadata = {"subscriber": str(subscriber.pk)}
+    message.tags = ["repermission"]
+    return message

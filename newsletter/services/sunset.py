@@ -24,9 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from articles.languages import reader_language
+from newsletter import emails
 from newsletter.digest import absolute
-from newsletter.emails import build_message, render_email
 from newsletter.models import Delivery, Issue, Newsletter, Repermission, Subscriber
 from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 
@@ -130,19 +129,15 @@ def repermission_send(*, repermission: Repermission) -> None:
         "issues": settings.NEWSLETTER_SUNSET_AFTER_ISSUES,
         "grace_days": settings.NEWSLETTER_SUNSET_GRACE_DAYS,
     }
-    message = build_message(
-        render_email("repermission", context, language=reader_language(subscriber.language)),
-        newsletter=newsletter,
-        to=subscriber.email,
+    message = emails.repermission(
+        subscriber,
+        context=context,
         headers={
             "List-Id": list_id(newsletter),
             "List-Unsubscribe": f"<{unsubscribe}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         },
     )
-    # Our ESP reports bounces and complaints for this email too; the id finds the reader.
-    message.metadata = {"subscriber": str(subscriber.pk)}
-    message.tags = ["repermission"]
     message.send()
 
 

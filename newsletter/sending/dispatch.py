@@ -10,7 +10,7 @@ NEWSLETTER_WATCH_SECONDS (30 s), enqueues again:
   of when it was due, while the broker's queue holds fewer tasks than such ranges
   (so a backlog that workers are still working through is not doubled);
 - a range with rows whose lease ran out: its worker died (a live batch renews its
-  lease every third of NEWSLETTER_LEASE_SECONDS, see lease.py);
+  lease every third of NEWSLETTER_LEASE_SECONDS, see claim.py);
 - a range claimed long ago whose rows are back in the queue with no task on the way
   (the worker died holding the retry).
 

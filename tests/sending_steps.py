@@ -72,3 +72,13 @@ def an_issue(number: int = 40) -> Issue:
 
 def sent(issue: Issue) -> bool:
     return Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT
+
+
+def esp_env(esp, **extra: str) -> dict[str, str]:
+    """Return the settings of a worker whose ESP is the stand-in, behind anymail's Mailgun."""
+    return {
+        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
+        "ANYMAIL_MAILGUN_API_KEY": esp.api_key,
+        "ANYMAIL_MAILGUN_API_URL": esp.api_url,
+        **extra,
+    }

@@ -708,8 +708,13 @@ def _email_changed(
     return emails.email_changed(subscriber, to=to)
 
 
-def _subscribed_links(subscriber: Subscriber) -> tuple[dict[str, str], dict[str, str]]:
-    """Return the links of an email to a subscribed reader, and its one-click headers."""
+def _subscribed_links(subscriber: Subscriber) -> dict[str, dict[str, str]] | None:
+    """Return the links of an email to a subscribed reader and its one-click headers.
+
+    None when the reader is no longer subscribed: the email no longer applies.
+    """
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        return None
     links = {
         "preferences_url": preferences_url(subscriber),
         "unsubscribe_url": unsubscribe_url(subscriber),
@@ -720,24 +725,22 @@ def _subscribed_links(subscriber: Subscriber) -> tuple[dict[str, str], dict[str,
         "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-    return links, headers
+    return {"links": links, "headers": headers}
 
 
 def _welcome(
     subscriber: Subscriber, *, to: str, pending_id: int | None
 ) -> EmailMultiAlternatives | None:
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        return None
-    links, headers = _subscribed_links(subscriber)
-    return emails.welcome(subscriber, links=links, headers=headers)
+    subscribed = _subscribed_links(subscriber)
+    return None if subscribed is None else emails.welcome(subscriber, **subscribed)
 
 
 def _already_subscribed(
     subscriber: Subscriber, *, to: str, pending_id: int | None
 ) -> EmailMultiAlternatives | None:
-    if subscriber.status != Subscriber.Status.ACTIVE:
+    subscribed = _subscribed_links(subscriber)
+    if subscribed is None:
         return None
-    links, headers = _subscribed_links(subscriber)
     pending = (
         PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
         if pending_id
@@ -747,7 +750,7 @@ def _already_subscribed(
     if pending is not None and _pending_differs(subscriber, pending):
         # Nothing typed goes in the email: only a link to a page that shows it.
         apply_url = _confirm_url(confirmation_tokens.make_token(subscriber, pending_id=pending.pk))
-    return emails.already_subscribed(subscriber, links=links, headers=headers, apply_url=apply_url)
+    return emails.already_subscribed(subscriber, **subscribed, apply_url=apply_url)
 
 
 # Each reader email's own function: whether it still applies, and its links made now.

@@ -24,7 +24,7 @@ from newsletter.reports import issue_report
 from newsletter.services.issues import issue_start_sending
 from standins.esp import EspStandin
 from tests.e2e.conftest import ROOT, wait_for, worker_env
-from tests.sending_steps import an_issue, readers, sent
+from tests.sending_steps import an_issue, esp_env, readers, sent
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -36,17 +36,6 @@ BOUND = 120  # seconds: the recovery the issue promises
 def esp():
     with EspStandin(keep=0) as standin:
         yield standin
-
-
-def env_for(esp: EspStandin, **extra: str) -> dict[str, str]:
-    """The default settings, the ESP stand-in as the ESP, a shorter watchdog tick."""
-    return {
-        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
-        "ANYMAIL_MAILGUN_API_KEY": esp.api_key,
-        "ANYMAIL_MAILGUN_API_URL": esp.api_url,
-        "NEWSLETTER_WATCH_SECONDS": TICK,
-        **extra,
-    }
 
 
 @dataclass
@@ -65,7 +54,7 @@ def rig(start_worker, start_beat, esp, settings):
 
     def start(*, workers: int = 1, **extra: str) -> Rig:
         settings.NEWSLETTER_BATCH_SIZE = 100
-        env = env_for(esp, **extra)
+        env = esp_env(esp, NEWSLETTER_WATCH_SECONDS=TICK, **extra)
         started = [start_worker(**env) for _ in range(workers)]
         start_beat(**env)
         return Rig(env, started)

@@ -23,7 +23,7 @@ from datetime import datetime
 from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from newsletter.digest import digest_build
+from newsletter.digest import Digest, digest_build
 from newsletter.models import Delivery, Issue
 from newsletter.sending.claim import (
     LeaseHeartbeat,
@@ -188,7 +188,7 @@ def _send_claimed(
 
 
 def _send(
-    plan: Plan, *, issue: Issue, digest, token: uuid.UUID
+    plan: Plan, *, issue: Issue, digest: Digest, token: uuid.UUID
 ) -> tuple[list[Outcome], BaseException | None]:
     """Send every planned row, one render per variant; return the outcomes and what stopped it."""
     if not plan.to_send:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
+from newsletter.models import Issue
 from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe
 from newsletter.sending.messages import ReaderLinks
@@ -53,7 +54,7 @@ class WayOut:
         outcomes = way_out.send(variant, recipients)
     """
 
-    def __init__(self, connection: BaseEmailBackend, *, issue, token: uuid.UUID) -> None:
+    def __init__(self, connection: BaseEmailBackend, *, issue: Issue, token: uuid.UUID) -> None:
         self.connection = connection
         self.issue = issue
         self.token = token  # the claim: accepted rows are noted in its send journal

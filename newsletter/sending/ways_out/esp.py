@@ -32,6 +32,7 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, fill_placeholders
 from newsletter.emails import RenderedEmail
+from newsletter.models import Issue
 from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe, is_permanent
 from newsletter.sending.journal import journal_note
@@ -111,7 +112,12 @@ class EspBatch(WayOut):
     """A variant's readers in calls of up to the ESP's limit, personalised by the ESP."""
 
     def __init__(
-        self, connection: BaseEmailBackend, *, issue, token: uuid.UUID, profile: BatchProfile
+        self,
+        connection: BaseEmailBackend,
+        *,
+        issue: Issue,
+        token: uuid.UUID,
+        profile: BatchProfile,
     ) -> None:
         super().__init__(connection, issue=issue, token=token)
         self.profile = profile

@@ -477,7 +477,8 @@ def rate_checks(number: int) -> list[dict]:
 
 def peer_templates(number: int) -> Path:
     """Write the digest, as the engine renders it, as django-newsletter's message templates."""
-    from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, digest_build
+    from newsletter.digest import digest_build
+    from newsletter.links import PREFERENCES_URL, UNSUBSCRIBE_URL
     from newsletter.models import Issue
     from newsletter.sending.render import variant_render
 
@@ -565,14 +566,10 @@ def run_peer(python: Path, n: int, templates: Path) -> dict:
 def references(number: int) -> dict:
     from anymail.backends.mailgun import EmailBackend as Mailgun
 
-    from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
+    from newsletter.digest import digest_build, digest_render
+    from newsletter.links import UNSUBSCRIBE_URL, ReaderLinks
     from newsletter.models import Issue, Subscriber
-    from newsletter.sending.messages import (
-        BatchRecipient,
-        ReaderLinks,
-        digest_batch_message,
-        digest_message,
-    )
+    from newsletter.sending.messages import BatchRecipient, digest_batch_message, digest_message
     from newsletter.sending.ways_out.esp import BATCH_PROFILES
     from newsletter.sending.ways_out.smtp import mime_template
 

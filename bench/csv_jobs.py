@@ -50,7 +50,7 @@ def child(kind: str, argument: str) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile  # noqa: F401
 
     from newsletter.models import BackgroundJob
-    from newsletter.selectors import newsletter_default
+    from newsletter.selectors.newsletters import newsletter_default
     from newsletter.services.jobs import job_run, jobs_dir
 
     if kind == "import":
@@ -88,7 +88,7 @@ def _fill(total: int) -> None:
     from django.db import connection
 
     from newsletter.models import Subscriber
-    from newsletter.selectors import newsletter_default
+    from newsletter.selectors.newsletters import newsletter_default
 
     have = Subscriber.objects.count()
     if have >= total:

@@ -60,8 +60,8 @@ def main() -> int:
 
     from newsletter.abuse import form_stamp
     from newsletter.models import Subscriber
-    from newsletter.reader_selectors import consent_text_current
-    from newsletter.selectors import newsletter_default
+    from newsletter.selectors.newsletters import newsletter_default
+    from newsletter.selectors.subscribers import consent_text_current
     from newsletter.suppression import suppress
 
     newsletter = newsletter_default()

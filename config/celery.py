@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from django.db import transaction
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -45,3 +46,20 @@ app.conf.update(
 # visibility_timeout (CELERY_BROKER_TRANSPORT_OPTIONS) and the beat schedule come from
 # settings, where CELERY_VISIBILITY_TIMEOUT is checked against the batch lease.
 app.autodiscover_tasks()
+
+
+def enqueue(task: str, /, *args, **kwargs) -> None:
+    """Send the task named `task` ("newsletter.tasks.send_reader_email") once the transaction commits.
+
+    Services enqueue through this and never import a tasks module, so the one
+    direction holds: tasks import services, services name tasks. Eager (embedded)
+    runs honour task_always_eager as a direct `.delay()` would.
+    """
+    transaction.on_commit(lambda: _send(task, args, kwargs))
+
+
+def _send(task: str, args: tuple, kwargs: dict) -> None:
+    if task not in app.tasks:
+        # A web process imports no tasks module by itself; autodiscovery does, once.
+        app.loader.import_default_modules()
+    app.tasks[task].apply_async(args, kwargs)

@@ -23,7 +23,7 @@ class FaviconView(RedirectView):
 
 urlpatterns = [
     # Report pages live under the admin's URL and look, but in their own module.
-    path("admin/newsletter/reports/", include("newsletter.admin.reports")),
+    path("admin/newsletter/reports/", include("newsletter.admin.report_pages")),
     path("admin/", admin.site.urls),
     # Tracking webhooks first: anymail's views hardened (newsletter/webhooks.py).
     path("anymail/", include("newsletter.webhooks")),

@@ -19,12 +19,13 @@ from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
 from articles.languages import reader_language
+from config.celery import enqueue
 from inbox import files
 from inbox.models import Reply, Ticket
-from newsletter.digest import absolute
 from newsletter.emails import build_message, render_email, site_domain
+from newsletter.links import absolute
 from newsletter.models import ConsentText
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.newsletters import newsletter_default
 from newsletter.services.editors import editors_notify
 from newsletter.services.subscribers import Profile, subscriber_signup
 from newsletter.suppression import normalise_email
@@ -56,9 +57,7 @@ class Message:
 
 
 def _queue_email(name: str, object_id: int) -> None:
-    from inbox.tasks import send_inbox_email  # tasks import services
-
-    transaction.on_commit(lambda: send_inbox_email.delay(name, object_id))
+    enqueue("inbox.tasks.send_inbox_email", name, object_id)
 
 
 def _reference(kind: str) -> str:

@@ -22,9 +22,8 @@ from inbox.forms import TicketForm
 from inbox.models import QUESTION_MAX_CHARS, STORY_MAX_CHARS, Ticket
 from inbox.services import Message, ticket_submit
 from newsletter import abuse
-from newsletter.reader_selectors import consent_text_current
-from newsletter.selectors import newsletter_default
-from newsletter.suppression import normalise_email
+from newsletter.selectors.newsletters import newsletter_default
+from newsletter.selectors.subscribers import consent_text_current
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +34,6 @@ EMBED_FIELDS = {
     QUESTION: {"email": 254, "name": 100, "body": QUESTION_MAX_CHARS},
     CONTRIBUTION: {"email": 254, "name": 100},
 }
-
-
-def _user_agent(request: HttpRequest) -> str:
-    return request.headers.get("User-Agent", "")[:300]
 
 
 def _fresh_form(kind: str, newsletter_consent, *, initial: dict | None = None) -> TicketForm:
@@ -116,17 +111,14 @@ def _ticket_view(request: HttpRequest, kind: str) -> HttpResponse:
         return _fresh_form(kind, newsletter_consent, initial=initial)
 
     screened = abuse.submission_screen(request, newsletter=newsletter, bind=bind, fresh=fresh)
-    if screened.silent:
-        logger.info("%s dropped: honeypot from %s", kind, abuse.client_ip(request))
-        return _thanks(request, kind, normalise_email(request.POST.get("email", "")[:254]))
-    if not screened.accepted:
-        return _page(
-            request,
-            screened.form,
-            status=screened.status,
-            notice=screened.notice,
-            alert=screened.alert,
-        )
+    answer = screened.answer(
+        request,
+        what=kind,
+        page=lambda form, **shown: _page(request, form, **shown),
+        done=lambda email: _thanks(request, kind, email),
+    )
+    if answer is not None:
+        return answer
     form = screened.form
     data = form.cleaned_data
     ticket_submit(
@@ -143,7 +135,7 @@ def _ticket_view(request: HttpRequest, kind: str) -> HttpResponse:
         attachment=data.get("attachment"),
         subscribe=newsletter_consent if data.get("subscribe") else None,
         ip=abuse.client_ip(request),
-        user_agent=_user_agent(request),
+        user_agent=abuse.user_agent(request),
         form=slugify(request.POST.get("form_name", ""))[:50] or FORM_PAGE[kind],
     )
     return _thanks(request, kind, data["email"])

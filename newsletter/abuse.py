@@ -1,4 +1,8 @@
-"""Defences of every signup path against bots: honeypot, fill time, rate limits, captcha.
+"""Screening of every public form against bots: honeypot, fill time, limits, identifying code.
+
+The subscription form and the inbox's Ask and Write to Us forms all take their trap
+fields (TrapFields), their identifying code (identifying_code_field) and their whole
+POST flow (submission_screen, then Screened.answer) from here, and share its counters.
 
 A bot that fills the form with a stranger's address must not turn us into a mail
 bomb, and must not learn anything either; a person must never be misled. So only a
@@ -6,26 +10,31 @@ filled honeypot (which no person sees) gets the same "check your inbox" page as 
 good submission and does nothing; everyone else is told what happened: their form's
 errors, or the form back with the identifying code and a sentence saying why
 (`submission_screen`, used by every public form). The counters live in the shared
-cache (Redis in production) so every web process sees them. Counters use fixed windows keyed by the window's number: simple, atomic with
-`add` + `incr`, and a key expires by itself when its window is over.
+cache (Redis in production) so every web process sees them. Counters use fixed
+windows keyed by the window's number: simple, atomic with `add` + `incr`, and a key
+expires by itself when its window is over.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from captcha.fields import CaptchaField, CaptchaTextInput
 from django import forms
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy
 
 from newsletter.models import Newsletter
-from newsletter.suppression import email_hash
+from newsletter.suppression import email_hash, normalise_email
+
+logger = logging.getLogger(__name__)
 
 HOUR = 3600
 DAY = 86400
@@ -60,6 +69,11 @@ def client_ip(request: HttpRequest) -> str | None:
             except ValueError:
                 pass  # a broken header: fall back to the connection's address
     return request.META.get("REMOTE_ADDR") or None
+
+
+def user_agent(request: HttpRequest) -> str:
+    """Return the client's User-Agent as consent records keep it (300 characters)."""
+    return request.headers.get("User-Agent", "")[:300]
 
 
 def ip_bucket(ip: str | None) -> str:
@@ -156,6 +170,50 @@ def ip_over_limit(attempts: int) -> bool:
     return attempts > settings.NEWSLETTER_IP_HARD_LIMIT
 
 
+# --- The fields every public form carries ------------------------------------------------
+
+
+class IdentifyingCodeInput(CaptchaTextInput):
+    """The captcha as the portal shows it: the image, a reload button, the box to type in."""
+
+    # In the app's templates/: widgets render with the form renderer, which reads app dirs only.
+    template_name = "newsletter/widgets/identifying_code.html"
+
+
+def identifying_code_field() -> CaptchaField:
+    """Return the "Identifying code" field: the picture, its Reload button, the box to type in."""
+    return CaptchaField(
+        label=gettext_lazy("Identifying code"),
+        help_text=gettext_lazy(
+            "Type the four characters in the picture. Hard to read? Reload it, or listen to it."
+        )
+        if settings.CAPTCHA_FLITE_PATH
+        else gettext_lazy("Type the four characters in the picture. Hard to read? Reload it."),
+        widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
+        error_messages={
+            "invalid": gettext_lazy(
+                "The identifying code did not match; here is a new one to type."
+            ),
+            "required": gettext_lazy("Type the identifying code shown in the picture."),
+        },
+    )
+
+
+class TrapFields(forms.Form):
+    """The fields abuse.py reads on every public form: a honeypot and the "shown at" stamp."""
+
+    # Bots fill in every field they find; people never see this one.
+    website = forms.CharField(
+        required=False,
+        label=gettext_lazy("Leave this empty"),
+        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
+    )
+    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
+
+
+# --- The flow of a POST -----------------------------------------------------------------
+
+
 STALE_NOTICE = gettext_lazy(
     "This page was open for a long time: please check your details and send again."
 )
@@ -194,6 +252,27 @@ class Screened:
     status: int = 200
     notice: str = ""
     alert: str = ""
+
+    def answer(
+        self,
+        request: HttpRequest,
+        *,
+        what: str,
+        page: Callable[..., HttpResponse],
+        done: Callable[[str], HttpResponse],
+    ) -> HttpResponse | None:
+        """Return the page for a submission not accepted; None when the caller may act.
+
+        `page(form, status=, notice=, alert=)` shows the form again; `done(email)` is
+        the one answer to every submission that got past validation, which a filled
+        honeypot gets too, with what was typed (`what` names the form in the log).
+        """
+        if self.silent:
+            logger.info("%s dropped: honeypot from %s", what, client_ip(request))
+            return done(normalise_email(request.POST.get("email", "")[:254]))
+        if not self.accepted:
+            return page(self.form, status=self.status, notice=self.notice, alert=self.alert)
+        return None
 
 
 def submission_screen(

@@ -19,12 +19,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import markdown
 from django.conf import settings
 from django.db.models import F, Prefetch, Q
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
@@ -33,16 +31,16 @@ from articles.feeds import sanitise_html
 from articles.languages import language_codes, language_name, reader_language
 from articles.models import Article, Category, CategoryName
 from newsletter.emails import RenderedEmail, render_email
+from newsletter.links import (
+    PREFERENCES_URL,
+    UNSUBSCRIBE_URL,
+    archive_url,
+    issue_preview_url,
+    issue_web_url,
+    tracked_url,
+)
 from newsletter.models import Issue, IssueItem, IssueText, Newsletter
 from newsletter.plaintext import readable_text
-from newsletter.tokens import issue_preview_token
-
-# Per-reader values are left as these ASCII markers in the rendered variant and
-# substituted per message; they survive template escaping, CSS inlining and MIME
-# encoding unchanged, and the ESP batch path maps them to its own merge fields.
-UNSUBSCRIBE_URL = "%%UNSUBSCRIBE_URL%%"
-PREFERENCES_URL = "%%PREFERENCES_URL%%"
-PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
 
 # An issue is on the public archive from the moment it starts sending.
 PUBLIC_STATUSES = (Issue.Status.SENDING, Issue.Status.SENT)
@@ -175,43 +173,6 @@ class Digest:
     @property
     def article_count(self) -> int:
         return sum(len(section.items) for section in self.sections)
-
-
-def tracked_url(url: str, issue: Issue, *, medium: str | None = None) -> str:
-    """Return `url`, absolute, with the issue's UTM tags added (existing query kept).
-
-    `medium` replaces the issue's utm_medium (the web archive says "web"), but only
-    when the issue has one: an editor who cleared the tags gets untagged links.
-    """
-    if not urlsplit(url).scheme:
-        url = urljoin(settings.SITE_URL + "/", url)
-    tags = {
-        key: value
-        for key, value in (
-            ("utm_source", issue.utm_source),
-            ("utm_medium", (medium or issue.utm_medium) if issue.utm_medium else ""),
-            ("utm_campaign", issue.utm_campaign),
-        )
-        if value
-    }
-    if not tags:
-        return url
-    parts = urlsplit(url)
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in tags]
-    return urlunsplit(parts._replace(query=urlencode(query + list(tags.items()))))
-
-
-def absolute(path: str) -> str:
-    return settings.SITE_URL + path
-
-
-def issue_web_url(issue: Issue) -> str:
-    return absolute(reverse("newsletter:archive-issue", args=[issue.number]))
-
-
-def issue_preview_url(issue: Issue) -> str:
-    """Return the signed web preview of an issue in any status (for test copies)."""
-    return absolute(reverse("newsletter:issue-preview", args=[issue_preview_token(issue)]))
 
 
 def editor_note_html(issue: Issue, note: str | None = None) -> SafeString:
@@ -571,7 +532,7 @@ def digest_context(
         "web_url": issue_web_url(issue)
         if issue.status in PUBLIC_STATUSES and not test
         else issue_preview_url(issue),
-        "archive_url": absolute(reverse("newsletter:archive")),
+        "archive_url": archive_url(),
         "unsubscribe_url": UNSUBSCRIBE_URL,
         "preferences_url": PREFERENCES_URL,
         "test": test,

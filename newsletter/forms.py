@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import unicodedata
 
-from captcha.fields import CaptchaField, CaptchaTextInput
 from django import forms
 from django.conf import settings
 from django.core.validators import EmailValidator
@@ -19,8 +18,9 @@ from django.utils.translation import gettext_lazy as _
 from django_countries import countries
 
 from articles.languages import reader_language
+from newsletter.abuse import TrapFields, identifying_code_field
 from newsletter.models import ConsentText, LeavingReason, Newsletter
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.services.subscribers import PAUSE_WEEKS, Profile
 from newsletter.suppression import normalise_email
 
@@ -146,42 +146,6 @@ class ProfileForm(forms.Form):
             categories=tuple(data["categories"]),
             language=data["language"],
         )
-
-
-class IdentifyingCodeInput(CaptchaTextInput):
-    """The captcha as the portal shows it: the image, a reload button, the box to type in."""
-
-    # In the app's templates/: widgets render with the form renderer, which reads app dirs only.
-    template_name = "newsletter/widgets/identifying_code.html"
-
-
-def identifying_code_field() -> CaptchaField:
-    """Return the "Identifying code" field: the picture, its Reload button, the box to type in."""
-    return CaptchaField(
-        label=_("Identifying code"),
-        help_text=_(
-            "Type the four characters in the picture. Hard to read? Reload it, or listen to it."
-        )
-        if settings.CAPTCHA_FLITE_PATH
-        else _("Type the four characters in the picture. Hard to read? Reload it."),
-        widget=IdentifyingCodeInput(attrs={"aria-describedby": "id_captcha_helptext"}),
-        error_messages={
-            "invalid": _("The identifying code did not match; here is a new one to type."),
-            "required": _("Type the identifying code shown in the picture."),
-        },
-    )
-
-
-class TrapFields(forms.Form):
-    """The fields abuse.py reads on every public form: a honeypot and the "shown at" stamp."""
-
-    # Bots fill in every field they find; people never see this one.
-    website = forms.CharField(
-        required=False,
-        label=_("Leave this empty"),
-        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
-    )
-    stamp = forms.CharField(required=False, widget=forms.HiddenInput)
 
 
 class SubscribeForm(TrapFields, ProfileForm):

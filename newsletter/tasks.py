@@ -11,7 +11,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from django.utils import timezone
 
 from newsletter.models import ConsentText, Issue, Newsletter
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent
@@ -24,6 +24,7 @@ from newsletter.services.issues import (
 from newsletter.services.jobs import job_run
 from newsletter.services.subscribers import (
     Profile,
+    SignupOutcome,
     reader_email_send,
     subscriber_signup,
     subscribers_purge_unconfirmed,
@@ -202,7 +203,7 @@ def process_signup(
     user_agent: str,
     form: str,
     language: str = "",
-) -> str:
+) -> SignupOutcome:
     """Sign up an address from a public form, off the request path (equal time for every state)."""
     newsletter = Newsletter.objects.get(pk=newsletter_id)
     return subscriber_signup(

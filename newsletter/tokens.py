@@ -8,6 +8,7 @@ secret, so rotating the secret (on erasure, say) invalidates every link at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from django.conf import settings
 from django.core import signing
@@ -62,11 +63,19 @@ class ReaderTokenGenerator:
 reader_tokens = ReaderTokenGenerator()
 
 
+class TokenProblem(StrEnum):
+    """Why a confirmation link no longer confirms (the page says which)."""
+
+    EXPIRED = "expired"
+    USED = "used"  # confirmed already, or a newer link replaced it
+    INVALID = "invalid"
+
+
 @dataclass(frozen=True)
 class ConfirmationCheck:
     subscriber: Subscriber | None
     email: str
-    problem: str  # "" when valid, else "expired", "used" or "invalid"
+    problem: TokenProblem | None  # None when the link is valid
     pending_id: int | None = None  # the PendingSignup whose details the owner is asked to apply
 
 
@@ -93,26 +102,26 @@ class ConfirmationTokenGenerator:
 
     def check_token(self, token: str) -> ConfirmationCheck:
         max_age = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS * 86400
-        problem = ""
+        problem = None
         try:
             data = signing.loads(token, salt=self.salt, max_age=max_age)
         except signing.SignatureExpired:
-            problem = "expired"
+            problem = TokenProblem.EXPIRED
             data = signing.loads(token, salt=self.salt)
         except signing.BadSignature:
-            return ConfirmationCheck(None, "", "invalid")
+            return ConfirmationCheck(None, "", TokenProblem.INVALID)
         if not isinstance(data, dict) or not isinstance(data.get("s"), int):
-            return ConfirmationCheck(None, "", "invalid")
+            return ConfirmationCheck(None, "", TokenProblem.INVALID)
         subscriber = Subscriber.objects.select_related("newsletter").filter(pk=data["s"]).first()
         if subscriber is None:
-            return ConfirmationCheck(None, "", "invalid")
+            return ConfirmationCheck(None, "", TokenProblem.INVALID)
         email = str(data.get("e") or subscriber.email)
         pending = data.get("p") if isinstance(data.get("p"), int) else None
         if problem:
             return ConfirmationCheck(subscriber, email, problem, pending)
         if not constant_time_compare(str(data.get("h")), self._state(subscriber, email)):
-            return ConfirmationCheck(subscriber, email, "used", pending)
-        return ConfirmationCheck(subscriber, email, "", pending)
+            return ConfirmationCheck(subscriber, email, TokenProblem.USED, pending)
+        return ConfirmationCheck(subscriber, email, None, pending)
 
     def _state(self, subscriber: Subscriber, email: str) -> str:
         confirmed = subscriber.confirmed_at.isoformat() if subscriber.confirmed_at else ""

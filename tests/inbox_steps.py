@@ -9,7 +9,7 @@ import zipfile
 from captcha.models import CaptchaStore
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from newsletter.reader_selectors import consent_text_current
+from newsletter.selectors.subscribers import consent_text_current
 from tests.factories import default_newsletter
 from tests.reader_steps import aged_stamp
 

@@ -14,7 +14,7 @@ from django.test import Client, TestCase
 from django.utils import timezone
 
 from newsletter.abuse import form_stamp
-from newsletter.reader_selectors import consent_text_current
+from newsletter.selectors.subscribers import consent_text_current
 from tests.factories import default_newsletter
 
 SUBSCRIBE = "/newsletter/subscribe/"

@@ -129,7 +129,7 @@ def test_a_tampered_link_gets_the_generic_page(client, confirm_path, mangle):
 def test_a_link_for_an_erased_reader_is_not_valid(client):
     reader = SubscriberFactory(status=Subscriber.Status.PENDING, confirmed_at=None)
     token = confirmation_tokens.make_token(reader)
-    from newsletter.services.subscribers import subscriber_erase
+    from privacy.services import subscriber_erase
 
     subscriber_erase(subscriber=reader, method="admin")
     assert client.post(f"/newsletter/confirm/{token}/").status_code == 404

@@ -14,8 +14,8 @@ from django.urls import reverse
 from articles.models import Category
 from newsletter.digest import digest_build
 from newsletter.models import Issue
-from newsletter.reader_selectors import categories_offered
-from newsletter.selectors import issue_preview
+from newsletter.selectors.issues import issue_preview
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.services.issues import issue_compile, issue_send_test
 from newsletter.weeks import IsoWeek
 from tests.factories import (

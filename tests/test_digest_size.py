@@ -14,7 +14,7 @@ from django.core import mail
 from django.urls import reverse
 
 from newsletter.models import Delivery, Issue
-from newsletter.selectors import DIGEST_MAX_BYTES, issue_digest_size, issue_preview
+from newsletter.selectors.issues import DIGEST_MAX_BYTES, issue_digest_size, issue_preview
 from newsletter.services.issues import IssueNotSendable, issue_schedule, issue_start_sending
 from tests.factories import (
     ArticleFactory,

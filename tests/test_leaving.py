@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils.html import escape
 
 from newsletter.models import ConsentRecord, ConsentText, LeavingReason, Subscriber
-from newsletter.services.subscribers import subscriber_erase
 from newsletter.tokens import reader_tokens
+from privacy.services import subscriber_erase
 from tests.factories import SubscriberFactory
 
 pytestmark = pytest.mark.django_db

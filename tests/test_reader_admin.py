@@ -6,7 +6,7 @@ import pytest
 from django.core import mail
 
 from newsletter.models import Subscriber, Suppression
-from newsletter.reader_selectors import consent_text_current
+from newsletter.selectors.subscribers import consent_text_current
 from newsletter.services.subscribers import Profile, subscriber_signup
 from tests.factories import SubscriberFactory, default_newsletter
 from tests.reader_steps import admin_client, sent_to  # noqa: F401 - admin_client is a fixture

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
-from newsletter.reports import complaint_level, issue_report
+from newsletter.selectors.metrics import complaint_level, issue_report
 from tests.factories import (
     ArticleFactory,
     DeliveryFactory,

@@ -158,8 +158,9 @@ def test_the_batch_path_is_chosen_for_the_esps_that_support_it():
 @pytest.mark.parametrize("path", sorted(BATCH_PROFILES))
 def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
     """Each profile's message is one anymail accepts: inline content, merge data and headers."""
-    from newsletter.digest import UNSUBSCRIBE_URL, digest_build, digest_render
-    from newsletter.sending.messages import BatchRecipient, ReaderLinks, digest_batch_message
+    from newsletter.digest import digest_build, digest_render
+    from newsletter.links import UNSUBSCRIBE_URL, ReaderLinks
+    from newsletter.sending.messages import BatchRecipient, digest_batch_message
 
     backend = _backend(path)
     profile = batch_profile(backend)

@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.models import BatchDispatch, Delivery, InterruptedCall, Issue
-from newsletter.reports import issue_report
+from newsletter.selectors.metrics import issue_report
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.claim import LeaseHeartbeat, deliveries_claim, lease_renew
 from newsletter.sending.errors import SendPaused, is_ambiguous, rate_limit_wait

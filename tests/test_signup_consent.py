@@ -18,7 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from newsletter.models import ConsentRecord, PendingSignup, Subscriber
-from newsletter.services.subscribers import subscriber_erase, subscribers_purge_unconfirmed
+from newsletter.services.subscribers import subscribers_purge_unconfirmed
+from privacy.services import subscriber_erase
 from tests.factories import CategoryFactory, SubscriberFactory
 from tests.reader_steps import (
     SUBSCRIBE,

@@ -1,3 +1,9 @@
-"""Django admin, one module per area: readers, issues and the ledger."""
+"""Django admin, one module per area: the newsletter, issues (and their pages), readers, the ledger."""
 
-from newsletter.admin import issues, jobs, ledger, readers  # noqa: F401 - registers the ModelAdmins
+from newsletter.admin import (  # noqa: F401 - registers the ModelAdmins
+    issues,
+    jobs,
+    ledger,
+    newsletters,
+    readers,
+)

@@ -20,8 +20,8 @@ from django.utils import timezone
 
 from articles.models import FeedFetch, FeedSource
 from newsletter.models import Issue, Subscriber
-from newsletter.reports import IssueRow, last_issue_row
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.metrics import IssueRow, last_issue_row
+from newsletter.selectors.newsletters import newsletter_default
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Admin for the ledger: deliveries, ESP tracking events and sunset requests (read-only).
 
-Their change lists link to the list-health report (newsletter/admin/reports.py).
+Their change lists link to the list-health report (newsletter/admin/report_pages.py).
 """
 
 from anymail.signals import EventType

@@ -27,10 +27,10 @@ from newsletter.services.jobs import (
 from newsletter.services.subscribers import (
     consent_text_publish,
     subscriber_confirmation_resend,
-    subscriber_erase,
     subscriber_unsubscribe,
 )
 from newsletter.suppression import is_suppressed, normalise_email
+from privacy.services import subscriber_erase
 
 
 @admin.register(ConsentText)

@@ -12,11 +12,15 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from config.celery import enqueue
 from newsletter.models import BatchDispatch, Delivery, Issue, Subscriber
+
+# The task this module enqueues, by name: tasks import the pipeline, never the reverse.
+SEND_BATCH = "newsletter.tasks.send_batch"
 
 
 def issue_fan_out(*, issue: Issue, now: datetime) -> int:
@@ -143,8 +147,4 @@ def ranges_dispatch(
 
 def batch_enqueue(*, issue_id: int, first_id: int, last_id: int) -> None:
     """Hand one range's task to the broker when the surrounding transaction commits."""
-    # Imported here: the task module imports the services and this package; enqueueing
-    # is the one place the pipeline names its task.
-    from newsletter.tasks import send_batch
-
-    transaction.on_commit(lambda: send_batch.delay(issue_id, first_id, last_id))
+    enqueue(SEND_BATCH, issue_id, first_id, last_id)

@@ -8,92 +8,29 @@ from dataclasses import dataclass, replace
 
 from anymail.message import AnymailMessage
 from django.core.mail import EmailMultiAlternatives
-from django.urls import reverse
 
-from newsletter.digest import PREFERENCES_URL, UNSUBSCRIBE_URL, absolute, fill_placeholders
-from newsletter.emails import RenderedEmail, build_message, from_address, site_domain
-from newsletter.models import Issue, Newsletter, Subscriber
-from newsletter.tokens import reader_tokens
-
-
-def unsubscribe_url(subscriber: Subscriber) -> str:
-    return absolute(
-        reverse(
-            "newsletter:unsubscribe", args=[reader_tokens.make_token(subscriber, "unsubscribe")]
-        )
-    )
-
-
-def preferences_url(subscriber: Subscriber) -> str:
-    return absolute(
-        reverse(
-            "newsletter:preferences", args=[reader_tokens.make_token(subscriber, "preferences")]
-        )
-    )
-
-
-def reader_links(subscriber: Subscriber) -> dict[str, str]:
-    """Return the value of each per-reader placeholder for this reader."""
-    return {
-        UNSUBSCRIBE_URL: unsubscribe_url(subscriber),
-        PREFERENCES_URL: preferences_url(subscriber),
-    }
-
-
-_TOKEN_SLOT = "0-token"
-
-
-class ReaderLinks:
-    """Build many readers' links fast: the URLs are resolved once, only the tokens vary.
-
-    Same values as reader_links(); a batch of a thousand readers skips two thousand
-    URL resolutions.
-    """
-
-    purposes = {UNSUBSCRIBE_URL: "unsubscribe", PREFERENCES_URL: "preferences"}
-
-    def __init__(self) -> None:
-        # {placeholder: (the URL before the token, the URL after it)}
-        self.around: dict[str, tuple[str, str]] = {
-            marker: tuple(  # type: ignore[misc]
-                absolute(reverse(f"newsletter:{purpose}", args=[_TOKEN_SLOT])).split(_TOKEN_SLOT)
-            )
-            for marker, purpose in self.purposes.items()
-        }
-
-    def tokens(self, subscriber: Subscriber) -> dict[str, str]:
-        """Return {placeholder: the reader's token}, the only part of a link that varies."""
-        return {
-            marker: reader_tokens.make_token(subscriber, purpose)
-            for marker, purpose in self.purposes.items()
-        }
-
-    def __call__(self, subscriber: Subscriber) -> dict[str, str]:
-        return {
-            marker: self.around[marker][0] + token + self.around[marker][1]
-            for marker, token in self.tokens(subscriber).items()
-        }
-
-
-def list_id(newsletter: Newsletter) -> str:
-    return f'"{newsletter.name}" <{newsletter.slug}.{site_domain()}>'
+from newsletter.digest import fill_placeholders
+from newsletter.emails import RenderedEmail, build_message, from_address
+from newsletter.links import (
+    UNSUBSCRIBE_URL,
+    archive_url,
+    list_unsubscribe,
+    one_click_headers,
+    reader_links,
+)
+from newsletter.models import Issue, Subscriber
 
 
 def bulk_headers(*, issue: Issue, unsubscribe: str | None) -> dict[str, str]:
     """Return the headers Gmail's and Yahoo's bulk-sender rules ask of every digest.
 
-    List-Unsubscribe with List-Unsubscribe-Post is RFC 8058 one-click: the mailbox
-    provider POSTs to the https URL, no page, cookie or login involved. With
-    `unsubscribe` None the per-reader List-Unsubscribe is left out (the ESP batch
-    path sends it as a merge header).
+    The one-click pair comes from newsletter.links; with `unsubscribe` None the
+    per-reader List-Unsubscribe is left out (the ESP batch path sends it as a merge header).
     """
     newsletter = issue.newsletter
-    personal = {"List-Unsubscribe": f"<{unsubscribe}>"} if unsubscribe is not None else {}
     return {
-        "List-Id": list_id(newsletter),
-        **personal,
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "List-Archive": f"<{absolute(reverse('newsletter:archive'))}>",
+        **one_click_headers(newsletter=newsletter, unsubscribe=unsubscribe),
+        "List-Archive": f"<{archive_url()}>",
         "Feedback-ID": f"{issue.number}:{newsletter.slug}:digest:brw",
         "Precedence": "bulk",
     }
@@ -179,7 +116,7 @@ def digest_batch_message(
         for r in recipients
     }
     message.merge_headers = {
-        r.subscriber.email: {"List-Unsubscribe": f"<{r.unsubscribe_url}>"} for r in recipients
+        r.subscriber.email: list_unsubscribe(r.unsubscribe_url) for r in recipients
     }
     # All three keys per recipient: not every ESP hands global metadata back with a
     # recipient's events (SparkPost keeps transmission and recipient metadata apart).

@@ -10,10 +10,11 @@ from django.conf import settings
 from django.core.mail import get_connection
 from django.urls import reverse
 
-from newsletter.digest import absolute, digest_build, week_label
+from newsletter.digest import digest_build, week_label
 from newsletter.emails import build_message, render_email
+from newsletter.links import absolute
 from newsletter.models import Issue, Newsletter
-from newsletter.selectors import editor_addresses
+from newsletter.selectors.editors import editor_addresses
 
 
 def _notify(name: str, context: dict) -> int:

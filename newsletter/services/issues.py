@@ -21,7 +21,7 @@ from django.utils import timezone
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import Delivery, EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
-from newsletter.selectors import issue_digest_size
+from newsletter.selectors.issues import issue_digest_size
 from newsletter.sending.fanout import issue_fan_out
 from newsletter.sending.messages import digest_message
 from newsletter.services.editors import (

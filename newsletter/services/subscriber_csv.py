@@ -26,7 +26,7 @@ from articles.models import Category
 from config.cleaning import clean_text
 from newsletter.forms import OneLineField, ReaderEmailField
 from newsletter.models import ConsentRecord, Newsletter, Subscriber, Suppression
-from newsletter.reader_selectors import categories_offered
+from newsletter.selectors.subscribers import categories_offered
 from newsletter.services.subscribers import subscriber_confirmation_resend
 from newsletter.suppression import email_hash
 

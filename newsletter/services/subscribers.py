@@ -10,19 +10,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
 
 from articles.languages import reader_language
 from articles.models import Category
+from config.celery import enqueue
 from newsletter import emails
 from newsletter.abuse import email_allowance, email_allowance_reset
-from newsletter.digest import absolute
+from newsletter.links import confirm_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import (
     ConsentRecord,
     ConsentText,
@@ -32,18 +33,21 @@ from newsletter.models import (
     PendingSignup,
     Subscriber,
 )
-from newsletter.reader_selectors import (
+from newsletter.selectors.subscribers import (
     categories_offered,
     consent_text_agreed,
     consent_text_current,
     latest_issue_url,
     subscriber_by_email,
 )
-from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 from newsletter.suppression import is_suppressed, normalise_email, suppress
 from newsletter.tokens import confirmation_tokens
 
 logger = logging.getLogger(__name__)
+
+# The tasks this module enqueues (config.celery.enqueue: tasks import services, not back).
+SEND_READER_EMAIL = "newsletter.tasks.send_reader_email"
+PROCESS_SIGNUP = "newsletter.tasks.process_signup"
 
 # The reader emails, each templates/emails/<name>.{subject.txt,txt,html}.
 CONFIRM = "confirm"
@@ -52,6 +56,35 @@ ALREADY_SUBSCRIBED = "already_subscribed"
 WELCOME = "welcome"
 EMAIL_CHANGED = "email_changed"
 READER_EMAILS = (CONFIRM, CONFIRM_EMAIL_CHANGE, ALREADY_SUBSCRIBED, WELCOME, EMAIL_CHANGED)
+
+
+class SignupOutcome(StrEnum):
+    """What subscriber_signup did. No page may show it: that would tell who is subscribed."""
+
+    SUPPRESSED = "suppressed"  # an erased or blocked address: nothing happened
+    CREATED = "created"  # a new pending reader, asked to confirm
+    # The address was on the list already, with this status; the details typed wait.
+    PENDING = Subscriber.Status.PENDING.value
+    ACTIVE = Subscriber.Status.ACTIVE.value
+    UNSUBSCRIBED = Subscriber.Status.UNSUBSCRIBED.value
+    BOUNCED = Subscriber.Status.BOUNCED.value
+    COMPLAINED = Subscriber.Status.COMPLAINED.value
+    ERASED = Subscriber.Status.ERASED.value
+
+    @classmethod
+    def of(cls, subscriber: Subscriber, *, created: bool) -> SignupOutcome:
+        return cls.CREATED if created else cls(subscriber.status)
+
+
+class ConfirmOutcome(StrEnum):
+    """What pressing a confirmation link's button did; the page says it."""
+
+    CONFIRMED = "confirmed"
+    CHANGED = "changed"  # the new address of a change of email is now the reader's
+    UPDATED = "updated"  # an active reader took the details of a later signup
+    ALREADY = "already"  # nothing left to do
+    TAKEN = "taken"  # the new address is another subscription's, or may not be mailed
+
 
 PAUSE_WEEKS = (4, 8)
 OUT = (Subscriber.Status.UNSUBSCRIBED, Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
@@ -71,14 +104,10 @@ class Profile:
 def _queue_email(
     name: str, subscriber: Subscriber, to: str = "", *, pending_id: int | None = None
 ) -> None:
-    from newsletter.tasks import send_reader_email  # tasks import services
-
     if pending_id:
-        transaction.on_commit(
-            lambda: send_reader_email.delay(name, subscriber.pk, to, pending_id=pending_id)
-        )
+        enqueue(SEND_READER_EMAIL, name, subscriber.pk, to, pending_id=pending_id)
     else:
-        transaction.on_commit(lambda: send_reader_email.delay(name, subscriber.pk, to))
+        enqueue(SEND_READER_EMAIL, name, subscriber.pk, to)
 
 
 def _record(subscriber: Subscriber, action: str, **fields) -> ConsentRecord:
@@ -136,8 +165,6 @@ def subscriber_signup_request(
     enqueued: the page answers in the same time and tells no one anything
     (bench/signup_timing.py measures it). `subscriber_signup` runs in the task.
     """
-    from newsletter.tasks import process_signup  # tasks import services
-
     payload = {
         "newsletter_id": newsletter.pk,
         "email": email,
@@ -151,7 +178,7 @@ def subscriber_signup_request(
         "user_agent": user_agent[:300],
         "form": form[:100],
     }
-    transaction.on_commit(lambda: process_signup.delay(**payload))
+    enqueue(PROCESS_SIGNUP, **payload)
 
 
 def subscriber_signup(
@@ -163,7 +190,7 @@ def subscriber_signup(
     ip: str | None,
     user_agent: str,
     form: str,
-) -> str:
+) -> SignupOutcome:
     """Sign an address up; return what happened, which the caller must not show anyone.
 
     Nothing changes a reader before its owner agrees. A new address becomes a
@@ -178,7 +205,7 @@ def subscriber_signup(
     """
     email = normalise_email(email)
     if is_suppressed(newsletter=newsletter, email=email):
-        return "suppressed"
+        return SignupOutcome.SUPPRESSED
     with transaction.atomic():
         subscriber = subscriber_by_email(newsletter=newsletter, email=email)
         created = subscriber is None
@@ -207,7 +234,7 @@ def subscriber_signup(
                 consent_text=consent_text,
             )
         if not email_allowance(newsletter=newsletter, email=email):
-            return "created" if created else subscriber.status
+            return SignupOutcome.of(subscriber, created=created)
         pending = None
         if not created:
             pending = PendingSignup.objects.create(
@@ -230,7 +257,7 @@ def subscriber_signup(
                 last_confirmation_sent_at=timezone.now()
             )
             _queue_email(CONFIRM, subscriber, pending_id=pending_id)
-        return "created" if created else subscriber.status
+        return SignupOutcome.of(subscriber, created=created)
 
 
 def _pending_profile(pending: PendingSignup, newsletter: Newsletter) -> Profile:
@@ -300,20 +327,18 @@ def subscriber_confirm(
     ip: str | None,
     user_agent: str,
     pending_id: int | None = None,
-) -> str:
+) -> ConfirmOutcome:
     """Confirm a subscription, a change of address, or details given in a signup form.
 
-    Return "confirmed", "changed", "updated" (an active reader took the details of a
-    later signup), "already" (nothing left to do) or "taken" (the new address belongs
-    to another subscription of this newsletter, or may not be mailed). The details of
-    `pending_id` apply only now, when the address's owner pressed the button.
+    Return what happened (ConfirmOutcome). The details of `pending_id` apply only
+    now, when the address's owner pressed the button.
     """
     email = normalise_email(email)
     now = timezone.now()
     with transaction.atomic():
         subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
         if subscriber.status == Subscriber.Status.ERASED:
-            return "taken"
+            return ConfirmOutcome.TAKEN
         pending = (
             PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
             if pending_id
@@ -322,7 +347,7 @@ def subscriber_confirm(
         if email != normalise_email(subscriber.email):
             other = subscriber_by_email(newsletter=subscriber.newsletter, email=email)
             if other is not None or is_suppressed(newsletter=subscriber.newsletter, email=email):
-                return "taken"
+                return ConfirmOutcome.TAKEN
             old = subscriber.email
             subscriber.email = email
             subscriber.save(update_fields=["email", "updated_at"])
@@ -335,10 +360,10 @@ def subscriber_confirm(
                 note="email address changed, confirmed from the new address",
             )
             _queue_email(EMAIL_CHANGED, subscriber, old)
-            return "changed"
+            return ConfirmOutcome.CHANGED
         if subscriber.status == Subscriber.Status.ACTIVE:
             if pending is None:
-                return "already"
+                return ConfirmOutcome.ALREADY
             _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
             _record(
                 subscriber,
@@ -350,7 +375,7 @@ def subscriber_confirm(
                 note="details from a signup form, confirmed from the reader's inbox",
             )
             pending.delete()
-            return "updated"
+            return ConfirmOutcome.UPDATED
         if pending is not None:
             # The signup the owner now agrees to: its details and its consent record.
             _apply_profile(subscriber, _pending_profile(pending, subscriber.newsletter))
@@ -386,7 +411,7 @@ def subscriber_confirm(
             consent_text=consent_text,
         )
         _queue_email(WELCOME, subscriber)
-    return "confirmed"
+    return ConfirmOutcome.CONFIRMED
 
 
 def subscriber_update_profile(
@@ -588,34 +613,24 @@ def subscriber_withdraw(
     return bool(changed)
 
 
-def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:
-    """Erase a reader's personal data, keeping only a keyed hash of the address.
+def subscriber_anonymise(*, subscriber: Subscriber, method: str) -> None:
+    """Erase what this app keeps about a reader, keeping only a keyed hash of the address.
 
-    The row stays, anonymised, so the deliveries that point at it become anonymous
-    rather than vanish from the issue's counts; the suppression hash makes sure no
-    later signup, import or webhook brings the address back. Every link in every
-    email sent so far dies with the rotated token secret. The questions and
-    contributions sent from the address are deleted with their answers and files.
+    The newsletter's part of privacy.services.subscriber_erase, which locks the row and
+    erases the other apps' parts in the same transaction. The row stays, anonymised,
+    so the deliveries that point at it become anonymous rather than vanish from the
+    issue's counts; the suppression hash makes sure no later signup, import or webhook
+    brings the address back. Every link in every email sent so far dies with the
+    rotated token secret.
     """
     with transaction.atomic():
-        subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-        if subscriber.status == Subscriber.Status.ERASED:
-            return
         suppress(newsletter=subscriber.newsletter, email=subscriber.email, reason="erased")
         if subscriber.status in (Subscriber.Status.ACTIVE, Subscriber.Status.PENDING):
             _record(subscriber, ConsentRecord.Action.WITHDRAW, method=method, note="erased")
         subscriber.consent_records.update(ip=None, user_agent="")
         subscriber.pending_signups.all().delete()
-        # tracking imports this module (ESP unsubscribes), hence the import here.
-        from newsletter.services.tracking import tracking_events_forget
-
-        tracking_events_forget(subscriber=subscriber)
         # Their words go; the reason stays only as a count, linked to no one.
         LeavingReason.objects.filter(subscriber=subscriber).update(comment="", subscriber=None)
-        # Their questions and contributions to the editors go too (inbox/), in this transaction.
-        from inbox.services import tickets_erase
-
-        tickets_erase(email=subscriber.email)
         Delivery.objects.filter(subscriber=subscriber).update(last_error="")
         now = timezone.now()
         subscriber.email = f"erased-{subscriber.pk}@erased.invalid"
@@ -650,10 +665,6 @@ def subscribers_purge_unconfirmed(*, older_than: datetime) -> int:
 
 
 # --- The reader emails --------------------------------------------------------------------
-
-
-def _confirm_url(token: str) -> str:
-    return absolute(reverse("newsletter:confirm", args=[token]))
 
 
 def reader_email_send(
@@ -691,7 +702,7 @@ def _confirm(
     if subscriber.status == Subscriber.Status.ACTIVE:
         return None
     token = confirmation_tokens.make_token(subscriber, pending_id=pending_id)
-    return emails.confirm(subscriber, confirm_url=_confirm_url(token))
+    return emails.confirm(subscriber, confirm_url=confirm_url(token))
 
 
 def _confirm_email_change(
@@ -699,7 +710,7 @@ def _confirm_email_change(
 ) -> EmailMultiAlternatives | None:
     recipient = normalise_email(to)
     token = confirmation_tokens.make_token(subscriber, email=recipient)
-    return emails.confirm_email_change(subscriber, to=recipient, confirm_url=_confirm_url(token))
+    return emails.confirm_email_change(subscriber, to=recipient, confirm_url=confirm_url(token))
 
 
 def _email_changed(
@@ -720,11 +731,9 @@ def _subscribed_links(subscriber: Subscriber) -> dict[str, dict[str, str]] | Non
         "unsubscribe_url": unsubscribe_url(subscriber),
         "latest_issue_url": latest_issue_url(newsletter=subscriber.newsletter),
     }
-    headers = {
-        "List-Id": list_id(subscriber.newsletter),
-        "List-Unsubscribe": f"<{links['unsubscribe_url']}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-    }
+    headers = one_click_headers(
+        newsletter=subscriber.newsletter, unsubscribe=links["unsubscribe_url"]
+    )
     return {"links": links, "headers": headers}
 
 
@@ -749,7 +758,7 @@ def _already_subscribed(
     apply_url = ""
     if pending is not None and _pending_differs(subscriber, pending):
         # Nothing typed goes in the email: only a link to a page that shows it.
-        apply_url = _confirm_url(confirmation_tokens.make_token(subscriber, pending_id=pending.pk))
+        apply_url = confirm_url(confirmation_tokens.make_token(subscriber, pending_id=pending.pk))
     return emails.already_subscribed(subscriber, **subscribed, apply_url=apply_url)
 
 

@@ -20,14 +20,12 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Q, QuerySet
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from newsletter import emails
-from newsletter.digest import absolute
+from newsletter.links import keep_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import Delivery, Issue, Newsletter, Repermission, Subscriber
-from newsletter.sending.messages import list_id, preferences_url, unsubscribe_url
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +121,7 @@ def repermission_send(*, repermission: Repermission) -> None:
     unsubscribe = unsubscribe_url(subscriber)
     context = {
         "newsletter": newsletter,
-        "keep_url": absolute(reverse("newsletter:keep", args=[repermission_token(repermission)])),
+        "keep_url": keep_url(repermission_token(repermission)),
         "unsubscribe_url": unsubscribe,
         "preferences_url": preferences_url(subscriber),
         "issues": settings.NEWSLETTER_SUNSET_AFTER_ISSUES,
@@ -132,11 +130,7 @@ def repermission_send(*, repermission: Repermission) -> None:
     message = emails.repermission(
         subscriber,
         context=context,
-        headers={
-            "List-Id": list_id(newsletter),
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        headers=one_click_headers(newsletter=newsletter, unsubscribe=unsubscribe),
     )
     message.send()
 

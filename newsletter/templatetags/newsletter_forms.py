@@ -7,8 +7,8 @@ from django.conf import settings
 
 from newsletter import abuse
 from newsletter.forms import SubscribeForm
-from newsletter.reader_selectors import consent_text_current
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.newsletters import newsletter_default
+from newsletter.selectors.subscribers import consent_text_current
 
 register = template.Library()
 

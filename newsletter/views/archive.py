@@ -26,17 +26,16 @@ from articles.models import Article
 from newsletter.digest import (
     DIGEST_ORDER,
     EditionText,
-    absolute,
     digest_build,
     digest_context,
     headline,
     issue_headline,
-    issue_web_url,
-    tracked_url,
     week_label,
 )
+from newsletter.links import archive_url, feed_url, issue_web_url, tracked_url
 from newsletter.models import Issue, IssueItem, Newsletter
-from newsletter.selectors import issues_published, newsletter_default
+from newsletter.selectors.issues import issues_published
+from newsletter.selectors.newsletters import newsletter_default
 from newsletter.tokens import issue_preview_check
 
 ISSUES_PER_PAGE = 20
@@ -162,10 +161,10 @@ class IssueFeed(Feed):
         return newsletter.display_name
 
     def link(self, newsletter) -> str:
-        return absolute(reverse("newsletter:archive"))
+        return archive_url()
 
     def feed_url(self, newsletter) -> str:
-        return absolute(reverse("newsletter:feed"))
+        return feed_url()
 
     def description(self, newsletter) -> str:
         # The description is the newsroom's own words, in the default language only.

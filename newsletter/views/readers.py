@@ -30,18 +30,17 @@ from newsletter.forms import (
     SubscribeForm,
 )
 from newsletter.models import Newsletter, Subscriber
-from newsletter.reader_selectors import (
+from newsletter.selectors.newsletters import newsletter_default
+from newsletter.selectors.subscribers import (
     consent_text_agreed,
     consent_text_current,
     pending_signup,
-    subscriber_data_export,
 )
-from newsletter.selectors import newsletter_default
 from newsletter.services.subscribers import (
+    ConfirmOutcome,
     subscriber_confirm,
     subscriber_confirmation_resend,
     subscriber_email_change_request,
-    subscriber_erase,
     subscriber_leaving_reason,
     subscriber_pause,
     subscriber_resubscribe,
@@ -50,8 +49,8 @@ from newsletter.services.subscribers import (
     subscriber_unsubscribe,
     subscriber_update_profile,
 )
-from newsletter.suppression import normalise_email
 from newsletter.tokens import confirmation_tokens, reader_tokens
+from privacy.services import subscriber_data_export, subscriber_erase
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +59,8 @@ FORM_PAGE = "subscribe-page"
 EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
 
 
-def client_ip(request: HttpRequest) -> str | None:
-    return abuse.client_ip(request)
-
-
-def _user_agent(request: HttpRequest) -> str:
-    return request.headers.get("User-Agent", "")[:300]
+client_ip = abuse.client_ip
+_user_agent = abuse.user_agent
 
 
 def speak_to(request: HttpRequest, subscriber: Subscriber) -> None:
@@ -174,20 +169,14 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         )
 
     screened = abuse.submission_screen(request, newsletter=newsletter, bind=bind, fresh=fresh)
-    if screened.silent:
-        logger.info("signup dropped: honeypot from %s", client_ip(request))
-        # Echoed on the page exactly as a valid submission would show it.
-        typed_email = normalise_email(request.POST.get("email", "")[:254])
-        return _check_your_inbox(request, newsletter, typed_email)
-    if not screened.accepted:
-        return _subscribe_page(
-            request,
-            newsletter,
-            screened.form,
-            status=screened.status,
-            notice=screened.notice,
-            alert=screened.alert,
-        )
+    answer = screened.answer(
+        request,
+        what="signup",
+        page=lambda form, **shown: _subscribe_page(request, newsletter, form, **shown),
+        done=lambda email: _check_your_inbox(request, newsletter, email),
+    )
+    if answer is not None:
+        return answer
     form = screened.form
     email = form.cleaned_data["email"]
     subscriber_signup_request(
@@ -243,10 +232,10 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
     context = {"subscriber": subscriber, "newsletter": subscriber.newsletter, "email": check.email}
     changing = check.email.lower() != subscriber.email.lower()
     context["changing"] = changing
-    if request.method == "POST" and "resend" in request.POST and check.problem:
+    if request.method == "POST" and "resend" in request.POST and check.problem is not None:
         subscriber_confirmation_resend(subscriber=subscriber, email=check.email if changing else "")
         return render(request, "newsletter/confirm_resent.html", context)
-    if check.problem:
+    if check.problem is not None:
         if not changing and subscriber.status == Subscriber.Status.ACTIVE:
             return _confirmed_page(request, subscriber, already=True)
         context["problem"] = check.problem
@@ -270,15 +259,15 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         user_agent=_user_agent(request),
         pending_id=check.pending_id,
     )
-    if outcome == "taken":
+    if outcome is ConfirmOutcome.TAKEN:
         return render(request, "newsletter/confirm_taken.html", context, status=409)
     subscriber.refresh_from_db()
     return _confirmed_page(
         request,
         subscriber,
-        already=outcome == "already",
-        changed=outcome == "changed",
-        updated=outcome == "updated",
+        already=outcome is ConfirmOutcome.ALREADY,
+        changed=outcome is ConfirmOutcome.CHANGED,
+        updated=outcome is ConfirmOutcome.UPDATED,
     )
 
 

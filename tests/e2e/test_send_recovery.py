@@ -20,7 +20,7 @@ import pytest
 from django.db import connection
 
 from newsletter.models import Delivery, InterruptedCall, Issue
-from newsletter.reports import issue_report
+from newsletter.selectors.metrics import issue_report
 from newsletter.services.issues import issue_start_sending
 from standins.esp import EspStandin
 from tests.e2e.conftest import ROOT, wait_for, worker_env

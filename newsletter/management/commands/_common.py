@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from newsletter.models import Newsletter
-from newsletter.selectors import newsletter_default
+from newsletter.selectors.newsletters import newsletter_default
 
 
 def newsletter_from_option(slug: str | None) -> Newsletter:

@@ -6,7 +6,7 @@ from django.core.validators import validate_email
 
 from newsletter.management.commands._common import newsletter_from_option
 from newsletter.models import Issue
-from newsletter.selectors import issue_counts
+from newsletter.selectors.issues import issue_counts
 from newsletter.services.issues import IssueNotSendable, issue_send_test, issue_start_sending
 
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from django.core.mail import EmailMessage
 from django.core.mail.backends.base import BaseEmailBackend
 
+from newsletter.links import ReaderLinks
 from newsletter.models import Issue
 from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe
-from newsletter.sending.messages import ReaderLinks
 from newsletter.sending.ratelimit import throttle, throttle_chunk
 from newsletter.sending.render import RenderedVariant
 

@@ -30,8 +30,9 @@ from anymail.exceptions import AnymailError
 from django.conf import settings
 from django.core.mail.backends.base import BaseEmailBackend
 
-from newsletter.digest import PLACEHOLDERS, UNSUBSCRIBE_URL, fill_placeholders
+from newsletter.digest import fill_placeholders
 from newsletter.emails import RenderedEmail
+from newsletter.links import PLACEHOLDERS, UNSUBSCRIBE_URL
 from newsletter.models import Issue
 from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe, is_permanent

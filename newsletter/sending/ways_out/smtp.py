@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from django.core.mail import EmailMessage
 from django.core.mail.message import sanitize_address
 
-from newsletter.digest import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL
 from newsletter.emails import RenderedEmail, site_domain
+from newsletter.links import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL
 from newsletter.models import Issue, Subscriber
 from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe, is_permanent

@@ -36,7 +36,7 @@ from newsletter.models import (
     Subscriber,
     TrackingEvent,
 )
-from newsletter.selectors import subscriber_counts_by_status
+from newsletter.selectors.subscribers import subscriber_counts_by_status
 from newsletter.services.tallies import HOUR, issue_tallies
 from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 

@@ -1,4 +1,4 @@
-"""Reads for the newsletter: what pages, emails, admin and commands show."""
+"""Reads of issues: who a send would reach, its progress, its preview and size, its failures."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone, translation
 
@@ -20,37 +19,9 @@ from newsletter.digest import (
     fill_placeholders,
 )
 from newsletter.emails import RenderedEmail
-from newsletter.estimates import BIG, value_shares
+from newsletter.links import reader_links
 from newsletter.models import Delivery, Issue, Newsletter, Subscriber
-from newsletter.sending.messages import reader_links
 from newsletter.services.tallies import issue_tally
-
-EDITORS_GROUP = "Editors"
-
-
-def subscriber_counts_by_status(*, newsletter: Newsletter) -> tuple[dict[str, int], bool]:
-    """Return the newsletter's readers per status, and whether the figures are estimates.
-
-    A big list is estimated from PostgreSQL's statistics (newsletter/estimates.py): the
-    share of each status and of this newsletter in the whole table, taken as unrelated.
-    """
-    rows, shares = value_shares(Subscriber, ["status", "newsletter_id"])
-    if rows is not None and rows >= BIG:
-        statuses = shares.get("status", {})
-        newsletters = shares.get("newsletter_id", {})
-        share = newsletters.get(str(newsletter.pk), 1.0 if len(newsletters) <= 1 else 0.0)
-        if statuses:
-            return {status: round(rows * part * share) for status, part in statuses.items()}, True
-    readers = Subscriber.objects.filter(newsletter=newsletter)
-    return dict(readers.values("status").annotate(n=Count("id")).values_list("status", "n")), False
-
-
-def newsletter_default() -> Newsletter:
-    """Return the newsletter the site serves by default (the first active one)."""
-    newsletter = Newsletter.objects.filter(is_active=True).order_by("pk").first()
-    if newsletter is None:
-        raise Newsletter.DoesNotExist("No active newsletter: create one in admin.")
-    return newsletter
 
 
 def issues_published(*, newsletter: Newsletter) -> QuerySet[Issue]:
@@ -70,20 +41,6 @@ def issue_counts(*, issue: Issue) -> dict[str, int]:
     return {
         row["status"]: row["n"] for row in issue.deliveries.values("status").annotate(n=Count("id"))
     }
-
-
-def editor_addresses() -> list[str]:
-    """Return the email addresses of the active members of the Editors group, once each."""
-    emails = (
-        get_user_model()
-        .objects.filter(groups__name=EDITORS_GROUP, is_active=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
-    )
-    unique: dict[str, str] = {}
-    for email in emails:
-        unique.setdefault(email.lower(), email)
-    return sorted(unique.values(), key=str.lower)
 
 
 def readers_eligible(*, newsletter: Newsletter, now: datetime) -> QuerySet[Subscriber]:

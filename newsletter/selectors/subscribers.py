@@ -1,18 +1,20 @@
-"""Reads about readers: lookups by address, the consent text in force, a reader's data export."""
+"""Reads about readers: lookups by address, the consent text in force, their data, counts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.db.models.functions import Lower
 from django.utils import translation
 
 from articles.languages import reader_language
 from articles.models import Category
+from newsletter.estimates import BIG, value_shares
+from newsletter.links import issue_web_url
 from newsletter.models import ConsentText, Delivery, Newsletter, PendingSignup, Subscriber
-from newsletter.selectors import issues_published
+from newsletter.selectors.issues import issues_published
 from newsletter.suppression import normalise_email
 
 
@@ -87,8 +89,6 @@ def subscriber_by_email(*, newsletter: Newsletter, email: str) -> Subscriber | N
 
 def latest_issue_url(*, newsletter: Newsletter) -> str:
     """Return the web link of the newsletter's latest sent issue, or "" before the first."""
-    from newsletter.digest import issue_web_url  # digest imports emails; keep this module light
-
     issue = issues_published(newsletter=newsletter).first()
     return issue_web_url(issue) if issue else ""
 
@@ -97,10 +97,8 @@ def _when(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
-    """Return everything stored about a reader, as the GDPR's right of access asks."""
-    from inbox.selectors import tickets_data_export  # inbox imports this app
-
+def subscriber_personal_data(*, subscriber: Subscriber) -> dict[str, Any]:
+    """Return what this app stores about a reader (privacy.services adds the other apps')."""
     records = subscriber.consent_records.select_related("consent_text").order_by("at", "id")
     deliveries = (
         Delivery.objects.filter(subscriber=subscriber)
@@ -154,5 +152,21 @@ def subscriber_data_export(*, subscriber: Subscriber) -> dict[str, Any]:
             }
             for delivery in deliveries
         ],
-        "questions_and_contributions": tickets_data_export(email=subscriber.email),
     }
+
+
+def subscriber_counts_by_status(*, newsletter: Newsletter) -> tuple[dict[str, int], bool]:
+    """Return the newsletter's readers per status, and whether the figures are estimates.
+
+    A big list is estimated from PostgreSQL's statistics (newsletter/estimates.py): the
+    share of each status and of this newsletter in the whole table, taken as unrelated.
+    """
+    rows, shares = value_shares(Subscriber, ["status", "newsletter_id"])
+    if rows is not None and rows >= BIG:
+        statuses = shares.get("status", {})
+        newsletters = shares.get("newsletter_id", {})
+        share = newsletters.get(str(newsletter.pk), 1.0 if len(newsletters) <= 1 else 0.0)
+        if statuses:
+            return {status: round(rows * part * share) for status, part in statuses.items()}, True
+    readers = Subscriber.objects.filter(newsletter=newsletter)
+    return dict(readers.values("status").annotate(n=Count("id")).values_list("status", "n")), False

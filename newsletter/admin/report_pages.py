@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from newsletter.admin.charts import Series, columns
 from newsletter.models import Issue, Newsletter
-from newsletter.reports import (
+from newsletter.selectors.metrics import (
     COMPLAINT_LIMIT,
     COMPLAINT_TARGET,
     complaint_advice,

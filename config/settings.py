@@ -297,7 +297,7 @@ NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, min
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
 # "auto": one API call per variant and batch where the anymail ESP supports it
-# (Mailgun, SendGrid, SparkPost, Mailjet; see newsletter/sending/esp.py); "off": one
+# (Mailgun, SendGrid, SparkPost, Mailjet; see newsletter/sending/ways_out/esp.py); "off": one
 # message per reader everywhere.
 NEWSLETTER_ESP_BATCH = env_choice("NEWSLETTER_ESP_BATCH", "auto", choices=("auto", "off"))
 # Recipients per ESP batch call, 0 for the ESP's own limit (Mailgun 1,000, Mailjet 50).

@@ -15,7 +15,7 @@ from newsletter.selectors.subscribers import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent
-from newsletter.sending.retry import database_retry_delay, retry_delay
+from newsletter.sending.retry import database_retry_delay, retry_delay, task_countdown
 from newsletter.services.issues import (
     IssueNotSendable,
     issue_compile_due,
@@ -70,12 +70,14 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
         result.requeued,
         result.recovered,
     )
-    if result.retry_in is not None and not (
-        # Run in process, a retry runs at once: only an error retry is worth it there;
-        # a rate limit is waited out by the watchdog, from the dispatch record.
-        self.request.is_eager and (not result.requeued or result.rate_limited)
-    ):
-        raise self.retry(countdown=result.retry_in)
+    countdown = task_countdown(
+        retry_in=result.retry_in,
+        requeued=result.requeued,
+        rate_limited=result.rate_limited,
+        in_process=self.request.is_eager,
+    )
+    if countdown is not None:
+        raise self.retry(countdown=countdown)
     return result.__dict__
 
 

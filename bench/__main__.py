@@ -305,16 +305,45 @@ class Workers:
         return max(_peak_rss_mb(pid) for pid in self.pids())
 
     def stop(self) -> None:
+        """Stop each worker warmly: its last task ends, task_postrun included.
+
+        The issue is marked sent inside the last batch's task, before bench/probe.py
+        writes that task's query count in task_postrun. A SIGTERM to the whole process
+        group reached the pool's child at once (Celery resets SIGTERM to its default
+        there) and could kill it in between: the count of the last task (with one
+        range, of the only task) was lost and queries per batch read 0. Only the main
+        process gets SIGTERM; it finishes the running task and stops the pool.
+        """
         import signal
 
         for p in self.processes:
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGTERM)
+                os.kill(p.pid, signal.SIGTERM)
         for p in self.processes:
             try:
-                p.wait(timeout=20)
+                p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+def probe_clear() -> None:
+    """Remove the task lines bench/probe.py wrote in an earlier run."""
+    for old in OUT.glob("probe-*.csv"):
+        old.unlink()
+
+
+def probe_read() -> tuple[list[int], list[tuple[float, float, float]]]:
+    """Return each send_batch task's queries, and its (wall s, CPU s, end time).
+
+    bench/probe.py writes one line a task in the workers: queries,wall,cpu,end.
+    """
+    queries, tasks = [], []
+    for path in sorted(OUT.glob("probe-*.csv")):
+        for line in path.read_text().splitlines():
+            count, wall, cpu, ended = line.split(",")
+            queries.append(int(count))
+            tasks.append((float(wall), float(cpu), float(ended)))
+    return queries, tasks
 
 
 # --- one run ---------------------------------------------------------------------------
@@ -333,7 +362,6 @@ def achieved_rate(accepted_at: list[tuple[float, int]]) -> float:
 def run_engine(
     path: str, n: int, number: int, extra_env: dict | None = None, languages: int = 1
 ) -> dict:
-    import redis
     from django.conf import settings
     from django.db import close_old_connections
 
@@ -349,8 +377,8 @@ def run_engine(
         from bench.bilingual import split_languages
 
         split_languages(issue)
-    cache = redis.Redis.from_url(REDIS_CACHE_URL)
-    cache.delete("bench:queries", "bench:tasks")
+    OUT.mkdir(exist_ok=True)
+    probe_clear()
     app.control.purge()
     standin = (EspStandin(keep=3) if path == "esp" else SmtpSink(keep=3)).start()
     if path == "esp":
@@ -397,8 +425,7 @@ def run_engine(
     finally:
         workers.stop()
         standin.stop()
-    queries = [int(q) for q in cache.lrange("bench:queries", 0, -1)]
-    tasks = [tuple(map(float, t.decode().split(","))) for t in cache.lrange("bench:tasks", 0, -1)]
+    queries, tasks = probe_read()  # the workers have stopped: every task's line is written
     busy = sum(t[0] for t in tasks)
     counts = standin.received_count
     sent = Delivery.objects.filter(issue=issue, status="sent").count()
@@ -450,14 +477,14 @@ def rate_checks(number: int) -> list[dict]:
 
 def peer_templates(number: int) -> Path:
     """Write the digest, as the engine renders it, as django-newsletter's message templates."""
-    from newsletter.digest import digest_build, digest_render
+    from newsletter.digest import digest_build
     from newsletter.links import PREFERENCES_URL, UNSUBSCRIBE_URL
     from newsletter.models import Issue
-    from newsletter.sending.batch import _compact
+    from newsletter.sending.render import variant_render
 
     issue = Issue.objects.get(number=number)
     digest = digest_build(issue)
-    rendered = _compact(digest_render(digest, digest.section_keys))  # as the engine sends it
+    rendered = variant_render(digest, digest.section_keys)  # as the engine sends it
     link = (
         "{% endverbatim %}{{ site_url }}{{ subscription.unsubscribe_activate_url }}{% verbatim %}"
     )
@@ -542,9 +569,9 @@ def references(number: int) -> dict:
     from newsletter.digest import digest_build, digest_render
     from newsletter.links import UNSUBSCRIBE_URL, ReaderLinks
     from newsletter.models import Issue, Subscriber
-    from newsletter.sending.batch import _mime_template
-    from newsletter.sending.esp import BATCH_PROFILES
     from newsletter.sending.messages import BatchRecipient, digest_batch_message, digest_message
+    from newsletter.sending.ways_out.esp import BATCH_PROFILES
+    from newsletter.sending.ways_out.smtp import mime_template
 
     issue = Issue.objects.select_related("newsletter").get(number=number)
     digest = digest_build(issue)
@@ -559,7 +586,7 @@ def references(number: int) -> dict:
         ).message().as_bytes()
     mime = 500 / (time.process_time() - started)
 
-    template = _mime_template(rendered, issue=issue)
+    template = mime_template(rendered, issue=issue)
     started = time.process_time()
     for reader in readers:
         personal = links(reader)

@@ -161,7 +161,7 @@ renders twice the variants (language x sections), each once.
 Why it holds: a batch reads the curation and every version of its stories in a fixed
 number of queries (newsletter/digest.py `curation_read`), builds each language's edition
 in memory, and renders each (language, sections) variant once per worker process (the
-render cache in sending/batch.py); per reader only the tokens differ, as before.
+render cache in sending/render.py); per reader only the tokens differ, as before.
 """
 
 

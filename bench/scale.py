@@ -303,7 +303,7 @@ def measure_applier(issue_id: int, count: int) -> dict:
     """Store `count` new events (as the webhook would) and apply them all in one process."""
     from django.db import connection
 
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     _sql(
         f"""
@@ -514,6 +514,26 @@ class WebServer:
                 time.sleep(0.3)
         raise RuntimeError(f"gunicorn did not start; see {self.log}")
 
+    def cpu_seconds(self) -> float:
+        """Return the CPU the server has used so far: its live processes and those reaped.
+
+        On a machine shared with other work the wall figures move by tens of per cent;
+        requests per second of the server's own CPU say what the code costs.
+        """
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended meanwhile
+            if int(fields[2]) != self.process.pid:  # the process group gunicorn leads
+                continue
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            if int(stat.parent.name) == self.process.pid:  # workers it reaped
+                total += (int(fields[13]) + int(fields[14])) / ticks
+        return total
+
     def stop(self) -> None:
         import signal
 
@@ -550,24 +570,37 @@ def mailgun_body(n: int, delivery: tuple[int, int, int, str, str]) -> bytes:
 
 async def _keepalive_load(
     requests: list[bytes], connections: int, seconds: float
-) -> tuple[list[float], int, int]:
-    """Post the prepared requests over keep-alive connections; return latencies, errors."""
+) -> tuple[list[float], int, int, int]:
+    """Post the prepared requests over keep-alive connections; return latencies, errors,
+    requests done and reconnections."""
     latencies: list[float] = []
     errors = 0
     done = 0
+    reconnects = 0
     queue = iter(requests)
     deadline = time.monotonic() + seconds
 
     async def one_connection() -> None:
-        nonlocal errors, done
+        nonlocal errors, done, reconnects
         reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
         for raw in queue:
             if time.monotonic() > deadline:
                 break
             started = time.perf_counter()
-            writer.write(raw)
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
+            for _attempt in range(3):
+                try:
+                    writer.write(raw)
+                    await writer.drain()
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    break
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    # A worker past --max-requests closes its keep-alive connections;
+                    # an ESP opens a new one and posts again, and so do we.
+                    reconnects += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", PORT)
+            else:
+                raise RuntimeError("the web server keeps closing the connection")
             length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
             await reader.readexactly(length)
             latencies.append(time.perf_counter() - started)
@@ -577,7 +610,7 @@ async def _keepalive_load(
         writer.close()
 
     await asyncio.gather(*(one_connection() for _ in range(connections)))
-    return latencies, errors, done
+    return latencies, errors, done, reconnects
 
 
 def measure_webhook(seconds: float = 15.0, connections: int = 30) -> dict:
@@ -603,13 +636,16 @@ def measure_webhook(seconds: float = 15.0, connections: int = 30) -> dict:
             + body
         )
     started = time.perf_counter()
-    latencies, errors, done = asyncio.run(_keepalive_load(prepared, connections, seconds))
+    latencies, errors, done, reconnects = asyncio.run(
+        _keepalive_load(prepared, connections, seconds)
+    )
     wall = time.perf_counter() - started
     latencies.sort()
     result = {
         "connections": connections,
         "requests": done,
         "errors": errors,
+        "reconnects": reconnects,
         "per_second": round(done / wall, 1),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 1),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
@@ -636,10 +672,14 @@ def measure_signups(rate: float = 30.0, seconds: float = 20.0) -> dict:
     outcomes: dict[str, int] = {}
     lock = threading.Lock()
     run = time.time_ns()
+    network = (run // 10**9) & 0xFFFF
 
     def client(n: int) -> None:
         session = requests.Session()
-        ip = f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        # Its own /64 (the unit the per-IP limits count for IPv6), new in every run: the
+        # limits remember an address for a day, and a rerun from the same addresses
+        # met the code (400) instead of the form.
+        ip = f"2001:db8:{network:x}:{n:x}::1"
         headers = {
             "Host": SITE_HOST,
             "X-Forwarded-For": ip,
@@ -840,7 +880,13 @@ def write_report(results: dict) -> None:
             (
                 "webhook ingestion, 30 connections",
                 "≥ 600 requests/s",
-                f"{hook['per_second']:,.0f}/s, p99 {hook['p99_ms']} ms, {hook['errors']} errors",
+                f"{hook['per_second']:,.0f}/s, p99 {hook['p99_ms']} ms, {hook['errors']} errors"
+                + (
+                    f" ({hook['requests'] / hook['server_cpu_seconds']:,.0f} per second of "
+                    "the server's own CPU)"
+                    if hook.get("server_cpu_seconds")
+                    else ""
+                ),
                 met(hook["per_second"] >= 600),
             )
         )
@@ -850,7 +896,13 @@ def write_report(results: dict) -> None:
             (
                 "sign-up at 30/s, rate limits on",
                 "p95 < 300 ms",
-                f"p95 {signup['post_p95_ms']} ms",
+                f"p95 {signup['post_p95_ms']} ms"
+                + (
+                    f" (the server's CPU {signup['server_cpu_seconds'] * 1000 / signup['signups']:.0f}"
+                    " ms per sign-up, form and POST)"
+                    if signup.get("server_cpu_seconds")
+                    else ""
+                ),
                 met(signup["post_p95_ms"] < 300),
             )
         )
@@ -986,9 +1038,21 @@ def main() -> None:
         results["web_server"] = shlex.join(["gunicorn", *server.command[1:]])
         try:
             if "webhook" not in args.skip:
+                cpu = server.cpu_seconds()
                 results["webhook"] = measure_webhook()
+                results["webhook"]["server_cpu_seconds"] = round(server.cpu_seconds() - cpu, 2)
             if "signup" not in args.skip:
+                cpu = server.cpu_seconds()
                 results["signup"] = measure_signups()
+                results["signup"]["server_cpu_seconds"] = round(server.cpu_seconds() - cpu, 2)
+            say(
+                "  web server's CPU: "
+                + ", ".join(
+                    f"{name} {results[name]['server_cpu_seconds']} s"
+                    for name in ("webhook", "signup")
+                    if name in results
+                )
+            )
         finally:
             server.stop()
     if "send" not in args.skip:

@@ -22,6 +22,7 @@ redelivery over loss:
 from __future__ import annotations
 
 import os
+import threading
 
 from celery import Celery
 from django.db import transaction
@@ -58,8 +59,15 @@ def enqueue(task: str, /, *args, **kwargs) -> None:
     transaction.on_commit(lambda: _send(task, args, kwargs))
 
 
+_discovering = threading.Lock()
+
+
 def _send(task: str, args: tuple, kwargs: dict) -> None:
     if task not in app.tasks:
         # A web process imports no tasks module by itself; autodiscovery does, once.
-        app.loader.import_default_modules()
+        # One thread at a time: Celery marks the modules imported before it has
+        # imported them, so a second thread of a fresh gunicorn process found the task
+        # missing (NotRegistered, a 500 for the first sign-ups of a surge).
+        with _discovering:
+            app.loader.import_default_modules()
     app.tasks[task].apply_async(args, kwargs)

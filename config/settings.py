@@ -75,6 +75,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # ESP webhooks (machines posting events) skip the rest: newsletter/webhooks.py says why.
+    "newsletter.webhooks.WebhookShortcutMiddleware",
     # WhiteNoise serves collected static files in production; runserver serves them in DEBUG.
     *([] if DEBUG else ["whitenoise.middleware.WhiteNoiseMiddleware"]),
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -257,7 +259,14 @@ if (
 # The ESPs whose tracking webhooks /anymail/<esp>/tracking/ answers; any other is a 404.
 # Default: the ESP of EMAIL_BACKEND when it is one of them (newsletter/webhooks.py).
 WEBHOOK_ESPS_SUPPORTED = ("mailgun", "sendgrid", "postmark", "sparkpost", "mailjet")
-_backend_esp = EMAIL_BACKEND.split(".")[2] if EMAIL_BACKEND.startswith("anymail.backends.") else ""
+_backend_esp = (
+    EMAIL_BACKEND.split(".")[2]
+    if EMAIL_BACKEND.startswith("anymail.backends.")
+    # The project's own Mailgun backend (anymail's, with the payload encoded once).
+    else "mailgun"
+    if EMAIL_BACKEND == "newsletter.sending.mailgun.EmailBackend"
+    else ""
+)
 NEWSLETTER_WEBHOOK_ESPS = env_list(
     "NEWSLETTER_WEBHOOK_ESPS", [_backend_esp] if _backend_esp in WEBHOOK_ESPS_SUPPORTED else []
 )
@@ -288,7 +297,7 @@ NEWSLETTER_RETRY_BASE_SECONDS = env_int("NEWSLETTER_RETRY_BASE_SECONDS", 30, min
 # Messages per second across all workers, 0 for no limit.
 NEWSLETTER_SEND_RATE = env_float("NEWSLETTER_SEND_RATE", 0.0, minimum=0.0)
 # "auto": one API call per variant and batch where the anymail ESP supports it
-# (Mailgun, SendGrid, SparkPost, Mailjet; see newsletter/sending/esp.py); "off": one
+# (Mailgun, SendGrid, SparkPost, Mailjet; see newsletter/sending/ways_out/esp.py); "off": one
 # message per reader everywhere.
 NEWSLETTER_ESP_BATCH = env_choice("NEWSLETTER_ESP_BATCH", "auto", choices=("auto", "off"))
 # Recipients per ESP batch call, 0 for the ESP's own limit (Mailgun 1,000, Mailjet 50).
@@ -297,7 +306,7 @@ NEWSLETTER_PRIVACY_URL = env_str("NEWSLETTER_PRIVACY_URL", f"{SITE_URL}/newslett
 NEWSLETTER_CONFIRM_MAX_AGE_DAYS = env_int("NEWSLETTER_CONFIRM_MAX_AGE_DAYS", 7, minimum=1)
 # Signups never confirmed are deleted after this many days (data minimisation, GDPR art. 5).
 NEWSLETTER_PENDING_PURGE_DAYS = env_int("NEWSLETTER_PENDING_PURGE_DAYS", 30, minimum=1)
-# List hygiene (newsletter/services/tracking.py). A hard bounce or a complaint takes the
+# List hygiene (newsletter/services/list_hygiene.py). A hard bounce or a complaint takes the
 # reader off the list at once; soft bounces do after this many issues in a row (0: never).
 NEWSLETTER_SOFT_BOUNCE_LIMIT = env_int("NEWSLETTER_SOFT_BOUNCE_LIMIT", 3, minimum=0)
 # Also keep the address (as a keyed hash) on the suppression list, so that no import or

@@ -268,7 +268,7 @@ def inbox_email_send(*, name: str, object_id: int) -> bool:
         }
         message = build_message(
             render_email(ANSWER, context, language=reader_language(reply.ticket.language)),
-            newsletter=newsletter,
+            sender=newsletter,
             to=reply.to,
         )
         message.tags = ["inbox", name]
@@ -288,7 +288,7 @@ def inbox_email_send(*, name: str, object_id: int) -> bool:
     # The acknowledgement: nothing the sender typed beyond the reference we made.
     message = build_message(
         render_email(ACKNOWLEDGEMENT, context, language=reader_language(ticket.language)),
-        newsletter=newsletter,
+        sender=newsletter,
         to=ticket.email,
     )
     message.tags = ["inbox", name]

@@ -740,6 +740,35 @@ class IssueTally(models.Model):
         return f"tally of issue {self.issue_id}"
 
 
+class WeeklyTally(models.Model):
+    """Readers one newsletter lost to bounces and complaints in one week, for list health.
+
+    Kept by the event applier: each applied event whose outcome bounced a reader or
+    took a complaint adds one here, in the week (from Monday, in the newsroom's zone)
+    the event arrived. The report reads twelve rows instead of grouping every
+    tracking event of the newsletter by week through its deliveries.
+    """
+
+    newsletter = models.ForeignKey(
+        Newsletter, on_delete=models.CASCADE, related_name="weekly_tallies"
+    )
+    week = models.DateField(help_text=_("The Monday the week starts on."))
+    bounced = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["newsletter", "week"], name="weeklytally_newsletter_week_unique"
+            )
+        ]
+        verbose_name = _("weekly tally")
+        verbose_name_plural = _("weekly tallies")
+
+    def __str__(self) -> str:
+        return f"week of {self.week} ({self.newsletter_id})"
+
+
 class Repermission(models.Model):
     """A sunset request: a reader who stopped opening was asked whether to keep sending.
 

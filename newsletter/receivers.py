@@ -13,7 +13,7 @@ from typing import Any
 from anymail.signals import AnymailTrackingEvent
 from django.db import transaction
 
-from newsletter.services.tracking import tracking_event_store
+from newsletter.services.esp_events import tracking_event_store
 
 
 def tracking_received(sender: Any, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:

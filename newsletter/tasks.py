@@ -15,7 +15,7 @@ from newsletter.selectors.subscribers import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent
-from newsletter.sending.retry import database_retry_delay, retry_delay
+from newsletter.sending.retry import database_retry_delay, retry_delay, task_countdown
 from newsletter.services.issues import (
     IssueNotSendable,
     issue_compile_due,
@@ -70,12 +70,14 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
         result.requeued,
         result.recovered,
     )
-    if result.retry_in is not None and not (
-        # Run in process, a retry runs at once: only an error retry is worth it there;
-        # a rate limit is waited out by the watchdog, from the dispatch record.
-        self.request.is_eager and (not result.requeued or result.rate_limited)
-    ):
-        raise self.retry(countdown=result.retry_in)
+    countdown = task_countdown(
+        retry_in=result.retry_in,
+        requeued=result.requeued,
+        rate_limited=result.rate_limited,
+        in_process=self.request.is_eager,
+    )
+    if countdown is not None:
+        raise self.retry(countdown=countdown)
     return result.__dict__
 
 
@@ -121,7 +123,7 @@ def reclaim_expired_leases() -> int:
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_tracking_event(self, event_id: int) -> None:
     """Apply the list-hygiene policy to one stored ESP event (tasks queued before bulk)."""
-    from newsletter.services.tracking import DeliveryNotSettled, tracking_event_process
+    from newsletter.services.list_hygiene import DeliveryNotSettled, tracking_event_process
 
     # A batch still sending this delivery would overwrite a bounce with "sent": wait for
     # it, but not for ever (30 tries a minute apart outlast any batch lease).
@@ -151,7 +153,7 @@ def apply_tracking_events() -> None:
     """Apply stored ESP events in bulk, a few hundred per transaction, until none are left."""
     from django.core.cache import cache
 
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     cache.delete(APPLY_PENDING_KEY)
     result = tracking_events_drain()
@@ -164,7 +166,7 @@ def apply_tracking_events() -> None:
 @shared_task
 def process_stale_tracking_events() -> None:
     """Apply events no task took (lost on the way, or the broker was down)."""
-    from newsletter.services.tracking import tracking_events_drain
+    from newsletter.services.list_hygiene import tracking_events_drain
 
     tracking_events_drain(older_than=timezone.now() - timezone.timedelta(minutes=5))
 

@@ -18,8 +18,8 @@ from inbox.selectors import tickets_data_export
 from inbox.services import tickets_erase
 from newsletter.models import Subscriber
 from newsletter.selectors.subscribers import subscriber_personal_data
+from newsletter.services.list_hygiene import tracking_events_forget
 from newsletter.services.subscribers import subscriber_anonymise
-from newsletter.services.tracking import tracking_events_forget
 
 
 def subscriber_erase(*, subscriber: Subscriber, method: str) -> None:

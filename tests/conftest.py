@@ -21,6 +21,8 @@ from config.celery import app as celery_app
 from newsletter.sending.ratelimit import send_rate_reset
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The public address of the site in tests that read links in emails and pages.
+SITE = "https://weekly.example.org"
 
 # The translation catalogues are build output (Babel, no GNU gettext): compile any that
 # changed, so a bare `pytest` sees the same pages and emails as `make test` (issue 14).
@@ -100,3 +102,47 @@ def empty_broker_queue(settings):
 def run_on_commit(django_capture_on_commit_callbacks):
     """Return a context manager that runs on_commit callbacks (task enqueues) at its end."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+@pytest.fixture
+def site(settings) -> str:
+    """Serve and link the site as SITE (emails carry absolute links)."""
+    settings.SITE_URL = SITE
+    settings.ALLOWED_HOSTS = ["weekly.example.org", "testserver"]
+    return SITE
+
+
+@pytest.fixture
+def finance():
+    from tests.factories import CategoryFactory
+
+    return CategoryFactory(name="Finance", position=1)
+
+
+@pytest.fixture
+def energy():
+    from tests.factories import CategoryFactory
+
+    return CategoryFactory(name="Energy", position=2)
+
+
+@pytest.fixture
+def issue(finance, energy):
+    """Draft No. 7: Finance ("ICBC and Alipay", the lead) and Energy (a title in two scripts).
+
+    A test module with an issue of its own shape defines its own `issue`.
+    """
+    from tests.factories import ArticleFactory, IssueFactory, IssueItemFactory
+
+    issue = IssueFactory(number=7, week="2026-W48")
+    IssueItemFactory(
+        issue=issue,
+        article=ArticleFactory(
+            title="ICBC and Alipay", category=finance, abstract="Banks & apps <together>."
+        ),
+    )
+    IssueItemFactory(
+        issue=issue,
+        article=ArticleFactory(title="Solar in Uzbekistan · 乌兹别克斯坦", category=energy),
+    )
+    return issue

@@ -25,7 +25,7 @@ from tests.factories import (
     default_newsletter,
 )
 from tests.reader_steps import admin_client, html_of  # noqa: F401
-from tests.sending_support import send_in_one_batch
+from tests.sending_steps import send_in_one_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -199,7 +199,10 @@ def test_preview_and_test_send_work_per_language(bilingual_issue, admin_client):
     ).content.decode()
     assert "乌兹别克斯坦光伏电站并网发电" in html
     assert issue_send_test(issue=issue, to=["editor@example.com"], language="zh-hans") == 1
-    assert mail.outbox[-1].subject.startswith("[TEST] ") and "一带一路周刊 第 21 期" in mail.outbox[-1].subject
+    assert (
+        mail.outbox[-1].subject.startswith("[TEST] ")
+        and "一带一路周刊 第 21 期" in mail.outbox[-1].subject
+    )
 
 
 def test_compiling_curates_each_story_once_by_its_original(settings):
@@ -277,7 +280,8 @@ def test_the_text_part_wraps_chinese_between_characters_and_never_inside_a_link(
 def test_a_chinese_variant_is_serialised_once_for_smtp_with_lines_under_998_bytes(bilingual_issue):
     """Lines are cut by bytes: a Chinese edition keeps the fast SMTP path (one MIME per variant)."""
     from newsletter.digest import digest_render
-    from newsletter.sending.batch import _compact, _mime_template
+    from newsletter.sending.render import variant_render
+    from newsletter.sending.ways_out.smtp import mime_template
 
     issue, *_ = bilingual_issue
     IssueText.objects.create(
@@ -285,7 +289,7 @@ def test_a_chinese_variant_is_serialised_once_for_smtp_with_lines_under_998_byte
     )
     edition = digest_build(issue, language="zh-hans")
     original = digest_render(edition, edition.section_keys)
-    rendered = _compact(original)
+    rendered = variant_render(edition, edition.section_keys)
     assert max(len(line.encode()) for line in rendered.html.splitlines()) <= 998
     # The long Chinese note is cut between characters inside a comment: no whitespace
     # appears on the page, the text reads as written.
@@ -295,5 +299,5 @@ def test_a_chinese_variant_is_serialised_once_for_smtp_with_lines_under_998_byte
     assert rendered.html.replace("<!--\n-->", "").replace("\n", " ") == re.sub(
         r"\s*\n\s*", " ", original.html
     )
-    template = _mime_template(rendered, issue=issue)
+    template = mime_template(rendered, issue=issue)
     assert template.usable and template.longest_line <= 998

@@ -17,7 +17,7 @@ from newsletter.models import (
     Suppression,
     TrackingEvent,
 )
-from newsletter.sending.snapshot import deliveries_snapshot
+from newsletter.sending.fanout import deliveries_snapshot
 from newsletter.services.subscriber_csv import subscribers_import
 from newsletter.suppression import email_hash
 from newsletter.tokens import reader_tokens

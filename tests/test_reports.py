@@ -6,11 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from anymail.signals import AnymailTrackingEvent
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
 from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
 from newsletter.selectors.metrics import complaint_level, issue_report
+from newsletter.services.esp_events import tracking_event_store
+from newsletter.services.list_hygiene import tracking_events_apply
 from tests.factories import (
     ArticleFactory,
     DeliveryFactory,
@@ -46,6 +49,20 @@ def event(delivery: Delivery, event_type: str, **fields) -> TrackingEvent:
         processed_at=SENT,
         **fields,
     )
+
+
+def complain(delivery: Delivery) -> None:
+    """Have the ESP report a spam complaint about this delivery, and apply it."""
+    reported = AnymailTrackingEvent(
+        event_type="complained",
+        event_id=f"complaint-{delivery.pk}",
+        message_id=delivery.esp_message_id,
+        recipient=delivery.subscriber.email,
+        metadata={"delivery": delivery.pk, "subscriber": delivery.subscriber_id},
+        esp_event={},
+    )
+    tracking_event_store(event=reported, esp_name="mailgun")
+    assert tracking_events_apply().applied == 1
 
 
 @pytest.fixture
@@ -161,7 +178,7 @@ def test_list_health_shows_each_week_and_warns_near_the_complaint_target(editor,
             SubscriberFactory()
     rows = DeliveryFactory.create_batch(1200, issue=issue, sent_at=last_week)
     with time_machine.travel(last_week + timedelta(hours=5)):
-        event(rows[0], "complained", outcome="complained")
+        complain(rows[0])  # as the ESP's webhook and the event applier would
     response = client.get(reverse("newsletter_reports:health"))
     page = response.content.decode()
     assert response.status_code == 200

@@ -14,48 +14,11 @@ from django.utils import timezone
 
 from newsletter.models import Delivery, Issue, Subscriber
 from newsletter.services.issues import issue_send_test, issue_start_sending
-from newsletter.services.subscribers import subscriber_unsubscribe
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    IssueFactory,
-    IssueItemFactory,
-    SubscriberFactory,
-)
+from newsletter.services.withdrawals import subscriber_unsubscribe
+from tests.conftest import SITE
+from tests.factories import CategoryFactory, IssueFactory, SubscriberFactory
 
-pytestmark = pytest.mark.django_db
-SITE = "https://weekly.example.org"
-
-
-@pytest.fixture(autouse=True)
-def _site(settings):
-    settings.SITE_URL = SITE
-    settings.ALLOWED_HOSTS = ["weekly.example.org", "testserver"]
-
-
-@pytest.fixture
-def finance():
-    return CategoryFactory(name="Finance", position=1)
-
-
-@pytest.fixture
-def energy():
-    return CategoryFactory(name="Energy", position=2)
-
-
-@pytest.fixture
-def issue(finance, energy):
-    issue = IssueFactory(number=7, week="2026-W48")
-    IssueItemFactory(
-        issue=issue,
-        article=ArticleFactory(
-            title="ICBC and Alipay", category=finance, abstract="Banks & apps <together>."
-        ),
-    )
-    IssueItemFactory(
-        issue=issue, article=ArticleFactory(title="Solar in Uzbekistan", category=energy)
-    )
-    return issue
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("site")]
 
 
 def send(issue: Issue, run_on_commit) -> str:

@@ -10,30 +10,17 @@ from django.core import mail
 from django.utils import timezone
 
 from newsletter.models import Delivery, Issue
-from newsletter.sending import batch as batch_module
-from newsletter.sending.batch import deliveries_claim, delivery_batch_send
+from newsletter.sending import render
+from newsletter.sending.batch import delivery_batch_send
+from newsletter.sending.claim import deliveries_claim
 from newsletter.sending.journal import journal_note
 from newsletter.sending.ratelimit import LocalRateLimiter, throttle
 from newsletter.sending.retry import retry_delay
 from newsletter.tasks import reclaim_expired_leases
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    IssueFactory,
-    IssueItemFactory,
-    SubscriberFactory,
-)
-from tests.sending_support import snapshot
+from tests.factories import SubscriberFactory
+from tests.sending_steps import snapshot
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def issue():
-    issue = IssueFactory(number=30, status=Issue.Status.SENDING, send_started_at=timezone.now())
-    IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name="Trade")))
-    IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name="Ports")))
-    return issue
 
 
 def test_rows_a_dead_worker_had_sent_are_settled_from_the_journal_not_sent_again(issue):
@@ -82,24 +69,25 @@ def test_the_reclaim_task_sends_rows_whose_lease_ran_out(issue, run_on_commit):
     assert Issue.objects.get(pk=issue.pk).status == "sent"
 
 
-def test_each_variant_is_rendered_once_per_batch_not_once_per_reader(issue, monkeypatch):
-    trade, ports = (item.section for item in issue.items.all())
+def test_each_variant_is_rendered_once_per_batch_not_once_per_reader(
+    issue, finance, energy, monkeypatch
+):
     for _ in range(4):
-        SubscriberFactory().categories.set([trade])
+        SubscriberFactory().categories.set([finance])
     for _ in range(4):
-        SubscriberFactory().categories.set([ports])
+        SubscriberFactory().categories.set([energy])
     SubscriberFactory.create_batch(4)
     renders = []
-    real = batch_module._render
+    real = render.variant_render
     monkeypatch.setattr(
-        batch_module,
-        "_render",
+        render,
+        "variant_render",
         lambda digest, variant: renders.append(variant) or real(digest, variant),
     )
     first, last = snapshot(issue)
     result = delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     assert result.sent == 12 and len(mail.outbox) == 12
-    assert sorted(renders) == sorted({(trade.pk,), (ports.pk,), (trade.pk, ports.pk)})
+    assert sorted(renders) == sorted({(finance.pk,), (energy.pk,), (finance.pk, energy.pk)})
 
 
 def test_after_the_last_attempt_the_rows_fail_with_the_reason(issue, settings, monkeypatch):
@@ -169,7 +157,7 @@ def test_workers_share_one_schedule_through_redis(settings):
 
 
 def test_the_fan_out_cuts_queued_rows_into_keyset_ranges_of_the_batch_size(issue):
-    from newsletter.sending.snapshot import batch_ranges
+    from newsletter.sending.fanout import batch_ranges
 
     SubscriberFactory.create_batch(7)
     snapshot(issue)

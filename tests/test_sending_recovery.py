@@ -19,10 +19,9 @@ from django.utils import timezone
 
 from newsletter.models import BatchDispatch, Delivery, InterruptedCall, Issue
 from newsletter.selectors.metrics import issue_report
-from newsletter.sending import batch as batch_module
-from newsletter.sending.batch import deliveries_claim, delivery_batch_send
+from newsletter.sending.batch import delivery_batch_send
+from newsletter.sending.claim import LeaseHeartbeat, deliveries_claim, lease_renew
 from newsletter.sending.errors import SendPaused, is_ambiguous, rate_limit_wait
-from newsletter.sending.lease import LeaseHeartbeat, lease_renew
 from newsletter.sending.ratelimit import (
     LocalRateLimiter,
     paused_for,
@@ -35,15 +34,8 @@ from newsletter.services.issues import issue_start_sending
 from newsletter.tasks import reclaim_expired_leases
 from standins.esp import EspStandin
 from tests.e2e.conftest import wait_for
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    IssueFactory,
-    IssueItemFactory,
-    StaffUserFactory,
-    SubscriberFactory,
-)
-from tests.sending_support import send_in_one_batch, snapshot
+from tests.factories import StaffUserFactory, SubscriberFactory
+from tests.sending_steps import send_in_one_batch, snapshot
 
 pytestmark = pytest.mark.django_db
 
@@ -54,13 +46,6 @@ def esp(settings):
         settings.EMAIL_BACKEND = "anymail.backends.mailgun.EmailBackend"
         settings.ANYMAIL = {"MAILGUN_API_KEY": standin.api_key, "MAILGUN_API_URL": standin.api_url}
         yield standin
-
-
-@pytest.fixture
-def issue():
-    issue = IssueFactory(number=12, status=Issue.Status.SENDING, send_started_at=timezone.now())
-    IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name="Ports")))
-    return issue
 
 
 def rows(issue: Issue) -> list[tuple[str, int]]:
@@ -387,7 +372,7 @@ def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monke
     def gone(issue):
         raise OperationalError("terminating connection due to administrator command")
 
-    monkeypatch.setattr(batch_module, "digest_build", gone)
+    monkeypatch.setattr("newsletter.sending.batch.digest_build", gone)
     with pytest.raises(OperationalError):
         delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     # Not left leased for a minute: queued again, the attempt given back.
@@ -402,16 +387,15 @@ def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monke
 def test_a_database_error_after_sending_sends_nobody_twice(esp, issue, monkeypatch):
     readers = SubscriberFactory.create_batch(3)
     first, last = snapshot(issue)
-    real = batch_module._settle
 
-    def gone(**kwargs):
+    def gone(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr(batch_module, "_settle", gone)
+    monkeypatch.setattr("newsletter.sending.batch.ledger_settle", gone)
     with pytest.raises(OperationalError):
         delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     assert esp.total == 3
-    monkeypatch.setattr(batch_module, "_settle", real)
+    monkeypatch.undo()
     # The retry takes the rows at once (their lease was ended) and finds them sent.
     result = delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     assert (result.claimed, result.recovered, result.sent) == (3, 3, 3)

@@ -11,7 +11,7 @@ import time_machine
 from django.core import mail
 
 from newsletter.models import Delivery, Issue, Repermission, Subscriber
-from newsletter.sending.snapshot import deliveries_snapshot
+from newsletter.sending.fanout import deliveries_snapshot
 from newsletter.services.sunset import UNTIL_ANSWERED, sunset_run
 from newsletter.tasks import sunset_readers
 from tests.factories import DeliveryFactory, IssueFactory, SubscriberFactory, default_newsletter

@@ -10,13 +10,9 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from newsletter.models import Delivery, Issue, IssueTally, Subscriber, TrackingEvent
+from newsletter.services.esp_events import tracking_event_delivery, tracking_event_store
+from newsletter.services.list_hygiene import tracking_events_apply, tracking_events_drain
 from newsletter.services.tallies import issue_tally_rebuild
-from newsletter.services.tracking import (
-    tracking_event_delivery,
-    tracking_event_store,
-    tracking_events_apply,
-    tracking_events_drain,
-)
 from tests.factories import DeliveryFactory, IssueFactory
 
 pytestmark = pytest.mark.django_db

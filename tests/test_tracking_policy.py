@@ -11,10 +11,10 @@ from django.core import mail
 from django.core.management import call_command
 
 from newsletter.models import ConsentRecord, Delivery, Subscriber, Suppression, TrackingEvent
-from newsletter.services.tracking import (
+from newsletter.services.esp_events import tracking_event_store
+from newsletter.services.list_hygiene import (
     DeliveryNotSettled,
     tracking_event_process,
-    tracking_event_store,
     tracking_events_forget,
 )
 from newsletter.suppression import email_hash, is_suppressed

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from newsletter.models import TrackingEvent
-from tests.webhook_cases import SECRET, auth_header
+from tests.factories import DeliveryFactory
+from tests.test_webhooks_postmark import PostmarkFormat
+from tests.webhook_cases import SECRET, Target, auth_header, post
 
 pytestmark = pytest.mark.django_db
 
@@ -50,16 +52,24 @@ def test_a_supported_esp_is_routed_only_while_it_is_configured(client, settings)
     assert client.post("/anymail/postmark/tracking/", **body).status_code == 400  # routed
 
 
-def test_the_default_is_the_esp_of_the_email_backend():
+@pytest.mark.parametrize(
+    ("backend", "setting", "esp"),
+    [
+        ("anymail.backends.postmark.EmailBackend", "ANYMAIL_POSTMARK_SERVER_TOKEN", "postmark"),
+        # The project's own Mailgun backend (newsletter/sending/mailgun.py) is Mailgun too.
+        ("newsletter.sending.mailgun.EmailBackend", "ANYMAIL_MAILGUN_API_KEY", "mailgun"),
+    ],
+)
+def test_the_default_is_the_esp_of_the_email_backend(backend, setting, esp):
     from tests.test_settings import run
 
     result = run(
         "import django; django.setup(); from django.conf import settings; "
         "print(settings.NEWSLETTER_WEBHOOK_ESPS)",
-        EMAIL_BACKEND="anymail.backends.postmark.EmailBackend",
-        ANYMAIL_POSTMARK_SERVER_TOKEN="x",
+        EMAIL_BACKEND=backend,
+        **{setting: "x"},
     )
-    assert result.stdout.strip() == "['postmark']", result.stderr
+    assert result.stdout.strip() == f"['{esp}']", result.stderr
 
 
 def test_an_unsupported_esp_in_the_setting_stops_start_up():
@@ -68,3 +78,25 @@ def test_an_unsupported_esp_in_the_setting_stops_start_up():
     result = load(NEWSLETTER_WEBHOOK_ESPS="mailgun,amazon_ses")
     assert result.returncode != 0
     assert "NEWSLETTER_WEBHOOK_ESPS names 'amazon_ses'" in result.stderr
+
+
+def test_a_webhook_for_a_host_that_is_not_ours_is_refused_and_stores_nothing(client):
+    response = client.post(
+        "/anymail/postmark/tracking/",
+        '{"RecordType": "Open", "MessageID": "m-1"}',
+        content_type="application/json",
+        HTTP_HOST="evil.example.net",
+        **auth_header(),
+    )
+    assert response.status_code == 400
+    assert TrackingEvent.objects.count() == 0
+
+
+def test_a_webhook_answers_without_a_session_or_language_cookie(client):
+    body = PostmarkFormat().body("open", Target.of(DeliveryFactory()), event_id="o-1")
+    response = post(client, PostmarkFormat(), body)
+    assert response.status_code == 200
+    assert TrackingEvent.objects.count() == 1
+    assert not response.cookies
+    assert "Content-Language" not in response
+    assert response["Content-Length"] == str(len(response.content))

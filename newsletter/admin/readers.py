@@ -27,8 +27,8 @@ from newsletter.services.jobs import (
 from newsletter.services.subscribers import (
     consent_text_publish,
     subscriber_confirmation_resend,
-    subscriber_unsubscribe,
 )
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.suppression import is_suppressed, normalise_email
 from privacy.services import subscriber_erase
 

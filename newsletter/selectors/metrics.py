@@ -34,11 +34,11 @@ from newsletter.models import (
     Newsletter,
     Repermission,
     Subscriber,
-    TrackingEvent,
+    WeeklyTally,
 )
 from newsletter.selectors.subscribers import subscriber_counts_by_status
+from newsletter.services.list_hygiene import COMPLAINT_METHOD, tracking_events_backlog
 from newsletter.services.tallies import HOUR, issue_tallies
-from newsletter.services.tracking import COMPLAINT_METHOD, tracking_events_backlog
 
 Status = Delivery.Status
 ACCEPTED = [Status.SENT, Status.BOUNCED, Status.COMPLAINED]
@@ -397,24 +397,36 @@ def _per_week(queryset: QuerySet, stamp: str, since: datetime, count: str = "id"
     return {_week_start(week) if isinstance(week, datetime) else week: n for week, n in rows}
 
 
-def _outcomes_per_week(events: QuerySet[TrackingEvent], since: datetime) -> dict[str, dict]:
-    """Return readers bounced and complained per week, from their events, in one query."""
+def _joined_per_week(readers: QuerySet[Subscriber], since: datetime) -> dict[str, dict]:
+    """Return readers new and confirmed per week, in one query grouped by both weeks."""
     tz = timezone.get_current_timezone()
-    outcomes = {
-        TrackingEvent.Outcome.BOUNCED: "bounced",
-        TrackingEvent.Outcome.COMPLAINED: "complained",
-    }
-    series: dict[str, dict] = {name: {} for name in outcomes.values()}
+    series: dict[str, dict] = {"new": {}, "confirmed": {}}
     rows = (
-        events.filter(outcome__in=list(outcomes), received_at__gte=since)
-        .annotate(week=TruncWeek("received_at", tzinfo=tz))
-        .values("week", "outcome")
+        readers.filter(Q(created_at__gte=since) | Q(confirmed_at__gte=since))
+        .annotate(
+            new=TruncWeek("created_at", tzinfo=tz), confirmed=TruncWeek("confirmed_at", tzinfo=tz)
+        )
+        .values("new", "confirmed")
         .annotate(n=Count("id"))
-        .values_list("week", "outcome", "n")
+        .values_list("new", "confirmed", "n")
     )
-    for week, outcome, n in rows:
-        start = _week_start(week) if isinstance(week, datetime) else week
-        series[outcomes[outcome]][start] = n
+    first = _week_start(since)
+    for new, confirmed, n in rows:
+        for name, week in (("new", new), ("confirmed", confirmed)):
+            start = _week_start(week) if isinstance(week, datetime) else week
+            if start is not None and start >= first:
+                series[name][start] = series[name].get(start, 0) + n
+    return series
+
+
+def _losses_per_week(newsletter: Newsletter, first_week: date) -> dict[str, dict]:
+    """Return readers bounced and complained per week, from the applier's weekly rollup."""
+    series: dict[str, dict] = {"bounced": {}, "complained": {}}
+    for week, bounced, complained in WeeklyTally.objects.filter(
+        newsletter=newsletter, week__gte=first_week
+    ).values_list("week", "bounced", "complained"):
+        series["bounced"][week] = bounced
+        series["complained"][week] = complained
     return series
 
 
@@ -440,7 +452,9 @@ def list_health(
     """Return the list's gains and losses per week, its complaint rate and recent issues.
 
     Mail figures come from the issues' tallies (an issue's mail counts in the week it
-    was sent); reader totals are estimates on a big PostgreSQL table.
+    was sent), readers bounced and complained from the weekly tallies (in the week
+    their event arrived), both kept by the event applier; reader totals are estimates
+    on a big PostgreSQL table.
     """
     now = now or timezone.now()
     this_week = _week_start(now)
@@ -449,10 +463,6 @@ def list_health(
     since = datetime.combine(first_week, datetime.min.time(), tzinfo=tz)
     month_ago = now - timedelta(days=30)
     readers = Subscriber.objects.filter(newsletter=newsletter)
-    events = TrackingEvent.objects.filter(
-        Q(delivery__issue__newsletter=newsletter)
-        | Q(delivery__isnull=True, payload__metadata__subscriber__isnull=False)
-    )
     sent = [Issue.Status.SENT, Issue.Status.SENDING]
     latest = Issue.objects.filter(newsletter=newsletter, status__in=sent).order_by("-number")
     tallies = issue_tallies(
@@ -463,8 +473,7 @@ def list_health(
     )
     delivered, complaints = _issues_by_week(tallies, since)
     series = {
-        "new": _per_week(readers, "created_at", since),
-        "confirmed": _per_week(readers, "confirmed_at", since),
+        **_joined_per_week(readers, since),
         "unsubscribed": _per_week(
             ConsentRecord.objects.filter(
                 subscriber__newsletter=newsletter, action=ConsentRecord.Action.WITHDRAW
@@ -473,7 +482,7 @@ def list_health(
             since,
             count="subscriber",
         ),
-        **_outcomes_per_week(events, since),
+        **_losses_per_week(newsletter, first_week),
         "paused": _per_week(
             Repermission.objects.filter(
                 subscriber__newsletter=newsletter, outcome=Repermission.Outcome.PAUSED

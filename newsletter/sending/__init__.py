@@ -1,22 +1,31 @@
-"""The send pipeline: snapshot readers into the Delivery ledger, fan out batches, send.
+"""The send pipeline, in the order things happen.
 
-snapshot.py   issue -> Delivery rows in one set-based statement, then keyset ranges
-batch.py      one range: claim rows, re-check readers, render per variant, send, settle
-esp.py        the ESP batch path: one anymail call per variant (merge_data, merge_headers)
-transport.py  the per-message path: SMTP from bytes serialised once, or any backend
-journal.py    what each claim handed to the backend, so a crash re-sends only one call
-lease.py      the heartbeat that renews a working batch's lease
-dispatch.py   each enqueued range recorded; beat's watchdog re-enqueues lost or stalled ones
-ratelimit.py  one messages-per-second schedule shared by every worker through Redis,
-              paused and slowed for all by an ESP's rate limit
-errors.py     what a failure says: permanent or transient, rate limited, possibly delivered
-retry.py      the one decision after a failure: wait (rate limit), retry, or give up
+1. fanout.py    "Send now" (services/issues.py) -> one queued Delivery row per eligible
+                reader in one INSERT … SELECT, cut into keyset ranges, one task each,
+                every enqueue recorded (the only module that enqueues a send task)
+2. batch.py     one range's task runs the steps below in order (tasks.send_batch)
+3. claim.py     take the range's rows with a lease (SKIP LOCKED), keep it alive while
+                working, hand rows back; a dead worker's rows are claimed again
+4. render.py    re-check each reader, pick their variant (language x sections), render
+                each variant once per worker process (keyed by a fingerprint)
+5. ways_out/    one interface, `send(variant, recipients) -> one Outcome per recipient`:
+                esp.py (a whole variant per API call), smtp.py (MIME serialised once,
+                tokens per reader), per_message.py (any other backend)
+6. ledger.py    every row's outcome in one UPDATE, the issue's counters, possible
+                duplicates; the issue is marked sent once no row waits
+7. retry.py     THE decision after a failure: wait out a rate limit, retry, or give up
+
+Beside them: journal.py (what each claim already handed to the backend, so a crash
+re-sends at most one call), dispatch.py (dispatch records and beat's watchdog for lost
+ranges), ratelimit.py (one shared messages-per-second schedule), errors.py (what a
+failure says), messages.py (the digest message of one reader, or of one ESP batch),
+mailgun.py (anymail's Mailgun backend, its body encoded once per batch).
 
 Decisions, written down:
 
 - Batch path: Mailgun, SendGrid, SparkPost and Mailjet, the anymail backends that take
   inline content with per-recipient merge fields, merge_headers and merge_metadata
-  (esp.py has the table and the per-call limits: 1,000, 1,000, 1,000 (our cap), 50).
+  (ways_out/esp.py has the table and the per-call limits: 1,000, 1,000, 1,000 (our cap), 50).
   Amazon SES and Postmark need a stored template for merge_data; Resend, MailerSend and
   Brevo have no merge fields for inline content. They, and SMTP, go per message.
 - Duplicate window: at most the one ESP call (or SMTP message) in flight per

@@ -1,15 +1,16 @@
-"""Hand ranges to the broker, record it, and notice within a minute when one is lost.
+"""Dispatch records and the watchdog: notice within a minute when a range is lost.
 
 The broker is how work travels, not the record of it: a Redis restart without
 persistence loses the queue, a killed worker its task. Every enqueue of a range is
-recorded (BatchDispatch: dispatched, due, claimed), and beat's watchdog, every
+recorded (BatchDispatch: dispatched, due, claimed; fanout.py writes it, a batch
+notes its claim and its end here), and beat's watchdog, every
 NEWSLETTER_WATCH_SECONDS (30 s), enqueues again:
 
 - a range dispatched but not claimed within NEWSLETTER_DISPATCH_GRACE_SECONDS (60 s)
   of when it was due, while the broker's queue holds fewer tasks than such ranges
   (so a backlog that workers are still working through is not doubled);
 - a range with rows whose lease ran out: its worker died (a live batch renews its
-  lease every third of NEWSLETTER_LEASE_SECONDS, see lease.py);
+  lease every third of NEWSLETTER_LEASE_SECONDS, see claim.py);
 - a range claimed long ago whose rows are back in the queue with no task on the way
   (the worker died holding the retry).
 
@@ -21,69 +22,18 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
 from newsletter.models import BatchDispatch, Delivery, Issue
+from newsletter.sending.claim import claimable
+from newsletter.sending.fanout import ranges_dispatch
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
-
-
-def claimable(now: datetime) -> Q:
-    # Queued rows, and rows whose sender died: its lease ran out before it marked them.
-    return Q(status=Status.QUEUED) | Q(status=Status.SENDING, lease_until__lt=now)
-
-
-def _enqueue(issue_id: int, first_id: int, last_id: int, countdown: int | None = None) -> None:
-    from newsletter.tasks import send_batch  # tasks import the sending package
-
-    transaction.on_commit(
-        lambda: send_batch.apply_async((issue_id, first_id, last_id), countdown=countdown)
-    )
-
-
-def ranges_dispatch(
-    *, issue_id: int, ranges: Iterable[tuple[int, int]], now: datetime | None = None
-) -> int:
-    """Record and enqueue each (first id, last id) range of an issue; return how many.
-
-    The tasks go to the broker once the surrounding transaction commits, so no worker
-    looks for rows that are not there yet.
-    """
-    now = now or timezone.now()
-    ranges = list(ranges)
-    existing = {
-        (first, last): pk
-        for pk, first, last in BatchDispatch.objects.filter(
-            issue_id=issue_id, first_id__in=[first for first, _ in ranges]
-        ).values_list("pk", "first_id", "last_id")
-    }
-    fresh = [
-        BatchDispatch(
-            issue_id=issue_id, first_id=first, last_id=last, dispatched_at=now, due_at=now
-        )
-        for first, last in ranges
-        if (first, last) not in existing
-    ]
-    BatchDispatch.objects.bulk_create(fresh)
-    again = [existing[r] for r in ranges if r in existing]
-    if again:
-        BatchDispatch.objects.filter(pk__in=again).update(
-            dispatched_at=now,
-            due_at=now,
-            claimed_at=None,
-            done_at=None,
-            dispatch_count=F("dispatch_count") + 1,
-        )
-    for first, last in ranges:
-        _enqueue(issue_id, first, last)
-    return len(ranges)
 
 
 def dispatch_claimed(*, issue_id: int, first_id: int, last_id: int, now: datetime) -> None:

@@ -19,10 +19,6 @@ from anymail.exceptions import (
 )
 
 
-class TransientSendError(Exception):
-    """The backend could not take the rest of the batch right now; retry it later."""
-
-
 def is_permanent(exc: BaseException) -> bool:
     """Return True when retrying `exc` cannot help: the recipient or message is refused.
 
@@ -129,13 +125,3 @@ def _refused_connect(exc: BaseException) -> bool:
         sign in text
         for sign in ("NewConnectionError", "Connection refused", "Name or service not known")
     )
-
-
-def retry_delay(attempt: int, *, jitter: float) -> int:
-    """Return the backoff before retry number `attempt`: newsletter.sending.retry decides it.
-
-    Kept here for callers written before retry.py held every retry decision.
-    """
-    from newsletter.sending import retry  # retry.py imports this module
-
-    return retry.retry_delay(attempt, jitter=jitter)

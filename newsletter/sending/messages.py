@@ -62,7 +62,7 @@ def digest_message(
     )
     message = build_message(
         personal,
-        newsletter=issue.newsletter,
+        sender=issue.newsletter,
         to=subscriber.email,
         headers=bulk_headers(issue=issue, unsubscribe=links[UNSUBSCRIBE_URL]),
     )

@@ -1,7 +1,7 @@
 """The one place that decides whether, when and how a failed send is tried again.
 
 Every failure that stops a batch part-way comes here with the rows' attempt count
-and the time the send started, and leaves with one of three answers:
+and the time the send started, and leaves with one of three answers (`decide`):
 
 - WAIT: a rate limit (429, or 503 with Retry-After). Every worker pauses through the
   shared throttle, the rows go back to the queue with their attempt given back, and
@@ -14,7 +14,9 @@ and the time the send started, and leaves with one of three answers:
 Every countdown handed to Celery is a hop below the broker's visibility timeout
 (`hop`): Redis would hand a task waiting longer to a second worker. A longer wait is
 several hops; each run that comes back early finds the shared pause still in force
-and goes back to sleep without claiming a row or making a call.
+and goes back to sleep without claiming a row or making a call. The task that ran
+the batch asks `task_countdown` whether it comes back, and a task whose database
+went away asks `database_retry_delay` when.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ def retry_delay(attempt: int, *, jitter: float) -> int:
     return max(1, int(delay * (1 + 0.2 * min(max(jitter, 0.0), 1.0))))
 
 
+def budget_start(send_started_at: datetime | None, resent_at: datetime | None) -> datetime | None:
+    """Return when the give-up budget started: the send, or "Retry failed" since."""
+    return max((t for t in (send_started_at, resent_at) if t), default=None)
+
+
 def give_up_at(started_at: datetime | None, *, now: datetime) -> datetime:
     return (started_at or now) + timedelta(seconds=settings.NEWSLETTER_GIVE_UP_AFTER)
 
@@ -120,3 +127,19 @@ def database_retry_delay(retries: int, *, jitter: float) -> int:
     hammered; the broken connection has been closed, so the retry opens a new one.
     """
     return retry_delay(retries + 1, jitter=jitter)
+
+
+def task_countdown(
+    *, retry_in: int | None, requeued: int, rate_limited: bool, in_process: bool
+) -> int | None:
+    """Return the countdown after which the batch's task runs again, None if it does not.
+
+    Run in process (the embedded default), a retry runs at once: only an error retry
+    is worth it there; a rate limit is waited out by the watchdog, from the dispatch
+    record.
+    """
+    if retry_in is None:
+        return None
+    if in_process and (not requeued or rate_limited):
+        return None
+    return retry_in

@@ -7,11 +7,11 @@ message each, from DEFAULT_FROM_EMAIL (they are staff mail, not the newsletter's
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import get_connection
 from django.urls import reverse
 
 from newsletter.digest import digest_build, week_label
-from newsletter.emails import render_email
+from newsletter.emails import build_message, render_email
 from newsletter.links import absolute
 from newsletter.models import Issue, Newsletter
 from newsletter.selectors.editors import editor_addresses
@@ -23,16 +23,10 @@ def _notify(name: str, context: dict) -> int:
     if not addresses:
         return 0
     rendered = render_email(name, context)
-    messages = []
-    for address in addresses:
-        message = EmailMultiAlternatives(
-            subject=rendered.subject,
-            body=rendered.text,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=[address],
-        )
-        message.attach_alternative(rendered.html, "text/html")
-        messages.append(message)
+    messages = [
+        build_message(rendered, sender=settings.DEFAULT_FROM_EMAIL, to=address)
+        for address in addresses
+    ]
     return get_connection().send_messages(messages) or 0
 
 

@@ -1,9 +1,11 @@
-"""Writes for issues: compile, schedule, hold, cancel, start sending, test sends.
+"""Writes for issues: compile, schedule, hold, cancel, start sending, finish, test sends.
 
 Each function is keyword-only and does one thing; views, admin actions, commands and
-tasks call these and present the result. Every change of an issue's status is a
-conditional UPDATE that names the status it expects, so two people (or a person and
-the scheduler) acting at once never both succeed.
+tasks call these and present the result. Every change of an issue's status is here,
+each a conditional UPDATE that names the status it expects, so two people (or a
+person and the scheduler, or two workers) acting at once never both succeed.
+Starting a send hands the work to the pipeline's fan-out (sending/fanout.py), which
+enqueues the tasks: services enqueue, tasks call services.
 """
 
 from __future__ import annotations
@@ -12,18 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
-from newsletter.models import EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
+from newsletter.models import Delivery, EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
 from newsletter.selectors.issues import issue_digest_size
-from newsletter.sending.dispatch import ranges_dispatch
+from newsletter.sending.fanout import issue_fan_out
 from newsletter.sending.messages import digest_message
-from newsletter.sending.snapshot import batch_ranges, deliveries_snapshot
 from newsletter.services.editors import (
     editors_notify_drafted,
     editors_notify_empty_week,
@@ -364,13 +364,37 @@ def issue_start_sending(
         claimed = claimable.update(status=Status.SENDING, send_started_at=now)
         if not claimed:
             raise IssueNotSendable(_refused(issue, "sent"))
-        queued = deliveries_snapshot(issue=issue, now=now)
+        queued = issue_fan_out(issue=issue, now=now)
         Issue.objects.filter(pk=issue.pk).update(recipients_count=queued)
-        ranges = list(batch_ranges(issue=issue, size=settings.NEWSLETTER_BATCH_SIZE))
-        # Each range is recorded as it is enqueued, so a lost one is noticed (dispatch.py).
-        ranges_dispatch(issue_id=issue.pk, ranges=ranges or [(0, 0)], now=now)
     issue.refresh_from_db()
     return queued
+
+
+def issue_resume_sending(*, issue: Issue, requeued: int, now: datetime) -> None:
+    """Put a sent (or still sending) issue back to sending for `requeued` failed rows.
+
+    The failed counter gives the rows back, the batches count them again, and the
+    give-up budget starts afresh. Call it in the transaction that locked the issue.
+    """
+    Issue.objects.filter(pk=issue.pk, status__in=[Status.SENT, Status.SENDING]).update(
+        status=Status.SENDING,
+        sent_at=None,
+        resent_at=now,
+        failed_count=F("failed_count") - requeued,
+    )
+
+
+def issue_finish_if_done(*, issue_id: int, now: datetime) -> bool:
+    """Mark the issue sent once no row is queued or sending; return True if it is done.
+
+    Never while a row waits (out a rate limit, say): it is queued until it goes.
+    """
+    if Delivery.objects.filter(
+        issue_id=issue_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
+    ).exists():
+        return False
+    Issue.objects.filter(pk=issue_id, status=Status.SENDING).update(status=Status.SENT, sent_at=now)
+    return True
 
 
 def issue_send_test(

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from newsletter.models import Delivery, Issue
-from newsletter.sending.dispatch import ranges_dispatch
-from newsletter.sending.snapshot import batch_ranges
-from newsletter.services.issues import IssueActionError
+from newsletter.sending.fanout import queued_fan_out
+from newsletter.services.issues import IssueActionError, issue_resume_sending
 
 
 def issue_retry_failed(*, issue: Issue, now: datetime | None = None) -> int:
@@ -43,13 +40,7 @@ def issue_retry_failed(*, issue: Issue, now: datetime | None = None) -> int:
             raise IssueActionError(
                 _("No. %(number)s has no failed deliveries to retry.") % {"number": locked.number}
             )
-        Issue.objects.filter(pk=locked.pk).update(
-            status=Issue.Status.SENDING,
-            sent_at=None,
-            resent_at=now,
-            failed_count=F("failed_count") - queued,
-        )
-        ranges = batch_ranges(issue=locked, size=settings.NEWSLETTER_BATCH_SIZE)
-        ranges_dispatch(issue_id=locked.pk, ranges=ranges, now=now)
+        issue_resume_sending(issue=locked, requeued=queued, now=now)
+        queued_fan_out(issue=locked, now=now)
     issue.refresh_from_db()
     return queued

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.crypto import get_random_string
@@ -20,8 +21,8 @@ from django.utils.crypto import get_random_string
 from articles.languages import reader_language
 from articles.models import Category
 from config.celery import enqueue
+from newsletter import emails
 from newsletter.abuse import email_allowance, email_allowance_reset
-from newsletter.emails import build_message, render_email
 from newsletter.links import confirm_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import (
     ConsentRecord,
@@ -55,7 +56,6 @@ ALREADY_SUBSCRIBED = "already_subscribed"
 WELCOME = "welcome"
 EMAIL_CHANGED = "email_changed"
 READER_EMAILS = (CONFIRM, CONFIRM_EMAIL_CHANGE, ALREADY_SUBSCRIBED, WELCOME, EMAIL_CHANGED)
-
 
 
 class SignupOutcome(StrEnum):
@@ -504,19 +504,6 @@ def subscriber_resume(*, subscriber: Subscriber, ip: str | None, user_agent: str
     subscriber.paused_until = None
 
 
-def subscriber_unsubscribe(
-    *, subscriber: Subscriber, method: str, ip: str | None = None, user_agent: str = ""
-) -> bool:
-    """Unsubscribe the reader and record the withdrawal; return False if already out."""
-    return subscriber_withdraw(
-        subscriber=subscriber,
-        status=Subscriber.Status.UNSUBSCRIBED,
-        method=method,
-        ip=ip,
-        user_agent=user_agent,
-    )
-
-
 def subscriber_resubscribe(
     *, subscriber: Subscriber, ip: str | None = None, user_agent: str = ""
 ) -> bool:
@@ -578,39 +565,6 @@ def subscriber_leaving_reason(
         },
     )
     return answer
-
-
-def subscriber_withdraw(
-    *,
-    subscriber: Subscriber,
-    status: str,
-    method: str,
-    ip: str | None = None,
-    user_agent: str = "",
-    note: str = "",
-    now: datetime | None = None,
-) -> bool:
-    """Take a subscribed (or pending) reader out with `status` and record the withdrawal.
-
-    A conditional UPDATE makes it idempotent: only the call that changes the row
-    records a withdrawal, so a repeated one-click POST or a duplicate ESP event adds
-    nothing. Return whether this call took the reader out.
-    """
-    now = now or timezone.now()
-    changed = Subscriber.objects.filter(
-        pk=subscriber.pk, status__in=[Subscriber.Status.ACTIVE, Subscriber.Status.PENDING]
-    ).update(status=status, unsubscribed_at=now, updated_at=now)
-    if changed:
-        ConsentRecord.objects.create(
-            subscriber=subscriber,
-            action=ConsentRecord.Action.WITHDRAW,
-            method=method,
-            ip=ip,
-            user_agent=user_agent[:300],
-            note=note[:300],
-        )
-        subscriber.refresh_from_db()
-    return bool(changed)
 
 
 def subscriber_anonymise(*, subscriber: Subscriber, method: str) -> None:
@@ -689,48 +643,84 @@ def reader_email_send(
 def _reader_email_send(
     *, name: str, subscriber: Subscriber, to: str, pending_id: int | None
 ) -> bool:
-    newsletter = subscriber.newsletter
-    context: dict = {"newsletter": newsletter}
-    headers: dict[str, str] = {}
-    recipient = subscriber.email
-    if name == CONFIRM:
-        if subscriber.status == Subscriber.Status.ACTIVE:
-            return False
-        token = confirmation_tokens.make_token(subscriber, pending_id=pending_id)
-        context["confirm_url"] = confirm_url(token)
-    elif name == CONFIRM_EMAIL_CHANGE:
-        recipient = normalise_email(to)
-        token = confirmation_tokens.make_token(subscriber, email=recipient)
-        context["confirm_url"] = confirm_url(token)
-    elif name == EMAIL_CHANGED:
-        recipient = to
-        context["new_email"] = subscriber.email
-    else:  # WELCOME, ALREADY_SUBSCRIBED: to a subscribed reader, so they carry one-click
-        if subscriber.status != Subscriber.Status.ACTIVE:
-            return False
-        context["preferences_url"] = preferences_url(subscriber)
-        context["unsubscribe_url"] = unsubscribe_url(subscriber)
-        context["latest_issue_url"] = latest_issue_url(newsletter=newsletter)
-        pending = (
-            PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
-            if name == ALREADY_SUBSCRIBED and pending_id
-            else None
-        )
-        if pending is not None and _pending_differs(subscriber, pending):
-            # Nothing typed goes in the email: only a link to a page that shows it.
-            token = confirmation_tokens.make_token(subscriber, pending_id=pending.pk)
-            context["apply_url"] = confirm_url(token)
-            context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
-        headers = one_click_headers(newsletter=newsletter, unsubscribe=context["unsubscribe_url"])
-    if name in (CONFIRM, CONFIRM_EMAIL_CHANGE):
-        context["max_age_days"] = settings.NEWSLETTER_CONFIRM_MAX_AGE_DAYS
-    message = build_message(
-        render_email(name, context, language=reader_language(subscriber.language)),
-        newsletter=newsletter,
-        to=recipient,
-        headers=headers,
-    )
-    message.tags = ["reader", name]
-    message.metadata = {"subscriber": str(subscriber.pk), "email": name}
+    message = _READER_EMAILS[name](subscriber, to=to, pending_id=pending_id)
+    if message is None:
+        return False
     message.send()
     return True
+
+
+def _confirm(
+    subscriber: Subscriber, *, to: str, pending_id: int | None
+) -> EmailMultiAlternatives | None:
+    if subscriber.status == Subscriber.Status.ACTIVE:
+        return None
+    token = confirmation_tokens.make_token(subscriber, pending_id=pending_id)
+    return emails.confirm(subscriber, confirm_url=confirm_url(token))
+
+
+def _confirm_email_change(
+    subscriber: Subscriber, *, to: str, pending_id: int | None
+) -> EmailMultiAlternatives | None:
+    recipient = normalise_email(to)
+    token = confirmation_tokens.make_token(subscriber, email=recipient)
+    return emails.confirm_email_change(subscriber, to=recipient, confirm_url=confirm_url(token))
+
+
+def _email_changed(
+    subscriber: Subscriber, *, to: str, pending_id: int | None
+) -> EmailMultiAlternatives | None:
+    return emails.email_changed(subscriber, to=to)
+
+
+def _subscribed_links(subscriber: Subscriber) -> dict[str, dict[str, str]] | None:
+    """Return the links of an email to a subscribed reader and its one-click headers.
+
+    None when the reader is no longer subscribed: the email no longer applies.
+    """
+    if subscriber.status != Subscriber.Status.ACTIVE:
+        return None
+    links = {
+        "preferences_url": preferences_url(subscriber),
+        "unsubscribe_url": unsubscribe_url(subscriber),
+        "latest_issue_url": latest_issue_url(newsletter=subscriber.newsletter),
+    }
+    headers = one_click_headers(
+        newsletter=subscriber.newsletter, unsubscribe=links["unsubscribe_url"]
+    )
+    return {"links": links, "headers": headers}
+
+
+def _welcome(
+    subscriber: Subscriber, *, to: str, pending_id: int | None
+) -> EmailMultiAlternatives | None:
+    subscribed = _subscribed_links(subscriber)
+    return None if subscribed is None else emails.welcome(subscriber, **subscribed)
+
+
+def _already_subscribed(
+    subscriber: Subscriber, *, to: str, pending_id: int | None
+) -> EmailMultiAlternatives | None:
+    subscribed = _subscribed_links(subscriber)
+    if subscribed is None:
+        return None
+    pending = (
+        PendingSignup.objects.filter(pk=pending_id, subscriber=subscriber).first()
+        if pending_id
+        else None
+    )
+    apply_url = ""
+    if pending is not None and _pending_differs(subscriber, pending):
+        # Nothing typed goes in the email: only a link to a page that shows it.
+        apply_url = confirm_url(confirmation_tokens.make_token(subscriber, pending_id=pending.pk))
+    return emails.already_subscribed(subscriber, **subscribed, apply_url=apply_url)
+
+
+# Each reader email's own function: whether it still applies, and its links made now.
+_READER_EMAILS = {
+    CONFIRM: _confirm,
+    CONFIRM_EMAIL_CHANGE: _confirm_email_change,
+    ALREADY_SUBSCRIBED: _already_subscribed,
+    WELCOME: _welcome,
+    EMAIL_CHANGED: _email_changed,
+}

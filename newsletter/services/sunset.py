@@ -23,8 +23,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 
-from articles.languages import reader_language
-from newsletter.emails import build_message, render_email
+from newsletter import emails
 from newsletter.links import keep_url, one_click_headers, preferences_url, unsubscribe_url
 from newsletter.models import Delivery, Issue, Newsletter, Repermission, Subscriber
 
@@ -128,15 +127,11 @@ def repermission_send(*, repermission: Repermission) -> None:
         "issues": settings.NEWSLETTER_SUNSET_AFTER_ISSUES,
         "grace_days": settings.NEWSLETTER_SUNSET_GRACE_DAYS,
     }
-    message = build_message(
-        render_email("repermission", context, language=reader_language(subscriber.language)),
-        newsletter=newsletter,
-        to=subscriber.email,
+    message = emails.repermission(
+        subscriber,
+        context=context,
         headers=one_click_headers(newsletter=newsletter, unsubscribe=unsubscribe),
     )
-    # Our ESP reports bounces and complaints for this email too; the id finds the reader.
-    message.metadata = {"subscriber": str(subscriber.pk)}
-    message.tags = ["repermission"]
     message.send()
 
 

@@ -46,9 +46,9 @@ from newsletter.services.subscribers import (
     subscriber_resubscribe,
     subscriber_resume,
     subscriber_signup_request,
-    subscriber_unsubscribe,
     subscriber_update_profile,
 )
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.tokens import confirmation_tokens, reader_tokens
 from privacy.services import subscriber_data_export, subscriber_erase
 

@@ -126,12 +126,16 @@ def test_the_digest_reads_in_light_and_dark_with_contents_that_jump(live_server,
     assert page.inner_text(".toc").count("stories") == 4
     page.click(".toc >> text=Energy")
     page.wait_for_function("window.scrollY > 0")
-    top = page.evaluate(
-        "document.getElementById('section-' + "
+    page.wait_for_timeout(300)  # let the jump settle
+    top, scrolled, bottom, height = page.evaluate(
+        "[document.getElementById('section-' + "
         "[...document.querySelectorAll('.toc a')].find(a => a.textContent === 'Energy')"
-        ".hash.split('-')[1]).getBoundingClientRect().top"
+        ".hash.split('-')[1]).getBoundingClientRect().top, window.scrollY, "
+        "document.documentElement.scrollHeight - window.innerHeight, window.innerHeight]"
     )
-    assert abs(top) < 5
+    # The section comes to the top, or, when too little follows it for that (fonts
+    # change the page's height), the page ends with the section in view.
+    assert abs(top) < 5 or (scrolled == bottom and 0 <= top < height / 2), (top, scrolled)
 
 
 @closes_connections

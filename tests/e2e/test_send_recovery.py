@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 import pytest
 from django.db import connection
@@ -23,7 +24,7 @@ from newsletter.selectors.metrics import issue_report
 from newsletter.services.issues import issue_start_sending
 from standins.esp import EspStandin
 from tests.e2e.conftest import ROOT, wait_for, worker_env
-from tests.e2e.test_sending_workers import an_issue, readers, sent
+from tests.sending_steps import an_issue, esp_env, readers, sent
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -37,15 +38,28 @@ def esp():
         yield standin
 
 
-def env_for(esp: EspStandin, **extra: str) -> dict[str, str]:
-    """The default settings, the ESP stand-in as the ESP, a shorter watchdog tick."""
-    return {
-        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
-        "ANYMAIL_MAILGUN_API_KEY": esp.api_key,
-        "ANYMAIL_MAILGUN_API_URL": esp.api_url,
-        "NEWSLETTER_WATCH_SECONDS": TICK,
-        **extra,
-    }
+@dataclass
+class Rig:
+    env: dict[str, str]
+    workers: list
+
+
+@pytest.fixture
+def rig(start_worker, start_beat, esp, settings):
+    """Return a function that starts real workers and a beat sending to the ESP stand-in.
+
+    Ranges of 100 rows, so that each fault lands mid-send; `extra` settings go to every
+    process started.
+    """
+
+    def start(*, workers: int = 1, **extra: str) -> Rig:
+        settings.NEWSLETTER_BATCH_SIZE = 100
+        env = esp_env(esp, NEWSLETTER_WATCH_SECONDS=TICK, **extra)
+        started = [start_worker(**env) for _ in range(workers)]
+        start_beat(**env)
+        return Rig(env, started)
+
+    return start
 
 
 def report(capsys, line: str) -> None:
@@ -60,13 +74,11 @@ def every_reader_once(esp: EspStandin, everyone) -> int:
 
 
 def test_a_worker_killed_mid_batch_has_the_rest_sent_within_two_minutes(
-    start_worker, start_beat, esp, settings, capsys
+    rig, start_worker, esp, capsys
 ):
-    settings.NEWSLETTER_BATCH_SIZE = 100
     esp.delay = 0.2  # a call of 25 takes a while: the kill lands mid-batch
-    env = env_for(esp, NEWSLETTER_ESP_BATCH_LIMIT="25")
-    doomed = start_worker(**env)
-    start_beat(**env)
+    running = rig(NEWSLETTER_ESP_BATCH_LIMIT="25")
+    (doomed,) = running.workers
     issue = an_issue()
     everyone = readers(600)
 
@@ -78,7 +90,7 @@ def test_a_worker_killed_mid_batch_has_the_rest_sent_within_two_minutes(
     assert at_kill < 600, "the worker finished before it could be killed"
     assert Delivery.objects.filter(issue=issue, status="sending").exists()
 
-    start_worker(**env)
+    start_worker(**running.env)
     wait_for(lambda: sent(issue), timeout=BOUND + 30)
     recovery = time.monotonic() - killed
     duplicates = every_reader_once(esp, everyone)
@@ -153,25 +165,22 @@ def own_redis(tmp_path):
 
 
 def test_a_broker_restart_that_loses_the_queue_resumes_sending_within_two_minutes(
-    start_worker, start_beat, esp, own_redis, capsys
+    rig, esp, own_redis, capsys
 ):
     esp.delay = 0.2
-    env = env_for(
-        esp,
+    running = rig(
         REDIS_URL=f"{own_redis.url}/0",
         REDIS_CACHE_URL=f"{own_redis.url}/1",
         NEWSLETTER_BATCH_SIZE="50",
         NEWSLETTER_ESP_BATCH_LIMIT="25",
     )
-    start_worker(**env)
-    start_beat(**env)
     issue = an_issue()
     everyone = readers(1000)
     # Started as an operator would, so the batches go to this test's broker.
     subprocess.run(
         [sys.executable, "manage.py", "send_issue", str(issue.number)],
         cwd=ROOT,
-        env=worker_env(**env),
+        env=worker_env(**running.env),
         check=True,
         capture_output=True,
         timeout=60,
@@ -198,14 +207,10 @@ def test_a_broker_restart_that_loses_the_queue_resumes_sending_within_two_minute
 
 
 def test_terminated_database_connections_complete_the_send_without_waiting_for_a_lease(
-    start_worker, start_beat, esp, settings, capsys
+    rig, esp, capsys
 ):
-    settings.NEWSLETTER_BATCH_SIZE = 100
     esp.delay = 0.2
-    env = env_for(esp, NEWSLETTER_ESP_BATCH_LIMIT="25")
-    start_worker(**env)
-    start_worker(**env)
-    start_beat(**env)
+    rig(workers=2, NEWSLETTER_ESP_BATCH_LIMIT="25")
     issue = an_issue()
     everyone = readers(800)
 
@@ -234,15 +239,9 @@ def test_terminated_database_connections_complete_the_send_without_waiting_for_a
     assert recovery < 60
 
 
-def test_a_rate_limit_longer_than_the_old_retry_schedule_fails_no_reader(
-    start_worker, start_beat, esp, settings, capsys
-):
-    settings.NEWSLETTER_BATCH_SIZE = 100
+def test_a_rate_limit_longer_than_the_old_retry_schedule_fails_no_reader(rig, esp, capsys):
     # At a 1 s retry base the old schedule gave up after 1+2+4+8 = 15 s; the limit lasts 40 s.
-    env = env_for(esp, NEWSLETTER_RETRY_BASE_SECONDS="1")
-    start_worker(**env)
-    start_worker(**env)
-    start_beat(**env)
+    rig(workers=2, NEWSLETTER_RETRY_BASE_SECONDS="1")
     issue = an_issue()
     everyone = readers(1000)
     esp.rate_limit(40)  # every call: 429 with Retry-After counting down from 40 s

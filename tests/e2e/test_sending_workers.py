@@ -10,20 +10,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from newsletter.models import Delivery, Issue, Subscriber
+from newsletter.models import Delivery, Issue
 from newsletter.services.issues import issue_start_sending
-from newsletter.services.subscribers import subscriber_unsubscribe
+from newsletter.services.withdrawals import subscriber_unsubscribe
 from newsletter.tasks import reclaim_expired_leases
 from standins.esp import EspStandin
 from standins.smtp import SmtpSink
 from tests.e2e.conftest import wait_for
-from tests.factories import (
-    ArticleFactory,
-    CategoryFactory,
-    IssueFactory,
-    IssueItemFactory,
-    default_newsletter,
-)
+from tests.sending_steps import an_issue, esp_env, readers, sent
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -34,52 +28,8 @@ def esp():
         yield standin
 
 
-def esp_env(esp: EspStandin, **extra: str) -> dict[str, str]:
-    return {
-        "EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend",
-        "ANYMAIL_MAILGUN_API_KEY": esp.api_key,
-        "ANYMAIL_MAILGUN_API_URL": esp.api_url,
-        "NEWSLETTER_RETRY_BASE_SECONDS": "1",
-        **extra,
-    }
-
-
-def readers(n: int, *, categories=()) -> list[Subscriber]:
-    """Create n active readers in one INSERT (factories would take a query each)."""
-    newsletter = default_newsletter()
-    now = timezone.now()
-    made = Subscriber.objects.bulk_create(
-        Subscriber(
-            newsletter=newsletter,
-            email=f"reader{i:05d}@example.com",
-            status="active",
-            confirmed_at=now,
-        )
-        for i in range(n)
-    )
-    if categories:
-        through = Subscriber.categories.through
-        through.objects.bulk_create(
-            through(subscriber_id=s.pk, category_id=categories[i % len(categories)].pk)
-            for i, s in enumerate(made)
-            if i % 3  # a third chose nothing: they get every section
-        )
-    return made
-
-
-def an_issue(number: int = 40) -> Issue:
-    issue = IssueFactory(number=number)
-    for name in ("Finance", "Energy", "Ports"):
-        IssueItemFactory(issue=issue, article=ArticleFactory(category=CategoryFactory(name=name)))
-    return issue
-
-
-def sent(issue: Issue) -> bool:
-    return Issue.objects.get(pk=issue.pk).status == Issue.Status.SENT
-
-
 def test_2000_readers_each_get_exactly_one_email_through_the_esp_batch_path(start_worker, esp):
-    env = esp_env(esp)
+    env = esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1")
     start_worker(**env)
     start_worker(**env)
     issue = an_issue()
@@ -124,6 +74,7 @@ def test_a_worker_killed_mid_send_loses_no_reader_and_duplicates_at_most_one_cal
     esp.delay = 0.15  # slow enough to kill the worker in the middle of the send
     env = esp_env(
         esp,
+        NEWSLETTER_RETRY_BASE_SECONDS="1",
         NEWSLETTER_ESP_BATCH_LIMIT="25",
         NEWSLETTER_LEASE_SECONDS="30",
         CELERY_VISIBILITY_TIMEOUT="60",
@@ -195,7 +146,7 @@ def test_a_worker_killed_mid_send_over_smtp_duplicates_at_most_the_one_message_i
 def test_a_reader_who_unsubscribes_mid_send_gets_nothing(start_worker, esp, settings):
     settings.NEWSLETTER_BATCH_SIZE = 50
     esp.delay = 0.2
-    start_worker(**esp_env(esp))
+    start_worker(**esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1"))
     issue = an_issue()
     everyone = readers(500)
     leaving = everyone[-1]
@@ -215,7 +166,7 @@ def test_an_esp_answering_500_for_a_while_is_retried_until_every_reader_is_serve
 ):
     settings.NEWSLETTER_BATCH_SIZE = 100
     esp.fail_next(4, status=500)
-    start_worker(**esp_env(esp))
+    start_worker(**esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1"))
     issue = an_issue()
     everyone = readers(300)
     issue_start_sending(issue=issue)
@@ -229,7 +180,7 @@ def test_an_esp_answering_500_for_a_while_is_retried_until_every_reader_is_serve
 
 
 def test_a_4xx_for_one_address_fails_that_row_and_the_rest_are_sent(start_worker, esp):
-    start_worker(**esp_env(esp))
+    start_worker(**esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1"))
     issue = an_issue()
     everyone = readers(300)
     bad = everyone[123]

@@ -1,7 +1,8 @@
 """List hygiene: what an ESP's tracking event does to the ledger and to the reader.
 
-The webhook receiver only stores the event (`tracking_event_store`, one INSERT) and a
-Celery task applies the policy (`tracking_event_process`):
+The webhook stores the event and `newsletter.services.esp_events` says what it means;
+a Celery task applies the policy here, a few hundred events at a time
+(`tracking_events_apply`):
 
 - opened, clicked: first time and count on the Delivery. A click also counts as an
   open, because many readers block the images that report opens.
@@ -24,326 +25,52 @@ old address but leaves the reader alone.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
+import time
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, date, datetime
 
-from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from anymail.signals import EventType
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from newsletter.bulk_sql import rows_update
 from newsletter.models import Delivery, Subscriber, TrackingEvent
-from newsletter.services.subscribers import subscriber_unsubscribe, subscriber_withdraw
-from newsletter.services.tallies import DELIVERED, TallyDelta, issue_tallies_add, link_key
+from newsletter.services.esp_events import (
+    CLICK,
+    COMPLAINT,
+    HARD_BOUNCE,
+    OPEN,
+    SOFT_BOUNCE,
+    STATUS_CHANGING,
+    UNSUBSCRIBE,
+    event_action,
+    event_deliveries,
+    event_subscriber,
+)
+from newsletter.services.tallies import (
+    DELIVERED,
+    TallyDelta,
+    issue_tallies_add,
+    link_key,
+    newsroom_week,
+    weekly_tallies_add,
+)
+from newsletter.services.withdrawals import subscriber_unsubscribe, subscriber_withdraw
 from newsletter.suppression import normalise_email, suppress
 
 Outcome = TrackingEvent.Outcome
-HARD = TrackingEvent.BounceKind.HARD
-SOFT = TrackingEvent.BounceKind.SOFT
 
 # ConsentRecord.method of the withdrawals this module writes; reports tell complaints
 # from unsubscribes by it.
 COMPLAINT_METHOD = "spam complaint"
 ESP_UNSUBSCRIBE_METHOD = "{esp} unsubscribe"
 
-# Actions the policy knows; each event maps to at most one.
-OPEN, CLICK, HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT, UNSUBSCRIBE, FAILED = (
-    "open",
-    "click",
-    "hard",
-    "soft",
-    "complaint",
-    "unsubscribe",
-    "failed",
-)
-# Rejected by the ESP because of its own list: the reader is treated as the ESP says,
-# but this message was never sent, so the delivery is failed rather than bounced.
-MIRRORED = {
-    RejectReason.BOUNCED: HARD_BOUNCE,
-    RejectReason.INVALID: HARD_BOUNCE,
-    RejectReason.TIMED_OUT: HARD_BOUNCE,
-    RejectReason.SPAM: COMPLAINT,
-    RejectReason.UNSUBSCRIBED: UNSUBSCRIBE,
-}
-# Events that change a Delivery's status wait until the batch that sent it has
-# recorded the send, or the batch's own update would overwrite them.
-STATUS_CHANGING = {HARD_BOUNCE, SOFT_BOUNCE, COMPLAINT, FAILED}
-
 
 class DeliveryNotSettled(Exception):
     """The batch sending this delivery has not recorded it yet; process the event later."""
-
-
-# --- storing (the webhook request) ----------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    """Return `value` as plain JSON data (a POSTed QueryDict becomes a dict of values)."""
-    if hasattr(value, "lists"):
-        value = {key: items if len(items) > 1 else items[0] for key, items in value.lists()}
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, default=str))
-
-
-def _event_key(esp: str, event_id: str | None, raw: Any) -> str:
-    """Return the unique key of an event: the ESP's own id, or a hash of what it sent.
-
-    ESPs retry a webhook until it succeeds, so the same event can come twice. Mailjet
-    and most Postmark events carry no id; their retries repeat the same body, which
-    the hash recognises. The ESP name keeps ids of different ESPs apart.
-    """
-    if event_id:
-        return f"{esp}:{event_id}"[:255]
-    digest = hashlib.sha256(
-        json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    return f"{esp}:sha256:{digest}"
-
-
-def tracking_event_store(*, event: AnymailTrackingEvent, esp_name: str) -> TrackingEvent | None:
-    """Store one normalised anymail event; return it, or None if the ESP sent it before."""
-    esp = esp_name.lower()
-    raw = _jsonable(event.esp_event)
-    row = TrackingEvent(
-        esp=esp[:30],
-        event_type=(event.event_type or EventType.UNKNOWN)[:30],
-        esp_event_id=_event_key(esp, event.event_id, raw),
-        message_id=str(event.message_id or "")[:255],
-        timestamp=event.timestamp,
-        reject_reason=(event.reject_reason or "")[:30],
-        description=str(event.description or ""),
-        mta_response=str(event.mta_response or ""),
-        click_url=str(event.click_url or "")[:1000],
-        payload={
-            "metadata": _jsonable(event.metadata or {}),
-            "recipient": event.recipient or "",
-            "esp_event": raw,
-        },
-    )
-    try:
-        with transaction.atomic():
-            row.save()
-    except IntegrityError:
-        return None  # the unique ESP event id: a retry of an event already stored
-    return row
-
-
-# --- classifying ------------------------------------------------------------------------
-
-_ENHANCED_CODE = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
-_BASIC_CODE = re.compile(r"^\s*([245])\d\d\b")
-# SparkPost bounce classes that mean the address itself is bad; the rest (mailbox
-# full, blocks, timeouts, ...) may clear up. https://support.sparkpost.com bounce classes
-_SPARKPOST_HARD = {"10", "30", "90"}
-
-
-def _smtp_class(text: str) -> str:
-    """Return "5" (permanent), "4" (temporary) or "" from an SMTP reply."""
-    match = _ENHANCED_CODE.search(text) or _BASIC_CODE.search(text)
-    return match.group(1) if match else ""
-
-
-def bounce_kind(*, esp: str, raw: Any, reject_reason: str, mta_response: str) -> str:
-    """Return "hard" or "soft" for a bounce, from the ESP's own classification first.
-
-    Anymail normalises bounce events but not their kind, and each ESP says it its own
-    way; an SMTP code is the fallback, then anymail's reject reason.
-    """
-    raw = raw if isinstance(raw, dict) else {}
-    if esp == "mailgun":
-        data = raw.get("event-data") or {}
-        if data.get("reason") in ("old", "espblock"):  # retries ran out; blocked by policy
-            return SOFT
-        status = data.get("delivery-status") or {}
-        code = str(status.get("code") or "")
-        if code[:1] in ("4", "5"):
-            return SOFT if code[0] == "4" else HARD
-    elif esp == "postmark":
-        bounce_type = raw.get("Type")
-        if bounce_type:
-            return HARD if bounce_type in ("HardBounce", "BadEmailAddress") else SOFT
-    elif esp == "sparkpost":
-        bounce_class = str(raw.get("msys", {}).get("message_event", {}).get("bounce_class", ""))
-        if bounce_class:
-            return HARD if bounce_class in _SPARKPOST_HARD else SOFT
-    elif esp == "sendgrid":
-        if raw.get("type") in ("bounce", "blocked"):
-            return HARD if raw["type"] == "bounce" else SOFT
-    elif esp == "mailjet":
-        if "hard_bounce" in raw:
-            return HARD if raw["hard_bounce"] else SOFT
-    elif esp in ("brevo", "sendinblue"):
-        if raw.get("event") in ("hard_bounce", "soft_bounce"):
-            return HARD if raw["event"] == "hard_bounce" else SOFT
-    elif esp == "mailersend":
-        if str(raw.get("type", "")).endswith("soft_bounced"):
-            return SOFT
-    elif esp == "amazon_ses":
-        bounce = raw.get("bounce") or {}
-        if bounce.get("bounceType"):
-            return HARD if bounce["bounceType"] == "Permanent" else SOFT
-    smtp = _smtp_class(mta_response)
-    if smtp:
-        return HARD if smtp == "5" else SOFT
-    return HARD if reject_reason in (RejectReason.BOUNCED, RejectReason.INVALID) else SOFT
-
-
-def _action(event: TrackingEvent) -> str | None:
-    """Return what the policy does for this event, or None to only record it."""
-    kind = event.event_type
-    raw = event.payload.get("esp_event")
-    if event.esp == "mailgun" and isinstance(raw, dict):
-        # Mailgun reports sends it dropped for its own suppression lists as "failed".
-        reason = (raw.get("event-data") or {}).get("reason")
-        mirrored = {
-            "suppress-bounce": HARD_BOUNCE,
-            "suppress-complaint": COMPLAINT,
-            "suppress-unsubscribe": UNSUBSCRIBE,
-        }.get(reason)
-        if mirrored:
-            return f"mirror:{mirrored}"
-    if kind == EventType.OPENED:
-        return OPEN
-    if kind == EventType.CLICKED:
-        return CLICK
-    if kind == EventType.BOUNCED:
-        return bounce_kind(
-            esp=event.esp,
-            raw=raw,
-            reject_reason=event.reject_reason,
-            mta_response=event.mta_response,
-        )
-    if kind == EventType.COMPLAINED:
-        return COMPLAINT
-    if kind == EventType.UNSUBSCRIBED:
-        return UNSUBSCRIBE
-    if kind == EventType.REJECTED:
-        mirrored = MIRRORED.get(event.reject_reason)
-        return f"mirror:{mirrored}" if mirrored else FAILED
-    if kind == EventType.FAILED:
-        return FAILED
-    return None
-
-
-# --- mapping to the ledger ------------------------------------------------------------------
-
-
-def _int(value: Any) -> int | None:
-    try:
-        number = int(str(value))
-    except (TypeError, ValueError):
-        return None
-    return number if number > 0 else None
-
-
-def _metadata_ids(event: TrackingEvent) -> tuple[int | None, int | None, int | None]:
-    metadata = event.payload.get("metadata") or {}
-    return tuple(_int(metadata.get(key)) for key in ("delivery", "issue", "subscriber"))
-
-
-_DELIVERY_FIELDS = (
-    "issue_id",
-    "subscriber_id",
-    "status",
-    "esp_message_id",
-    "opened_at",
-    "open_count",
-    "clicked_at",
-    "click_count",
-)
-_READER_FIELDS = ("email", "status", "soft_bounce_count", "newsletter_id")
-
-
-def _deliveries_for(events: list[TrackingEvent], *, lock: bool) -> dict[int, Delivery | None]:
-    """Return the Delivery of each event (by event id), in one query for a whole batch.
-
-    Every digest carries {"issue", "subscriber", "delivery"} as anymail metadata, so the
-    delivery id finds the row through the primary key. The ESP message id is the
-    fallback (events of other senders' mail, or metadata lost on the way), through its
-    own index: it is ambiguous after an ESP batch call (Mailgun and SparkPost give all
-    its recipients one id), so the metadata or the recipient narrows it. With `lock`,
-    the rows are locked in id order, so that counters can be added to in memory and
-    written back in bulk while no other applier changes them.
-    """
-    # Only what the policy reads for an open or click; `_apply` loads the whole reader
-    # for the few events that change them.
-    rows = (
-        Delivery.objects.select_related("subscriber")
-        .only(*_DELIVERY_FIELDS, *(f"subscriber__{name}" for name in _READER_FIELDS))
-        .order_by("pk")
-    )
-    if lock:
-        rows = rows.select_for_update(of=("self",), no_key=True)
-    ids = {event.pk: _metadata_ids(event) for event in events}
-    wanted = {delivery_id for delivery_id, _, _ in ids.values() if delivery_id}
-    known: dict[int, Delivery] = (
-        {row.pk: row for row in rows.filter(pk__in=wanted)} if wanted else {}
-    )
-    found: dict[int, Delivery | None] = {}
-    by_message: list[TrackingEvent] = []
-    for event in events:
-        delivery_id, issue_id, subscriber_id = ids[event.pk]
-        delivery = known.get(delivery_id)
-        if (
-            delivery is not None
-            and issue_id in (None, delivery.issue_id)
-            and subscriber_id in (None, delivery.subscriber_id)
-        ):
-            found[event.pk] = delivery
-        elif event.message_id:
-            by_message.append(event)
-        elif not delivery_id and issue_id and subscriber_id:
-            # An older digest's metadata without the delivery id.
-            found[event.pk] = rows.filter(issue_id=issue_id, subscriber_id=subscriber_id).first()
-        else:
-            found[event.pk] = None  # metadata that does not hang together is not ours
-    if by_message:
-        candidates: dict[str, list[Delivery]] = {}
-        for row in rows.filter(esp_message_id__in={event.message_id for event in by_message}):
-            candidates.setdefault(row.esp_message_id, []).append(known.setdefault(row.pk, row))
-        for event in by_message:
-            delivery_id, _, subscriber_id = ids[event.pk]
-            matches = candidates.get(event.message_id, [])
-            if len(matches) > 1:
-                recipient = normalise_email(event.payload.get("recipient") or "")
-                matches = [
-                    row
-                    for row in matches
-                    if (
-                        row.pk == delivery_id
-                        if delivery_id
-                        else row.subscriber_id == subscriber_id
-                        if subscriber_id
-                        else normalise_email(row.subscriber.email) == recipient
-                    )
-                ]
-            if not matches and not delivery_id and subscriber_id and ids[event.pk][1]:
-                matches = list(rows.filter(issue_id=ids[event.pk][1], subscriber_id=subscriber_id))
-            found[event.pk] = matches[0] if matches else None
-    return found
-
-
-def tracking_event_delivery(*, event: TrackingEvent) -> Delivery | None:
-    """Return the Delivery an event is about: by our metadata, then by ESP message id."""
-    return _deliveries_for([event], lock=False)[event.pk]
-
-
-def _subscriber_for(event: TrackingEvent, delivery: Delivery | None) -> Subscriber | None:
-    if delivery is not None:
-        return delivery.subscriber
-    # Transactional mail (confirmation, re-permission) may carry only the reader's id;
-    # a digest's metadata that found no delivery is not to be trusted for the reader.
-    metadata = event.payload.get("metadata") or {}
-    subscriber_id = _int(metadata.get("subscriber"))
-    if subscriber_id is None or "delivery" in metadata:
-        return None
-    return Subscriber.objects.select_related("newsletter").filter(pk=subscriber_id).first()
 
 
 # --- the policy ------------------------------------------------------------------------------
@@ -397,6 +124,8 @@ class _Batch:
         self.engaged: dict[int, Delivery] = {}
         self.deltas: dict[int, TallyDelta] = {}
         self.clicked: set[tuple[int, str]] = set()
+        # Readers [bounced, complained] per (newsletter id, week), for list health.
+        self.weekly: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0])
 
     def delta(self, delivery: Delivery) -> TallyDelta:
         return self.deltas.setdefault(delivery.issue_id, TallyDelta())
@@ -493,6 +222,14 @@ class _Batch:
                 ["open_count", "opened_at", "click_count", "clicked_at"],
             )
         issue_tallies_add(deltas=self.deltas)
+        weekly_tallies_add(counts=self.weekly)
+
+    def lost(self, subscriber: Subscriber, event: TrackingEvent) -> None:
+        """Count a reader this event bounced or took a complaint from, in its week."""
+        column = {Outcome.BOUNCED: 0, Outcome.COMPLAINED: 1}.get(event.outcome)
+        if column is not None:
+            when = event.received_at or self.now
+            self.weekly[(subscriber.newsletter_id, newsroom_week(when))][column] += 1
 
 
 def _reader_suppress(subscriber: Subscriber, address: str, reason: str, enabled: bool) -> None:
@@ -574,7 +311,7 @@ def _apply(
     batch: _Batch, event: TrackingEvent, action: str | None, delivery: Delivery | None
 ) -> None:
     """Apply the policy to one event: the ledger through `batch`, the reader at once."""
-    subscriber = _subscriber_for(event, delivery)
+    subscriber = event_subscriber(event, delivery)
     if subscriber is not None and action not in (OPEN, CLICK, None) and delivery is not None:
         # This event may change the reader: work on all of them, not the few fields read.
         subscriber = Subscriber.objects.select_related("newsletter").get(pk=subscriber.pk)
@@ -594,6 +331,7 @@ def _apply(
     elif action is not None:
         reader_action = action.removeprefix("mirror:")
         event.outcome = _apply_to_reader(subscriber, reader_action, event, delivery, batch.now)
+        batch.lost(subscriber, event)
     event.delivery = delivery
     event.processed_at = batch.now
 
@@ -624,8 +362,8 @@ def tracking_event_process(
         )
         if event is None:
             return None
-        action = _action(event)
-        delivery = _deliveries_for([event], lock=True)[event.pk]
+        action = event_action(event)
+        delivery = event_deliveries([event], lock=True)[event.pk]
         if wait_for_send and _must_wait(event, action, delivery):
             raise DeliveryNotSettled(f"delivery {delivery.pk} is still {delivery.status}")
         batch.seen_clicks([event], {event.pk: delivery})
@@ -673,6 +411,12 @@ def tracking_events_apply(
     batch = _Batch(now or timezone.now())
     result = AppliedEvents(last_id=after_id)
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Each batch's COMMIT waited for its WAL flush. Unflushed, a crash of the
+            # database loses the last batches whole (never part of one), so their
+            # events are still unprocessed and applied again: nothing is lost.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         pending = TrackingEvent.objects.filter(processed_at__isnull=True, pk__gt=after_id)
         if older_than is not None:
             pending = pending.filter(received_at__lt=older_than)
@@ -682,11 +426,11 @@ def tracking_events_apply(
         if not events:
             return result
         result.last_id = events[-1].pk
-        deliveries = _deliveries_for(events, lock=True)
+        deliveries = event_deliveries(events, lock=True)
         batch.seen_clicks(events, deliveries)
         applied, forgotten = [], False
         for event in events:
-            action, delivery = _action(event), deliveries[event.pk]
+            action, delivery = event_action(event), deliveries[event.pk]
             if _must_wait(event, action, delivery) and (
                 wait_before is None or event.received_at >= wait_before
             ):
@@ -720,8 +464,6 @@ def tracking_events_drain(
 
     Returns with `last_id` 0 when everything was looked at, else the id to go on after.
     """
-    import time
-
     started = time.monotonic()
     total = AppliedEvents()
     while True:

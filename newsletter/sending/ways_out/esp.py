@@ -16,7 +16,7 @@ template) with per-recipient merge fields in the body, per-recipient headers
 Not on this path, from anymail's source: Amazon SES and Postmark take merge_data
 only with a stored template; Resend and MailerSend have no merge fields for inline
 content; Brevo's message versions take params only with a template. Those backends,
-and SMTP, take the per-message path (transport.py).
+and SMTP, go one message per reader (per_message.py, smtp.py).
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from django.core.mail.backends.base import BaseEmailBackend
 
 from newsletter.digest import fill_placeholders
 from newsletter.emails import RenderedEmail
-from newsletter.links import PLACEHOLDERS
+from newsletter.links import PLACEHOLDERS, UNSUBSCRIBE_URL
 from newsletter.models import Issue
+from newsletter.sending.claim import Row
 from newsletter.sending.errors import describe, is_permanent
 from newsletter.sending.journal import journal_note
 from newsletter.sending.messages import BatchRecipient, digest_batch_message
 from newsletter.sending.ratelimit import throttle
-from newsletter.sending.transport import BatchInterrupted, Outcome
+from newsletter.sending.render import RenderedVariant
+from newsletter.sending.ways_out.base import BatchInterrupted, Outcome, WayOut
 
 
 @dataclass(frozen=True)
@@ -107,67 +109,79 @@ def _refused(status) -> bool:
     return status is not None and status.status in ("rejected", "invalid")
 
 
-def send_esp_batches(
-    connection: BaseEmailBackend,
-    profile: BatchProfile,
-    *,
-    rendered: RenderedEmail,
-    issue: Issue,
-    recipients: Sequence[BatchRecipient],
-    token: uuid.UUID,
-    around: dict[str, tuple[str, str]],
-) -> list[Outcome]:
-    """Send one variant to its recipients in calls of up to the ESP's limit.
+class EspBatch(WayOut):
+    """A variant's readers in calls of up to the ESP's limit, personalised by the ESP."""
 
-    A call the ESP refuses outright for a reason of the message (a 4xx naming a bad
-    address, say) is split in halves and each half sent again, down to the one
-    recipient it is about, which fails alone: one bad address costs about
-    2·log2(limit) extra calls, not the batch. A transient error stops the batch with
-    BatchInterrupted, carrying what was settled, for the caller to retry the rest.
-    Each accepted call is noted in the send journal before the next one goes.
-    """
-    content = profile.with_fields(rendered, around)
-    merge_key = profile.merge_keys()
-    outcomes: list[Outcome] = []
-    pending = [
-        list(recipients[i : i + profile.limit]) for i in range(0, len(recipients), profile.limit)
-    ]
-    pending.reverse()
-    while pending:
-        chunk = pending.pop()
-        message = digest_batch_message(
-            content,
-            issue=issue,
-            recipients=chunk,
-            merge_key=merge_key,
-            esp_extra=profile.esp_extra,
-            max_tags=profile.max_tags,
-        )
-        throttle(len(chunk))
-        try:
-            connection.send_messages([message])
-        except AnymailError as exc:
-            if not is_permanent(exc):
-                raise BatchInterrupted(outcomes, exc) from exc
-            if len(chunk) == 1:
-                outcomes.append(Outcome(chunk[0].delivery_id, error=describe(exc)))
-            else:
-                half = len(chunk) // 2
-                pending.extend([chunk[half:], chunk[:half]])
-            continue
-        except Exception as exc:
-            raise BatchInterrupted(outcomes, exc) from exc
-        statuses = message.anymail_status.recipients
-        accepted: dict[int, str] = {}
-        for r in chunk:
-            status = statuses.get(r.subscriber.email)
-            if _refused(status):
-                outcomes.append(
-                    Outcome(r.delivery_id, error=f"refused by {profile.esp}: {status.status}")
+    def __init__(
+        self,
+        connection: BaseEmailBackend,
+        *,
+        issue: Issue,
+        token: uuid.UUID,
+        profile: BatchProfile,
+    ) -> None:
+        super().__init__(connection, issue=issue, token=token)
+        self.profile = profile
+
+    def send(self, variant: RenderedVariant, recipients: Sequence[Row]) -> list[Outcome]:
+        """Send one variant to its recipients in calls of up to the ESP's limit.
+
+        A call the ESP refuses outright for a reason of the message (a 4xx naming a bad
+        address, say) is split in halves and each half sent again, down to the one
+        recipient it is about, which fails alone: one bad address costs about
+        2·log2(limit) extra calls, not the batch. A transient error stops the batch with
+        BatchInterrupted, carrying what was settled, for the caller to retry the rest.
+        """
+        profile, around = self.profile, self.links.around
+        content = profile.with_fields(variant.rendered, around)
+        merge_key = profile.merge_keys()
+        prefix, suffix = around[UNSUBSCRIBE_URL]
+        batch = []
+        for row in recipients:
+            tokens = self.links.tokens(row.subscriber)
+            batch.append(
+                BatchRecipient(
+                    row.pk, row.subscriber, tokens, prefix + tokens[UNSUBSCRIBE_URL] + suffix
                 )
-            else:
-                mid = str(status.message_id) if status and status.message_id else ""
-                accepted[r.delivery_id] = mid
-                outcomes.append(Outcome(r.delivery_id, message_id=mid))
-        journal_note(token, accepted)
-    return outcomes
+            )
+        outcomes: list[Outcome] = []
+        pending = [batch[i : i + profile.limit] for i in range(0, len(batch), profile.limit)]
+        pending.reverse()
+        while pending:
+            chunk = pending.pop()
+            message = digest_batch_message(
+                content,
+                issue=self.issue,
+                recipients=chunk,
+                merge_key=merge_key,
+                esp_extra=profile.esp_extra,
+                max_tags=profile.max_tags,
+            )
+            throttle(len(chunk))
+            try:
+                self.connection.send_messages([message])
+            except AnymailError as exc:
+                if not is_permanent(exc):
+                    raise BatchInterrupted(outcomes, exc) from exc
+                if len(chunk) == 1:
+                    outcomes.append(Outcome(chunk[0].delivery_id, error=describe(exc)))
+                else:
+                    half = len(chunk) // 2
+                    pending.extend([chunk[half:], chunk[:half]])
+                continue
+            except Exception as exc:
+                raise BatchInterrupted(outcomes, exc) from exc
+            statuses = message.anymail_status.recipients
+            accepted: dict[int, str] = {}
+            for r in chunk:
+                status = statuses.get(r.subscriber.email)
+                if _refused(status):
+                    outcomes.append(
+                        Outcome(r.delivery_id, error=f"refused by {profile.esp}: {status.status}")
+                    )
+                else:
+                    mid = str(status.message_id) if status and status.message_id else ""
+                    accepted[r.delivery_id] = mid
+                    outcomes.append(Outcome(r.delivery_id, message_id=mid))
+            journal_note(self.token, accepted)
+        return outcomes

@@ -347,6 +347,13 @@ def test_a_file_with_a_bad_byte_far_down_is_refused_before_any_row_is_written(
     assert not Subscriber.objects.exists()
 
 
+def test_a_character_cut_off_at_the_end_of_the_file_is_refused_too(admin_client, monkeypatch):
+    monkeypatch.setattr("newsletter.services.subscriber_csv.IMPORT_CHUNK", 1)
+    page = _follow(admin_client, _import(admin_client, GOOD.encode() + "王".encode()[:2]))
+    assert "The file is not UTF-8 (line 4)" in page
+    assert not Subscriber.objects.exists()
+
+
 def test_a_dry_run_reports_every_row_and_writes_nothing(admin_client):
     page = _follow(admin_client, _import(admin_client, GOOD + "=cmd|calc,,,,\n", dry_run="on"))
     assert "3 rows: 2 would be imported, 0 skipped, 1 with errors." in page

@@ -7,7 +7,7 @@ import pytest
 from newsletter.models import TrackingEvent
 from tests.factories import DeliveryFactory
 from tests.test_webhooks_postmark import PostmarkFormat
-from tests.webhook_cases import SECRET, Target, auth_header, post
+from tests.webhook_steps import SECRET, Target, auth_header, post
 
 pytestmark = pytest.mark.django_db
 

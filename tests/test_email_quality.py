@@ -59,7 +59,7 @@ def chinese_digest_email(site, run_on_commit):
     """The same kind of week in the Chinese edition (issue 14), as it leaves for a reader."""
     from articles.models import CategoryName
     from newsletter.models import IssueText
-    from tests.test_editions import chinese_version
+    from tests.language_steps import chinese_version
 
     finance, energy = CategoryFactory(name="Finance"), CategoryFactory(name="Energy")
     CategoryName.objects.create(category=finance, language="zh-hans", name="金融")

@@ -186,7 +186,7 @@ def test_anymail_builds_a_batch_payload_for_each_supported_esp(path, issue):
 
 def test_each_language_of_a_variant_is_its_own_call_in_its_own_language(esp, issue):
     """Issue 14: variants are language x sections; the From name is the edition's."""
-    from tests.test_editions import chinese_version
+    from tests.language_steps import chinese_version
 
     for item in issue.items.select_related("article"):
         chinese_version(item.article, title=f"中文版：{item.article.title}")

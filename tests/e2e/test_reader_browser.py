@@ -77,8 +77,7 @@ def shots(request):
 
 
 @pytest.fixture
-def live_site(live_server, settings):
-    """The live server, with the categories a reader chooses from, as the emails link it."""
+def site(live_server, settings):
     settings.SITE_URL = live_server.url  # the links in the emails point at the live server
     settings.NEWSLETTER_MIN_FILL_SECONDS = 2
     for position, name in enumerate(["Economy & Trade", "Finance", "Infrastructure", "Energy"]):
@@ -91,15 +90,15 @@ def email_link(message, part: str) -> str:
 
 
 def test_a_reader_subscribes_confirms_chooses_sections_downloads_data_and_unsubscribes(
-    browser, live_site, shots
+    browser, site, shots
 ):
     desktop = browser.new_page(viewport=DESKTOP)
     phone = browser.new_page(viewport=PHONE, is_mobile=True, device_scale_factor=2)
 
     # 1. The subscription form.
-    phone.goto(f"{live_site}/newsletter/subscribe/")
+    phone.goto(f"{site}/newsletter/subscribe/")
     shots(phone, "01-subscribe-phone")
-    desktop.goto(f"{live_site}/newsletter/subscribe/")
+    desktop.goto(f"{site}/newsletter/subscribe/")
     desktop.get_by_role("textbox", name="Email address").fill("li.wei@example.com")
     desktop.get_by_label("Name").fill("Li Wei")
     desktop.get_by_label("Organisation").fill("Silk Road Bank")
@@ -155,7 +154,7 @@ def test_a_reader_subscribes_confirms_chooses_sections_downloads_data_and_unsubs
 
     # 5. Unsubscribe through the link every email carries.
     unsubscribe_url = welcome.extra_headers["List-Unsubscribe"].strip("<>")
-    assert urlsplit(unsubscribe_url).netloc == urlsplit(live_site).netloc
+    assert urlsplit(unsubscribe_url).netloc == urlsplit(site).netloc
     phone.goto(unsubscribe_url)
     shots(phone, "06-unsubscribe-phone")
     desktop.goto(unsubscribe_url)
@@ -168,11 +167,11 @@ def test_a_reader_subscribes_confirms_chooses_sections_downloads_data_and_unsubs
 
 
 def test_the_identifying_code_reloads_in_place_and_lets_a_person_through(
-    browser, live_site, shots, settings
+    browser, site, shots, settings
 ):
     settings.NEWSLETTER_CAPTCHA_ALWAYS = True
     page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{live_site}/newsletter/subscribe/")
+    page.goto(f"{site}/newsletter/subscribe/")
     image = page.locator("img.code-image")
     first = image.get_attribute("src")
     shots(page, "01-code-desktop")
@@ -185,7 +184,7 @@ def test_the_identifying_code_reloads_in_place_and_lets_a_person_through(
     page.get_by_label(re.compile("Yes, send me Belt & Road Weekly")).check()
     page.get_by_label("Identifying code").fill(CaptchaStore.objects.get(hashkey=key).response)
     phone = browser.new_page(viewport=PHONE, is_mobile=True, device_scale_factor=2)
-    phone.goto(f"{live_site}/newsletter/subscribe/")
+    phone.goto(f"{site}/newsletter/subscribe/")
     shots(phone, "01-code-phone")
     page.wait_for_timeout(2100)
     page.get_by_role("button", name="Subscribe").click()
@@ -193,16 +192,16 @@ def test_the_identifying_code_reloads_in_place_and_lets_a_person_through(
     assert [m.to for m in mail.outbox] == [["kofi@example.com"]]
 
 
-def test_the_portals_plain_html_snippet_opens_our_form_filled_in(browser, live_site, shots):
+def test_the_portals_plain_html_snippet_opens_our_form_filled_in(browser, site, shots):
     page = browser.new_page(viewport=DESKTOP)
-    page.goto(f"{live_site}/newsletter/subscribe/embed/")
+    page.goto(f"{site}/newsletter/subscribe/embed/")
     shots(page, "01-snippet-page")
     snippet = page.locator("pre.code").inner_text()
     # The portal is another origin: serve the snippet from a blank page of its own.
     page.set_content(f"<html><body><h1>Portal article</h1>{snippet}</body></html>")
     page.get_by_role("textbox", name="Email address").fill("portal.reader@example.com")
     page.get_by_role("button", name="Subscribe").click()
-    page.wait_for_url(f"{live_site}/newsletter/subscribe/embed/")
+    page.wait_for_url(f"{site}/newsletter/subscribe/embed/")
     assert (
         page.get_by_role("textbox", name="Email address").input_value()
         == "portal.reader@example.com"

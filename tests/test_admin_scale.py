@@ -7,18 +7,17 @@ estimates instead of counts once a table is big, and searches that find the read
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
 from newsletter.admin import scale
 from newsletter.models import Issue, TrackingEvent
+from tests.conftest import SENT_AT
 from tests.factories import DeliveryFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # when sent_issue went out
+T0 = SENT_AT  # when sent_issue went out
 MAX_QUERIES = 15
 
 

@@ -14,6 +14,7 @@ from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
 from newsletter.selectors.metrics import complaint_level, issue_report
 from newsletter.services.esp_events import tracking_event_store
 from newsletter.services.list_hygiene import tracking_events_apply
+from tests.conftest import SENT_AT
 from tests.factories import (
     ArticleFactory,
     DeliveryFactory,
@@ -22,7 +23,7 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-SENT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # when sent_issue went out
+SENT = SENT_AT  # when sent_issue went out
 ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from anymail.signals import AnymailTrackingEvent
@@ -13,10 +13,11 @@ from newsletter.models import Delivery, IssueTally, Subscriber, TrackingEvent
 from newsletter.services.esp_events import tracking_event_delivery, tracking_event_store
 from newsletter.services.list_hygiene import tracking_events_apply, tracking_events_drain
 from newsletter.services.tallies import issue_tally_rebuild
+from tests.conftest import SENT_AT
 from tests.factories import DeliveryFactory
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)  # sent_issue went out then
+T0 = SENT_AT  # when sent_issue went out
 ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 _ids = iter(range(1, 10**6))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,6 +24,8 @@ from newsletter.sending.ratelimit import send_rate_reset
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # The public address of the site in tests that read links in emails and pages.
 SITE = "https://weekly.example.org"
+# When `sent_issue` went out: Friday 27 November 2026, 17:00 in Shanghai.
+SENT_AT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
 # The translation catalogues are build output (Babel, no GNU gettext): compile any that
 # changed, so a bare `pytest` sees the same pages and emails as `make test` (issue 14).
@@ -130,7 +133,8 @@ def energy():
 def issue(finance, energy):
     """Draft No. 7: Finance ("ICBC and Alipay", the lead) and Energy (a title in two scripts).
 
-    A test module with an issue of its own shape defines its own `issue`.
+    An issue of another shape gets a name that says so (`sent_issue`, `issue_no_5`, ...),
+    so `issue` means this one in every test.
     """
     from tests.factories import ArticleFactory, IssueFactory, IssueItemFactory
 
@@ -146,3 +150,14 @@ def issue(finance, energy):
         article=ArticleFactory(title="Solar in Uzbekistan · 乌兹别克斯坦", category=energy),
     )
     return issue
+
+
+@pytest.fixture
+def sent_issue():
+    """No. 48, sent at SENT_AT, with no Delivery rows yet: a test adds the ones it needs."""
+    from newsletter.models import Issue
+    from tests.factories import IssueFactory
+
+    return IssueFactory(
+        number=48, status=Issue.Status.SENT, send_started_at=SENT_AT, sent_at=SENT_AT
+    )

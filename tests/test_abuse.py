@@ -263,7 +263,7 @@ def test_the_limits_are_shared_by_every_process_through_the_cache(client, settin
     ],
 )
 def test_a_bad_limit_setting_stops_start_up_naming_it(env, message):
-    from tests.test_settings import load
+    from tests.settings_steps import load
 
     result = load(**env)
     assert result.returncode != 0

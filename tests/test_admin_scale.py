@@ -7,18 +7,17 @@ estimates instead of counts once a table is big, and searches that find the read
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
 from newsletter.admin import scale
 from newsletter.models import Issue, TrackingEvent
-from tests.factories import DeliveryFactory, IssueFactory, SubscriberFactory
+from tests.conftest import SENT_AT
+from tests.factories import DeliveryFactory, SubscriberFactory
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+T0 = SENT_AT  # when sent_issue went out
 MAX_QUERIES = 15
 
 
@@ -35,13 +34,13 @@ def big(monkeypatch):
 
 
 @pytest.fixture
-def issue() -> Issue:
-    issue = IssueFactory(number=48, status=Issue.Status.SENT, send_started_at=T0, sent_at=T0)
-    for delivery in DeliveryFactory.create_batch(30, issue=issue):
+def opened_issue(sent_issue) -> Issue:
+    """conftest's sent issue with 30 readers, each of whom opened it."""
+    for delivery in DeliveryFactory.create_batch(30, issue=sent_issue):
         TrackingEvent.objects.create(
             esp="mailgun", event_type="opened", delivery=delivery, processed_at=T0
         )
-    return issue
+    return sent_issue
 
 
 def pages(issue: Issue) -> list[str]:
@@ -62,20 +61,20 @@ def pages(issue: Issue) -> list[str]:
 
 
 def test_every_list_and_report_takes_at_most_15_queries_at_scale(
-    chief, issue, big, django_assert_max_num_queries
+    chief, opened_issue, big, django_assert_max_num_queries
 ):
-    for url in pages(issue):
+    for url in pages(opened_issue):
         with django_assert_max_num_queries(MAX_QUERIES, info=url):
             assert chief.get(url).status_code == 200
 
 
-def test_the_queries_do_not_grow_with_the_list(chief, issue, big):
+def test_the_queries_do_not_grow_with_the_list(chief, opened_issue, big):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     def counts() -> list[int]:
         found = []
-        for url in pages(issue):
+        for url in pages(opened_issue):
             with CaptureQueriesContext(connection) as captured:
                 chief.get(url)
             found.append(len(captured.captured_queries))
@@ -83,7 +82,7 @@ def test_the_queries_do_not_grow_with_the_list(chief, issue, big):
 
     counts()  # the first report after the send builds the issue's tally
     before = counts()
-    for delivery in DeliveryFactory.create_batch(60, issue=issue):
+    for delivery in DeliveryFactory.create_batch(60, issue=opened_issue):
         TrackingEvent.objects.create(
             esp="mailgun", event_type="opened", delivery=delivery, processed_at=T0
         )
@@ -107,7 +106,7 @@ def test_a_whole_address_finds_its_reader_whatever_the_case(chief, big):
     assert "li.wei@example.cn" in page and "li.weiming@example.cn" in page
 
 
-def test_the_event_list_filters_by_esp_and_event_without_reading_every_event(chief, issue):
+def test_the_event_list_filters_by_esp_and_event_without_reading_every_event(chief, opened_issue):
     page = chief.get(reverse("admin:newsletter_trackingevent_changelist")).content.decode()
     assert "?esp=mailgun" in page and "?event_type=clicked" in page
     page = chief.get(

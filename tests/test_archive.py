@@ -13,6 +13,7 @@ from django.utils import timezone
 from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import Issue
+from tests.conftest import SITE
 from tests.factories import (
     ArticleFactory,
     CategoryFactory,
@@ -21,16 +22,11 @@ from tests.factories import (
     KeywordFactory,
 )
 
-pytestmark = pytest.mark.django_db
-SITE = "https://weekly.example.org"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("site")]
 
 
-@pytest.fixture(autouse=True)
-def _site(settings):
-    settings.SITE_URL = SITE
-
-
-def sent_issue(number: int, **kwargs) -> Issue:
+def a_sent_issue(number: int, **kwargs) -> Issue:
+    """Make issue No. `number`, sent, its one story headlined "Headline of issue `number`"."""
     issue = IssueFactory(
         number=number,
         status=Issue.Status.SENT,
@@ -49,8 +45,8 @@ def links(html: str) -> list[str]:
 
 
 def test_the_archive_lists_issues_that_went_out_and_nothing_else(client):
-    sent_issue(1)
-    sending = sent_issue(2)
+    a_sent_issue(1)
+    sending = a_sent_issue(2)
     Issue.objects.filter(pk=sending.pk).update(status=Issue.Status.SENDING, sent_at=None)
     for number, status in ((3, "draft"), (4, "scheduled"), (5, "cancelled")):
         IssueFactory(number=number, status=status, title=f"Secret {number}")
@@ -63,7 +59,7 @@ def test_the_archive_lists_issues_that_went_out_and_nothing_else(client):
 
 def test_the_archive_is_paginated_newest_first(client):
     for number in range(1, 23):
-        sent_issue(number)
+        a_sent_issue(number)
     first = client.get("/newsletter/archive/").content.decode()
     assert first.index("No. 22 ") < first.index("No. 21 ")
     assert "No. 3 " in first and "No. 2 " not in first
@@ -74,7 +70,7 @@ def test_the_archive_is_paginated_newest_first(client):
 
 
 def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     page = client.get("/newsletter/archive/7/").content.decode()
     url = f"{SITE}/newsletter/archive/7/"
     assert f'<link rel="canonical" href="{url}">' in page
@@ -91,7 +87,7 @@ def test_an_issue_page_has_share_meta_tags_and_a_canonical_link(client):
 
 
 def test_the_digests_view_in_browser_link_points_to_the_issue_page():
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     digest = digest_build(issue)
     email = digest_render(digest, digest.section_keys)
     assert f"View this issue in your browser: {SITE}/newsletter/archive/7/" in email.text
@@ -99,7 +95,7 @@ def test_the_digests_view_in_browser_link_points_to_the_issue_page():
 
 
 def test_links_are_absolute_and_carry_the_issues_utm_tags(client):
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     article = issue.items.get().article
     Article.objects.filter(pk=article.pk).update(url="https://portal.example.com/a.html?ref=home")
     digest = digest_build(issue)
@@ -114,7 +110,7 @@ def test_links_are_absolute_and_carry_the_issues_utm_tags(client):
 
 
 def test_editors_change_the_utm_tags_per_issue_or_clear_them():
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     issue.utm_campaign = "spring special"
     issue.save()
     item = digest_build(issue).sections[0].items[0]
@@ -142,7 +138,7 @@ def related_titles(issue: Issue, title: str) -> list[str]:
 
 
 def test_the_editors_choice_of_related_reading_comes_first_and_alone(keywords):
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     lead = issue.items.get().article
     lead.keywords.set([keywords["rail"]])
     chosen = [ArticleFactory(title=f"Chosen {n}") for n in range(4)]
@@ -155,7 +151,7 @@ def test_the_editors_choice_of_related_reading_comes_first_and_alone(keywords):
 
 def test_without_a_choice_related_reading_is_by_shared_keywords(keywords):
     now = timezone.now()
-    issue = sent_issue(7, window_end=now)
+    issue = a_sent_issue(7, window_end=now)
     lead = issue.items.get().article
     lead.keywords.set([keywords["rail"], keywords["laos"], keywords["trade"]])
 
@@ -182,7 +178,7 @@ def test_without_a_choice_related_reading_is_by_shared_keywords(keywords):
 
 
 def test_related_reading_shows_in_the_email_and_on_the_web(client, keywords):
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     lead = issue.items.get().article
     lead.related.set(
         [
@@ -201,7 +197,7 @@ def test_related_reading_shows_in_the_email_and_on_the_web(client, keywords):
 
 
 def test_related_reading_costs_a_fixed_number_of_queries(django_assert_max_num_queries, keywords):
-    issue = sent_issue(7)
+    issue = a_sent_issue(7)
     for n in range(12):
         article = ArticleFactory(title=f"Story {n}", category=CategoryFactory(name=f"Cat {n % 3}"))
         article.keywords.set([keywords["rail"], keywords["trade"]])
@@ -220,7 +216,7 @@ def test_related_reading_costs_a_fixed_number_of_queries(django_assert_max_num_q
 
 
 def test_an_issue_page_has_contents_a_subscribe_box_and_share_links_without_javascript(client):
-    sent_issue(21)
+    a_sent_issue(21)
     page = client.get("/newsletter/archive/21/").content.decode()
     web_url = f"{SITE}/newsletter/archive/21/"
     encoded = "https%3A%2F%2Fweekly.example.org%2Fnewsletter%2Farchive%2F21%2F"
@@ -247,7 +243,7 @@ def test_an_issue_page_has_contents_a_subscribe_box_and_share_links_without_java
 
 
 def test_article_titles_on_the_archive_are_links_with_a_read_link(client):
-    sent_issue(22)
+    a_sent_issue(22)
     article = Article.objects.get(title="Headline of issue 22")
     listing = client.get("/newsletter/archive/").content.decode()
     title_link = re.search(r'<a href="([^"]+)">Headline of issue 22</a>', listing)

@@ -14,9 +14,9 @@ from articles.models import Article, Category, Keyword
 from config.cleaning import clean_data, clean_text
 from inbox.models import Ticket
 from tests.factories import SubscriberFactory
+from tests.feed_steps import import_articles, write
 from tests.inbox_steps import ASK, ask_data
 from tests.reader_steps import admin_client, client  # noqa: F401
-from tests.test_feed_import import import_articles, write
 
 pytestmark = pytest.mark.django_db
 

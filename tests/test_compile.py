@@ -190,12 +190,11 @@ def test_the_send_time_is_read_in_the_newsletters_time_zone(editors):
     assert Issue.objects.get().week == "2026-W48"
 
 
-def test_the_editors_get_an_email_linking_to_the_draft(editors, settings):
+def test_the_editors_get_an_email_linking_to_the_draft(editors, site):
     from django.core import mail
 
     from tests.factories import StaffUserFactory
 
-    settings.SITE_URL = "https://weekly.example.org"
     StaffUserFactory(username="outsider")  # staff, but not an editor
     StaffUserFactory(username="gone", groups=["Editors"], is_active=False)
     ArticleFactory(title="Port upgrade in Piraeus", published_at=at(2))

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def issue():
+def one_section_issue():
+    """Draft No. 4 of one section, Trade: "Lead story", then "Second story"."""
     issue = IssueFactory(number=4)
     trade = CategoryFactory(name="Trade", position=1)
     IssueItemFactory(issue=issue, article=ArticleFactory(title="Lead story", category=trade))
@@ -39,18 +40,18 @@ def issue():
     return issue
 
 
-def test_the_editors_headline_and_preheader_go_out_and_show_online(issue, client):
-    issue.headline = "Piraeus doubles its capacity"
-    issue.preheader = "Also: a new rail link to Budapest"
-    issue.save()
-    issue_send_test(issue=issue, to=["desk@example.org"])
+def test_the_editors_headline_and_preheader_go_out_and_show_online(one_section_issue, client):
+    one_section_issue.headline = "Piraeus doubles its capacity"
+    one_section_issue.preheader = "Also: a new rail link to Budapest"
+    one_section_issue.save()
+    issue_send_test(issue=one_section_issue, to=["desk@example.org"])
     message = mail.outbox[0]
     assert message.subject == "[TEST] Piraeus doubles its capacity"
     html = message.alternatives[0][0]
     assert '<div class="preheader"' in html and "Also: a new rail link to Budapest" in html
-    preview = issue_preview(issue=issue).email
+    preview = issue_preview(issue=one_section_issue).email
     assert preview.subject == "Piraeus doubles its capacity"
-    Issue.objects.filter(pk=issue.pk).update(status="sent", sent_at=datetime.now(UTC))
+    Issue.objects.filter(pk=one_section_issue.pk).update(status="sent", sent_at=datetime.now(UTC))
     page = client.get(reverse("newsletter:archive-issue", args=[4])).content.decode()
     assert "<title>Piraeus doubles its capacity</title>" in page
     assert (
@@ -60,32 +61,35 @@ def test_the_editors_headline_and_preheader_go_out_and_show_online(issue, client
     assert feed.find("channel/item/title").text == "Piraeus doubles its capacity"
 
 
-def test_without_a_headline_the_subject_is_the_lead_story_with_name_and_number(issue):
-    assert issue_preview(issue=issue).email.subject == "Lead story · Belt & Road Weekly No. 4"
+def test_without_a_headline_the_subject_is_the_lead_story_with_name_and_number(one_section_issue):
+    assert (
+        issue_preview(issue=one_section_issue).email.subject
+        == "Lead story · Belt & Road Weekly No. 4"
+    )
 
 
-def test_related_reading_never_points_to_an_article_in_the_same_email(issue):
-    lead, second = (item.article for item in issue.items.order_by("position"))
+def test_related_reading_never_points_to_an_article_in_the_same_email(one_section_issue):
+    lead, second = (item.article for item in one_section_issue.items.order_by("position"))
     elsewhere = ArticleFactory(title="Background from last month")
     lead.related.set([second, elsewhere])
     second.related.set([lead])  # everything it lists is in the issue: no list at all
-    digest = digest_build(issue)
+    digest = digest_build(one_section_issue)
     items = {item.article.title: item for item in digest.sections[0].items}
     assert [title for title, _ in items["Lead story"].related] == ["Background from last month"]
     assert items["Second story"].related == []
-    email = issue_preview(issue=issue).email
+    email = issue_preview(issue=one_section_issue).email
     assert email.text.count("Related reading:") == 1
 
 
-def test_keyword_matches_stand_in_when_the_editors_choice_is_all_in_the_issue(issue):
-    lead, second = (item.article for item in issue.items.order_by("position"))
+def test_keyword_matches_stand_in_when_the_editors_choice_is_all_in_the_issue(one_section_issue):
+    lead, second = (item.article for item in one_section_issue.items.order_by("position"))
     port = KeywordFactory(name="port")
     lead.keywords.set([port])
     lead.related.set([second])
     older = ArticleFactory(title="Older port story", published_at=datetime(2026, 1, 5, tzinfo=UTC))
     older.keywords.set([port])
     second.keywords.set([port])
-    items = {i.article.title: i for i in digest_build(issue).sections[0].items}
+    items = {i.article.title: i for i in digest_build(one_section_issue).sections[0].items}
     assert [title for title, _ in items["Lead story"].related] == ["Older port story"]
 
 
@@ -121,13 +125,13 @@ def test_a_category_first_seen_in_a_feed_is_off_and_its_articles_go_under_more_n
     assert technology in categories_offered(newsletter=newsletter)
 
 
-def test_the_editors_markdown_note_reaches_the_text_part_as_text(issue):
-    issue.editor_note = (
+def test_the_editors_markdown_note_reaches_the_text_part_as_text(one_section_issue):
+    one_section_issue.editor_note = (
         "Dear readers,\n\nThis week **Piraeus** and _Gwadar_: see [our map](https://x.org/map)."
         "\n\n- rail\n- ports\n\n<b>Thanks</b> &amp; goodbye"
     )
-    issue.save()
-    text = issue_preview(issue=issue).email.text
+    one_section_issue.save()
+    text = issue_preview(issue=one_section_issue).email.text
     assert "This week Piraeus and Gwadar: see our map (https://x.org/map)." in text
     assert "- rail\n- ports" in text
     assert "Thanks & goodbye" in text

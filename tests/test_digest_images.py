@@ -67,8 +67,7 @@ def test_feeds_bring_their_pictures_from_media_content_thumbnail_enclosure_and_j
 
 
 @pytest.fixture
-def issue_with_pictures(settings):
-    settings.SITE_URL = "https://weekly.example.org"
+def issue_with_pictures(site):
     issue = IssueFactory()
     for n, name in enumerate(["Finance", "Energy", "Infrastructure", "Trade"]):
         category = CategoryFactory(name=name, position=n)

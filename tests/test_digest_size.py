@@ -26,7 +26,7 @@ from tests.factories import (
     SubscriberFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("site")]
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
 SECTIONS = ["Trade", "Finance", "Energy", "Infrastructure"]
 ABSTRACT = (
@@ -39,8 +39,7 @@ ABSTRACT = (
 
 
 @pytest.fixture(autouse=True)
-def _frozen(settings):
-    settings.SITE_URL = "https://weekly.example.org"
+def _frozen():
     with time_machine.travel(NOW, tick=False):
         yield
 

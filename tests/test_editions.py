@@ -10,8 +10,7 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from articles.models import Article, CategoryName
-from articles.services import article_link_translation
+from articles.models import CategoryName
 from newsletter.digest import curation_read, digest_build
 from newsletter.models import Delivery, Issue, IssueText, Newsletter
 from newsletter.services.issues import issue_compile, issue_send_test, issue_start_sending
@@ -24,26 +23,11 @@ from tests.factories import (
     SubscriberFactory,
     default_newsletter,
 )
+from tests.language_steps import chinese_version
 from tests.reader_steps import admin_client, html_of  # noqa: F401
 from tests.sending_steps import send_in_one_batch
 
 pytestmark = pytest.mark.django_db
-
-
-def chinese_version(article: Article, **fields) -> Article:
-    """Return the Chinese version of `article`, linked to it as an editor or a feed would."""
-    values = {
-        "title": f"中文：{article.title}",
-        "abstract": "这是一篇关于“一带一路”合作的中文报道摘要，说明发生了什么以及为何重要。",
-        "url": article.url.replace(".html", "-zh.html"),
-        "category": article.category,
-        "published_at": article.published_at,
-        "language": "zh-hans",
-        **fields,
-    }
-    version = ArticleFactory(**values)
-    article_link_translation(article=version, original=article)
-    return version
 
 
 @pytest.fixture

@@ -25,9 +25,8 @@ OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
 @pytest.fixture
-def digest_email(settings, run_on_commit):
+def digest_email(site, run_on_commit):
     """Send a realistic issue to one reader and return the message as it leaves."""
-    settings.SITE_URL = "https://weekly.example.org"
     finance, energy = CategoryFactory(name="Finance"), CategoryFactory(name="Energy")
     issue = IssueFactory(
         number=12,
@@ -56,13 +55,12 @@ def digest_email(settings, run_on_commit):
 
 
 @pytest.fixture
-def chinese_digest_email(settings, run_on_commit):
+def chinese_digest_email(site, run_on_commit):
     """The same kind of week in the Chinese edition (issue 14), as it leaves for a reader."""
     from articles.models import CategoryName
     from newsletter.models import IssueText
-    from tests.test_editions import chinese_version
+    from tests.language_steps import chinese_version
 
-    settings.SITE_URL = "https://weekly.example.org"
     finance, energy = CategoryFactory(name="Finance"), CategoryFactory(name="Energy")
     CategoryName.objects.create(category=finance, language="zh-hans", name="金融")
     CategoryName.objects.create(category=energy, language="zh-hans", name="能源")

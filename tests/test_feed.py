@@ -8,18 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from newsletter.models import Issue
+from tests.conftest import SITE
 from tests.factories import ArticleFactory, IssueFactory, IssueItemFactory
 
-pytestmark = pytest.mark.django_db
-SITE = "https://weekly.example.org"
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("site")]
 
 
-@pytest.fixture(autouse=True)
-def _site(settings):
-    settings.SITE_URL = SITE
-
-
-def issue(number: int, status: str, sent_at: datetime | None = None) -> Issue:
+def an_issue_of(number: int, status: str, sent_at: datetime | None = None) -> Issue:
+    """Make issue No. `number` in that status, its one story titled "Story of No. `number`"."""
     made = IssueFactory(
         number=number,
         status=status,
@@ -34,11 +30,11 @@ def issue(number: int, status: str, sent_at: datetime | None = None) -> Issue:
 
 
 def test_the_feed_lists_issues_that_went_out_newest_first(client):
-    issue(10, "sent", datetime(2026, 3, 6, 1, 0, tzinfo=UTC))
-    issue(11, "sent", datetime(2026, 3, 13, 1, 0, tzinfo=UTC))
-    issue(12, "draft")
-    issue(13, "scheduled")
-    issue(14, "cancelled")
+    an_issue_of(10, "sent", datetime(2026, 3, 6, 1, 0, tzinfo=UTC))
+    an_issue_of(11, "sent", datetime(2026, 3, 13, 1, 0, tzinfo=UTC))
+    an_issue_of(12, "draft")
+    an_issue_of(13, "scheduled")
+    an_issue_of(14, "cancelled")
     response = client.get("/newsletter/feed/")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("application/rss+xml")
@@ -59,6 +55,6 @@ def test_the_feed_lists_issues_that_went_out_newest_first(client):
 
 
 def test_the_feed_is_empty_but_valid_before_the_first_issue(client):
-    issue(1, "draft")
+    an_issue_of(1, "draft")
     channel = ET.fromstring(client.get("/newsletter/feed/").content).find("channel")
     assert channel.findall("item") == []

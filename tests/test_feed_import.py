@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from articles.models import Article, Category, Keyword
+from tests.feed_steps import import_articles, write
 
 pytestmark = pytest.mark.django_db
 
@@ -84,18 +84,6 @@ JSON_FEED = {
         "not an object",
     ],
 }
-
-
-def write(tmp_path, name: str, content: str) -> str:
-    path = tmp_path / name
-    path.write_text(content, encoding="utf-8")
-    return str(path)
-
-
-def import_articles(source: str) -> tuple[str, str]:
-    out, err = StringIO(), StringIO()
-    call_command("import_articles", source, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 def test_it_imports_rss_items_with_category_keywords_and_abstract(tmp_path):

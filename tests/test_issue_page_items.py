@@ -10,7 +10,6 @@ from django.urls import reverse
 from newsletter.models import IssueItem
 from tests.factories import (
     ArticleFactory,
-    CategoryFactory,
     IssueFactory,
     IssueItemFactory,
     StaffUserFactory,
@@ -20,9 +19,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def issue():
-    finance = CategoryFactory(name="Finance", position=1)
-    energy = CategoryFactory(name="Energy", position=2)
+def interleaved_issue(finance, energy):
+    """Four stories, Energy and Finance in turn: a draft whose items are not in display order."""
     issue = IssueFactory(number=5)
     # Created out of display order, the way a compile ranks across sections.
     for position, (title, section) in enumerate(
@@ -69,8 +67,8 @@ def formset_data(page: str) -> dict[str, str]:
     return data
 
 
-def test_pinned_and_removed_say_what_they_are_on_every_row(client, editor, issue):
-    page = page_of(client, issue)
+def test_pinned_and_removed_say_what_they_are_on_every_row(client, editor, interleaved_issue):
+    page = page_of(client, interleaved_issue)
     assert (
         len(
             re.findall(
@@ -92,31 +90,33 @@ def test_pinned_and_removed_say_what_they_are_on_every_row(client, editor, issue
 
 
 def test_the_abstract_box_holds_the_articles_own_abstract_and_saving_it_unchanged_overrides_nothing(
-    client, editor, issue
+    client, editor, interleaved_issue
 ):
-    page = page_of(client, issue)
+    page = page_of(client, interleaved_issue)
     assert "Finance one: the portal&#x27;s abstract." in page
     data = formset_data(page)
     assert (
-        client.post(reverse("admin:newsletter_issue_change", args=[issue.pk]), data).status_code
+        client.post(
+            reverse("admin:newsletter_issue_change", args=[interleaved_issue.pk]), data
+        ).status_code
         == 302
     )
     assert not IssueItem.objects.exclude(abstract_override="").exists()
     # Edited, it becomes this issue's abstract.
     box = next(k for k, v in data.items() if v.startswith("Energy two"))
     data[box] = "Rewritten for this week."
-    client.post(reverse("admin:newsletter_issue_change", args=[issue.pk]), data)
+    client.post(reverse("admin:newsletter_issue_change", args=[interleaved_issue.pk]), data)
     item = IssueItem.objects.get(abstract_override__gt="")
     assert (item.article.title, item.abstract) == ("Energy two", "Rewritten for this week.")
 
 
-def test_positions_read_top_to_bottom_after_a_save(client, editor, issue):
-    data = formset_data(page_of(client, issue))
+def test_positions_read_top_to_bottom_after_a_save(client, editor, interleaved_issue):
+    data = formset_data(page_of(client, interleaved_issue))
     # Move "Finance two" above "Finance one" by typing a smaller number, as an editor would.
     row = next(k for k, v in data.items() if v.startswith("Finance two")).split("-abstract")[0]
     data[f"{row}-position"] = "0"
-    client.post(reverse("admin:newsletter_issue_change", args=[issue.pk]), data)
-    page = page_of(client, issue)
+    client.post(reverse("admin:newsletter_issue_change", args=[interleaved_issue.pk]), data)
+    page = page_of(client, interleaved_issue)
     titles = re.findall(r"<textarea name=\"items-\d-abstract_override\"[^>]*>\n?(\w+ \w+):", page)
     positions = [int(p) for p in re.findall(r'name="items-\d-position" value="(\d+)"', page)]
     assert titles == ["Finance two", "Finance one", "Energy one", "Energy two"]

@@ -18,7 +18,7 @@ from django.utils.translation import trans_real
 from config.catalogues import CatalogueError, catalogues_compile
 from newsletter.services.issues import issue_start_sending
 from tests.factories import ArticleFactory, IssueFactory, IssueItemFactory, SubscriberFactory
-from tests.test_settings import run
+from tests.settings_steps import run
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = {

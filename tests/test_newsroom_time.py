@@ -48,13 +48,6 @@ def publisher(client):
     client.force_login(StaffUserFactory(username="chen", groups=["Publishers"]))
 
 
-@pytest.fixture
-def issue():
-    issue = IssueFactory(number=2)
-    IssueItemFactory(issue=issue)
-    return issue
-
-
 def shown_value(page) -> str:
     return re.search(r'name="at" value="([^"]+)"', page.content.decode()).group(1)
 

@@ -25,31 +25,14 @@ from tests.factories import (
     default_newsletter,
 )
 from tests.inbox_steps import ask_data
+from tests.language_steps import chinese_version, english_words
 from tests.reader_steps import client, html_of, link, sent_to, signup_data  # noqa: F401
-from tests.test_editions import chinese_version
 
 pytestmark = pytest.mark.django_db
 
 ZH_SUBSCRIBE = "/zh-hans/newsletter/subscribe/"
 CHROME_ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-CN,zh;q=0.9,en;q=0.6"}
 ZH_CONSENT = "我同意《一带一路周刊》编辑部保存我的电子邮箱地址及我提供的信息，用于每周向我发送通讯，并可随时退订。"
-
-# Words a Chinese reader may meet in Latin letters: what they typed or chose, the
-# address, and names that are the same in every language.
-# A feed format; the language they may switch to; the share links' services, whose
-# names are brands written the same in every language.
-ALLOWED_LATIN = {"RSS", "English", "LinkedIn", "Facebook", "WhatsApp", "Weibo"}
-_TAGS = re.compile(r"<(script|style)\b.*?</\1>|<[^>]+>|&\w+;|https?://\S+|\S+@\S+", re.S)
-
-
-def english_words(html: str, *, allowed: set[str] = frozenset()) -> list[str]:
-    """Return the Latin-letter words a reader sees on the page (tags, URLs, addresses left out)."""
-    text = _TAGS.sub(" ", html)
-    return [
-        word
-        for word in re.findall(r"[A-Za-z][A-Za-z'’]{2,}", text)
-        if word not in ALLOWED_LATIN | set(allowed) and not word.isupper()  # codes: Q-MAG4KD
-    ]
 
 
 @pytest.fixture

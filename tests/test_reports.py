@@ -14,6 +14,7 @@ from newsletter.models import ConsentRecord, Delivery, Issue, TrackingEvent
 from newsletter.selectors.metrics import complaint_level, issue_report
 from newsletter.services.esp_events import tracking_event_store
 from newsletter.services.list_hygiene import tracking_events_apply
+from tests.conftest import SENT_AT
 from tests.factories import (
     ArticleFactory,
     DeliveryFactory,
@@ -22,7 +23,7 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
-SENT = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+SENT = SENT_AT  # when sent_issue went out
 ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 
 
@@ -66,13 +67,13 @@ def complain(delivery: Delivery) -> None:
 
 
 @pytest.fixture
-def issue() -> Issue:
-    """No. 48: 20 readers; 2 bounced, 1 complained, 8 opened, 3 clicked, 2 unsubscribed."""
+def issue_with_results(sent_issue) -> Issue:
+    """The sent issue (No. 48) with results: 20 readers; 2 bounced, 1 complained, 8 opened,
+    3 clicked, 2 unsubscribed."""
     ArticleFactory(title="Gwadar port opens its second berth", url=ARTICLE)
-    issue = IssueFactory(number=48, status=Issue.Status.SENT, send_started_at=SENT, sent_at=SENT)
-    rows = DeliveryFactory.create_batch(17, issue=issue, sent_at=SENT)
-    rows += DeliveryFactory.create_batch(2, issue=issue, status=Delivery.Status.FAILED)
-    rows.append(DeliveryFactory(issue=issue, status=Delivery.Status.SKIPPED))
+    rows = DeliveryFactory.create_batch(17, issue=sent_issue, sent_at=SENT)
+    rows += DeliveryFactory.create_batch(2, issue=sent_issue, status=Delivery.Status.FAILED)
+    rows.append(DeliveryFactory(issue=sent_issue, status=Delivery.Status.SKIPPED))
     hard, soft, complained = rows[0], rows[1], rows[2]
     Delivery.objects.filter(pk__in=[hard.pk, soft.pk]).update(status=Delivery.Status.BOUNCED)
     Delivery.objects.filter(pk=complained.pk).update(status=Delivery.Status.COMPLAINED)
@@ -97,11 +98,11 @@ def issue() -> Issue:
             ConsentRecord.objects.create(
                 subscriber=row.subscriber, action="withdraw", method=method
             )
-    return issue
+    return sent_issue
 
 
-def test_it_counts_what_an_issue_did(issue):
-    report = issue_report(issue=issue)
+def test_it_counts_what_an_issue_did(issue_with_results):
+    report = issue_report(issue=issue_with_results)
     assert (report.recipients, report.accepted, report.delivered) == (20, 17, 15)
     assert (report.bounced, report.hard_bounces, report.soft_bounces) == (2, 1, 1)
     assert (report.complained, report.failed, report.skipped) == (1, 2, 1)
@@ -113,15 +114,15 @@ def test_it_counts_what_an_issue_did(issue):
     assert report.complaint_level == "over-limit"  # 1 in 15 is far above 0.3 %
 
 
-def test_unsubscribes_after_the_next_issue_went_out_belong_to_the_next_issue(issue):
+def test_unsubscribes_after_the_next_issue_went_out_belong_to_the_next_issue(issue_with_results):
     IssueFactory(number=49, status=Issue.Status.SENT, send_started_at=SENT + timedelta(days=1))
-    assert issue_report(issue=issue).unsubscribed == 0
+    assert issue_report(issue=issue_with_results).unsubscribed == 0
 
 
 def test_the_results_page_shows_rates_top_articles_and_a_chart_without_reader_tokens(
-    issue, editor, client
+    issue_with_results, editor, client
 ):
-    response = client.get(reverse("newsletter_reports:issue", args=[issue.pk]))
+    response = client.get(reverse("newsletter_reports:issue", args=[issue_with_results.pk]))
     assert response.status_code == 200
     page = response.content.decode()
     assert "Results of No. 48" in page
@@ -135,8 +136,8 @@ def test_the_results_page_shows_rates_top_articles_and_a_chart_without_reader_to
     assert "At or above the 0.3 % limit" in page
 
 
-def test_the_reports_are_for_staff_who_may_view_issues(issue, client):
-    url = reverse("newsletter_reports:issue", args=[issue.pk])
+def test_the_reports_are_for_staff_who_may_view_issues(issue_with_results, client):
+    url = reverse("newsletter_reports:issue", args=[issue_with_results.pk])
     assert client.get(url).status_code == 302  # to the admin login
     client.force_login(User.objects.create_user("intern", password="x", is_staff=True))
     assert client.get(url).status_code == 403
@@ -144,13 +145,13 @@ def test_the_reports_are_for_staff_who_may_view_issues(issue, client):
 
 
 def test_the_issue_report_takes_the_same_queries_for_a_bigger_issue(
-    issue, django_assert_max_num_queries
+    issue_with_results, django_assert_max_num_queries
 ):
     with django_assert_max_num_queries(12) as small:  # possible duplicates: a counter, no query
-        issue_report(issue=issue)
-    DeliveryFactory.create_batch(40, issue=issue, sent_at=SENT)
+        issue_report(issue=issue_with_results)
+    DeliveryFactory.create_batch(40, issue=issue_with_results, sent_at=SENT)
     with django_assert_max_num_queries(len(small.captured_queries)):
-        issue_report(issue=issue)
+        issue_report(issue=issue_with_results)
 
 
 @pytest.mark.parametrize(
@@ -193,20 +194,20 @@ def test_list_health_shows_each_week_and_warns_near_the_complaint_target(editor,
     assert "0.3 % limit" in page  # the threshold line on the chart
 
 
-def test_the_ledger_lists_link_to_the_reports(issue, client):
+def test_the_ledger_lists_link_to_the_reports(issue_with_results, client):
     client.force_login(User.objects.create_superuser("chief", password="x"))
     deliveries = client.get(reverse("admin:newsletter_delivery_changelist")).content.decode()
     assert reverse("newsletter_reports:health") in deliveries
-    assert reverse("newsletter_reports:issue", args=[issue.pk]) in deliveries
+    assert reverse("newsletter_reports:issue", args=[issue_with_results.pk]) in deliveries
     events = client.get(reverse("admin:newsletter_trackingevent_changelist"))
     assert events.status_code == 200
     assert client.get(reverse("admin:newsletter_repermission_changelist")).status_code == 200
 
 
 def test_rates_say_not_tracked_when_no_open_or_click_can_be_reported(
-    issue, editor, client, settings
+    issue_with_results, editor, client, settings
 ):
-    url = reverse("newsletter_reports:issue", args=[issue.pk])
+    url = reverse("newsletter_reports:issue", args=[issue_with_results.pk])
     assert "53.3 %" in client.get(url).content.decode()
     settings.ANYMAIL = {key: v for key, v in settings.ANYMAIL.items() if key != "WEBHOOK_SECRET"}
     page = client.get(url).content.decode()

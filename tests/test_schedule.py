@@ -36,7 +36,8 @@ NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)  # Friday 09:00 in Shanghai
 
 
 @pytest.fixture
-def issue():
+def issue_no_5():
+    """A draft of one story, No. 5 (the number the refusals below name)."""
     issue = IssueFactory(number=5)
     IssueItemFactory(issue=issue)
     return issue
@@ -56,33 +57,33 @@ def readers_mailed() -> list[str]:
     return sorted(m.to[0] for m in mail.outbox if "[TEST]" not in m.subject)
 
 
-def test_a_scheduled_issue_goes_out_at_its_time_and_not_before(issue, readers, run_on_commit):
-    issue_schedule(issue=issue, at=NOW + timedelta(hours=2), now=NOW)
-    assert (issue.status, issue.scheduled_at) == ("scheduled", NOW + timedelta(hours=2))
+def test_a_scheduled_issue_goes_out_at_its_time_and_not_before(issue_no_5, readers, run_on_commit):
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=2), now=NOW)
+    assert (issue_no_5.status, issue_no_5.scheduled_at) == ("scheduled", NOW + timedelta(hours=2))
     tick(NOW + timedelta(hours=1, minutes=59), run_on_commit)
     assert mail.outbox == [] and not Delivery.objects.exists()
     tick(NOW + timedelta(hours=2), run_on_commit)
     assert readers_mailed() == sorted(r.email for r in readers)
-    issue.refresh_from_db()
-    assert issue.status == Issue.Status.SENT
+    issue_no_5.refresh_from_db()
+    assert issue_no_5.status == Issue.Status.SENT
 
 
-def test_scheduling_in_the_past_is_refused_and_changes_nothing(issue):
+def test_scheduling_in_the_past_is_refused_and_changes_nothing(issue_no_5):
     with pytest.raises(
         IssueActionError, match=r"2026-11-27 08:59 \(Asia/Shanghai\) is in the past"
     ):
-        issue_schedule(issue=issue, at=NOW - timedelta(minutes=1), now=NOW)
-    issue.refresh_from_db()
-    assert (issue.status, issue.scheduled_at) == ("draft", None)
+        issue_schedule(issue=issue_no_5, at=NOW - timedelta(minutes=1), now=NOW)
+    issue_no_5.refresh_from_db()
+    assert (issue_no_5.status, issue_no_5.scheduled_at) == ("draft", None)
 
 
 @pytest.mark.parametrize("status", ["sending", "sent", "cancelled"])
-def test_an_issue_that_went_or_was_cancelled_cannot_be_scheduled(issue, status):
-    Issue.objects.filter(pk=issue.pk).update(status=status)
+def test_an_issue_that_went_or_was_cancelled_cannot_be_scheduled(issue_no_5, status):
+    Issue.objects.filter(pk=issue_no_5.pk).update(status=status)
     with pytest.raises(IssueActionError, match="it cannot be scheduled"):
-        issue_schedule(issue=issue, at=NOW + timedelta(hours=1), now=NOW)
-    issue.refresh_from_db()
-    assert issue.status == status and issue.scheduled_at is None
+        issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=1), now=NOW)
+    issue_no_5.refresh_from_db()
+    assert issue_no_5.status == status and issue_no_5.scheduled_at is None
 
 
 def test_an_empty_issue_cannot_be_scheduled_or_sent(readers):
@@ -95,35 +96,35 @@ def test_an_empty_issue_cannot_be_scheduled_or_sent(readers):
     assert mail.outbox == [] and not Delivery.objects.exists()
 
 
-def test_a_scheduled_issue_can_be_moved(issue):
-    issue_schedule(issue=issue, at=NOW + timedelta(hours=2), now=NOW)
-    issue_schedule(issue=issue, at=NOW + timedelta(days=1), now=NOW)
-    assert issue.scheduled_at == NOW + timedelta(days=1)
+def test_a_scheduled_issue_can_be_moved(issue_no_5):
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=2), now=NOW)
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(days=1), now=NOW)
+    assert issue_no_5.scheduled_at == NOW + timedelta(days=1)
 
 
-def test_a_held_issue_is_not_sent_at_its_time(issue, readers, run_on_commit):
-    issue_schedule(issue=issue, at=NOW + timedelta(hours=2), now=NOW)
-    issue_hold(issue=issue)
-    assert (issue.status, issue.scheduled_at) == ("draft", None)
+def test_a_held_issue_is_not_sent_at_its_time(issue_no_5, readers, run_on_commit):
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=2), now=NOW)
+    issue_hold(issue=issue_no_5)
+    assert (issue_no_5.status, issue_no_5.scheduled_at) == ("draft", None)
     tick(NOW + timedelta(hours=3), run_on_commit)
     assert mail.outbox == [] and not Delivery.objects.exists()
 
 
-def test_holding_after_the_send_task_was_queued_still_holds(issue, readers, run_on_commit):
-    issue_schedule(issue=issue, at=NOW + timedelta(hours=2), now=NOW)
-    issue_hold(issue=issue)  # the scheduler had already queued start_sending for it
+def test_holding_after_the_send_task_was_queued_still_holds(issue_no_5, readers, run_on_commit):
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=2), now=NOW)
+    issue_hold(issue=issue_no_5)  # the scheduler had already queued start_sending for it
     with time_machine.travel(NOW + timedelta(hours=3), tick=False), run_on_commit():
-        start_sending.delay(issue.pk)
+        start_sending.delay(issue_no_5.pk)
     assert mail.outbox == []
-    issue.refresh_from_db()
-    assert issue.status == Issue.Status.DRAFT
+    issue_no_5.refresh_from_db()
+    assert issue_no_5.status == Issue.Status.DRAFT
 
 
-def test_only_a_scheduled_issue_can_be_held(issue):
+def test_only_a_scheduled_issue_can_be_held(issue_no_5):
     with pytest.raises(
         IssueActionError, match="No. 5 is a draft, not scheduled; it cannot be held"
     ):
-        issue_hold(issue=issue)
+        issue_hold(issue=issue_no_5)
 
 
 def test_cancelling_stops_the_issue_for_good_and_frees_its_articles(readers, run_on_commit):
@@ -141,21 +142,21 @@ def test_cancelling_stops_the_issue_for_good_and_frees_its_articles(readers, run
     assert again.number == 2 and list(again.items.values_list("article", flat=True)) == [article.pk]
 
 
-def test_a_sent_issue_cannot_be_cancelled(issue):
-    Issue.objects.filter(pk=issue.pk).update(status=Issue.Status.SENT)
+def test_a_sent_issue_cannot_be_cancelled(issue_no_5):
+    Issue.objects.filter(pk=issue_no_5.pk).update(status=Issue.Status.SENT)
     with pytest.raises(IssueActionError, match="No. 5 is sent; it cannot be cancelled."):
-        issue_cancel(issue=issue)
+        issue_cancel(issue=issue_no_5)
 
 
 def test_a_scheduled_issue_emptied_by_an_editor_goes_back_to_draft_and_the_editors_hear(
-    issue, readers, run_on_commit
+    issue_no_5, readers, run_on_commit
 ):
     StaffUserFactory(username="amina", groups=["Editors"])
-    issue_schedule(issue=issue, at=NOW + timedelta(hours=2), now=NOW)
-    issue.items.update(removed=True)
+    issue_schedule(issue=issue_no_5, at=NOW + timedelta(hours=2), now=NOW)
+    issue_no_5.items.update(removed=True)
     tick(NOW + timedelta(hours=2), run_on_commit)
-    issue.refresh_from_db()
-    assert issue.status == Issue.Status.DRAFT and not Delivery.objects.exists()
+    issue_no_5.refresh_from_db()
+    assert issue_no_5.status == Issue.Status.DRAFT and not Delivery.objects.exists()
     assert [m.to for m in mail.outbox] == [["amina@newsroom.example.org"]]
     assert mail.outbox[0].subject == "Not sent: Belt & Road Weekly No. 5 is back in draft"
     assert "has no articles" in mail.outbox[0].body
@@ -178,10 +179,10 @@ def test_send_unless_held_sends_the_compiled_issue_after_the_review_time(readers
     assert readers_mailed() == sorted(r.email for r in readers)
 
 
-def test_two_sends_at_once_start_one(issue, readers, run_on_commit):
-    stale = Issue.objects.get(pk=issue.pk)  # what the second editor's page loaded
+def test_two_sends_at_once_start_one(issue_no_5, readers, run_on_commit):
+    stale = Issue.objects.get(pk=issue_no_5.pk)  # what the second editor's page loaded
     with run_on_commit():
-        assert issue_start_sending(issue=issue) == 3
+        assert issue_start_sending(issue=issue_no_5) == 3
     with pytest.raises(IssueNotSendable, match="No. 5 is (sending|sent); it cannot be sent again"):
         issue_start_sending(issue=stale)
     assert readers_mailed() == sorted(r.email for r in readers)

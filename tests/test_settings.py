@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.settings_steps import ROOT, load, run
+
 PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "x" * 20 + "y" * 20 + "z" * 20 + "0123456789abcdef",
@@ -21,44 +21,6 @@ PRODUCTION = {
     "ANYMAIL_MAILGUN_API_KEY": "key-test",
     "ANYMAIL_MAILGUN_SENDER_DOMAIN": "mg.example.org",
 }
-
-
-def run(code: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(
-            (
-                "DATABASE_URL",
-                "REDIS_",
-                "ANYMAIL_",
-                "EMAIL_",
-                "DEBUG",
-                "SECRET_KEY",
-                "SITE_URL",
-                "ALLOWED_HOSTS",
-                "CELERY_",
-            )
-        )
-    }
-    clean.update(
-        env, DJANGO_SETTINGS_MODULE="config.settings", VAR_DIR=str(ROOT / "var" / "test-settings")
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def load(**env: str) -> subprocess.CompletedProcess:
-    return run(
-        "import django; django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'], settings.EMAIL_BACKEND, settings.CELERY_TASK_ALWAYS_EAGER)",
-        **env,
-    )
 
 
 def test_it_runs_embedded_with_no_environment():

@@ -244,8 +244,7 @@ def test_the_plain_html_snippet_posts_across_origins_to_a_prefilled_page_that_wr
     assert mail.outbox == []
 
 
-def test_the_snippet_page_shows_html_that_posts_to_our_absolute_url(client, settings):
-    settings.SITE_URL = "https://weekly.example.org"
+def test_the_snippet_page_shows_html_that_posts_to_our_absolute_url(client, site):
     page = client.get("/newsletter/subscribe/embed/").content.decode()
     assert (
         "&lt;form action=&quot;https://weekly.example.org/newsletter/subscribe/embed/&quot; "

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from anymail.signals import AnymailTrackingEvent
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from newsletter.models import Delivery, Issue, IssueTally, Subscriber, TrackingEvent
+from newsletter.models import Delivery, IssueTally, Subscriber, TrackingEvent
 from newsletter.services.esp_events import tracking_event_delivery, tracking_event_store
 from newsletter.services.list_hygiene import tracking_events_apply, tracking_events_drain
 from newsletter.services.tallies import issue_tally_rebuild
-from tests.factories import DeliveryFactory, IssueFactory
+from tests.conftest import SENT_AT
+from tests.factories import DeliveryFactory
 
 pytestmark = pytest.mark.django_db
-T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+T0 = SENT_AT  # when sent_issue went out
 ARTICLE = "https://portal.example.com/beltandroad/gwadar.html"
 _ids = iter(range(1, 10**6))
 
@@ -43,13 +44,8 @@ def store(delivery: Delivery | None, event_type: str, *, when=T0, **fields) -> T
     return tracking_event_store(event=AnymailTrackingEvent(**event), esp_name="Mailgun")
 
 
-@pytest.fixture
-def issue() -> Issue:
-    return IssueFactory(number=48, status=Issue.Status.SENT, send_started_at=T0, sent_at=T0)
-
-
-def test_a_batch_of_opens_and_clicks_is_applied_at_once_with_counters_and_first_times(issue):
-    first, second = DeliveryFactory.create_batch(2, issue=issue)
+def test_a_batch_of_opens_and_clicks_is_applied_at_once_with_counters_and_first_times(sent_issue):
+    first, second = DeliveryFactory.create_batch(2, issue=sent_issue)
     store(first, "opened", when=T0 + timedelta(hours=2))
     store(first, "opened", when=T0 + timedelta(hours=1))  # arrived late, happened first
     store(first, "clicked", when=T0 + timedelta(hours=3), click_url=f"{ARTICLE}?utm_source=nl")
@@ -76,9 +72,9 @@ def test_a_batch_of_opens_and_clicks_is_applied_at_once_with_counters_and_first_
     }
 
 
-def test_the_applier_keeps_the_issue_tally_equal_to_a_count_of_the_ledger(issue):
-    rows = DeliveryFactory.create_batch(6, issue=issue)
-    issue_tally_rebuild(issue=issue)  # built once, as the first report after the send does
+def test_the_applier_keeps_the_issue_tally_equal_to_a_count_of_the_ledger(sent_issue):
+    rows = DeliveryFactory.create_batch(6, issue=sent_issue)
+    issue_tally_rebuild(issue=sent_issue)  # built once, as the first report after the send does
     store(rows[0], "opened")
     store(rows[0], "opened")
     store(rows[1], "clicked", click_url=ARTICLE)
@@ -91,8 +87,8 @@ def test_the_applier_keeps_the_issue_tally_equal_to_a_count_of_the_ledger(issue)
 
     tracking_events_drain()
 
-    kept = IssueTally.objects.get(issue=issue)
-    counted = issue_tally_rebuild(issue=issue)
+    kept = IssueTally.objects.get(issue=sent_issue)
+    counted = issue_tally_rebuild(issue=sent_issue)
     figures = [
         "accepted",
         "delivered",
@@ -110,9 +106,9 @@ def test_the_applier_keeps_the_issue_tally_equal_to_a_count_of_the_ledger(issue)
     assert (kept.bounced, kept.complained, kept.opened, kept.clicked) == (2, 1, 3, 2)
 
 
-def test_queries_per_batch_do_not_grow_with_the_batch(issue, django_assert_max_num_queries):
+def test_queries_per_batch_do_not_grow_with_the_batch(sent_issue, django_assert_max_num_queries):
     def apply(n: int) -> int:
-        for delivery in DeliveryFactory.create_batch(n, issue=issue):
+        for delivery in DeliveryFactory.create_batch(n, issue=sent_issue):
             store(delivery, "opened")
             store(delivery, "clicked", click_url=ARTICLE)
         with django_assert_max_num_queries(20) as captured:
@@ -122,9 +118,9 @@ def test_queries_per_batch_do_not_grow_with_the_batch(issue, django_assert_max_n
     assert apply(40) <= apply(3)
 
 
-def test_a_status_change_for_a_delivery_still_sending_waits_while_the_rest_are_applied(issue):
-    sending = DeliveryFactory(issue=issue, status=Delivery.Status.SENDING)
-    sent = DeliveryFactory(issue=issue)
+def test_a_status_change_for_a_delivery_still_sending_waits_while_the_rest_are_applied(sent_issue):
+    sending = DeliveryFactory(issue=sent_issue, status=Delivery.Status.SENDING)
+    sent = DeliveryFactory(issue=sent_issue)
     bounce = store(sending, "bounced", esp_event={"event-data": {"delivery-status": {"code": 550}}})
     store(sent, "opened")
 
@@ -139,9 +135,11 @@ def test_a_status_change_for_a_delivery_still_sending_waits_while_the_rest_are_a
     assert Subscriber.objects.get(pk=sending.subscriber_id).status == "bounced"
 
 
-def test_without_metadata_the_message_id_and_the_recipient_find_the_delivery(issue):
+def test_without_metadata_the_message_id_and_the_recipient_find_the_delivery(sent_issue):
     # One Mailgun batch call: one message id for all its recipients.
-    rows = DeliveryFactory.create_batch(3, issue=issue, esp_message_id="<batch-1@mg.example.com>")
+    rows = DeliveryFactory.create_batch(
+        3, issue=sent_issue, esp_message_id="<batch-1@mg.example.com>"
+    )
     event = store(
         None,
         "opened",
@@ -154,8 +152,8 @@ def test_without_metadata_the_message_id_and_the_recipient_find_the_delivery(iss
     assert Delivery.objects.filter(open_count=1).count() == 1
 
 
-def test_list_health_shows_the_events_waiting_to_be_applied(client, issue):
-    delivery = DeliveryFactory(issue=issue)
+def test_list_health_shows_the_events_waiting_to_be_applied(client, sent_issue):
+    delivery = DeliveryFactory(issue=sent_issue)
     for _ in range(3):
         store(delivery, "opened")
     client.force_login(User.objects.create_superuser("chief", password="x"))

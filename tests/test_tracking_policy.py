@@ -27,7 +27,7 @@ from tests.factories import (
     SubscriberFactory,
 )
 from tests.test_webhooks_mailgun import MailgunFormat
-from tests.webhook_cases import SECRET, Target, post
+from tests.webhook_steps import SECRET, Target, post
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ import pytest
 from newsletter.models import TrackingEvent
 from tests.factories import DeliveryFactory
 from tests.test_webhooks_postmark import PostmarkFormat
-from tests.webhook_cases import SECRET, Target, auth_header, post
+from tests.webhook_steps import SECRET, Target, auth_header, post
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +61,7 @@ def test_a_supported_esp_is_routed_only_while_it_is_configured(client, settings)
     ],
 )
 def test_the_default_is_the_esp_of_the_email_backend(backend, setting, esp):
-    from tests.test_settings import run
+    from tests.settings_steps import run
 
     result = run(
         "import django; django.setup(); from django.conf import settings; "
@@ -73,7 +73,7 @@ def test_the_default_is_the_esp_of_the_email_backend(backend, setting, esp):
 
 
 def test_an_unsupported_esp_in_the_setting_stops_start_up():
-    from tests.test_settings import load
+    from tests.settings_steps import load
 
     result = load(NEWSLETTER_WEBHOOK_ESPS="mailgun,amazon_ses")
     assert result.returncode != 0

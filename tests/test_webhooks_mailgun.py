@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from tests.webhook_cases import (
+from tests.webhook_steps import (
     ARTICLE_URL,
     EspFormat,
     Target,

@@ -13,7 +13,7 @@ import uuid
 import zlib
 
 from newsletter.models import Subscriber
-from tests.webhook_cases import (
+from tests.webhook_steps import (
     ARTICLE_URL,
     EVENT_TIME,
     EspFormat,

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.webhook_cases import (
+from tests.webhook_steps import (
     ARTICLE_URL,
     EspFormat,
     Target,

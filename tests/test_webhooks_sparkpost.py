@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 
 from newsletter.models import Subscriber
-from tests.webhook_cases import (
+from tests.webhook_steps import (
     ARTICLE_URL,
     EspFormat,
     Target,

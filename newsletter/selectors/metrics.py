@@ -182,7 +182,7 @@ class IssueReport(Rates):
     clicks_tracked: bool = True
     unsubscribed: int = 0
     # Recipients of calls interrupted in flight (timeout, dropped connection, worker
-    # killed), sent again: each may have had a second copy (sending/batch.py).
+    # killed), sent again: each may have had a second copy (sending/ledger.py).
     possible_duplicates: int = 0
     unsubscribe_methods: dict[str, int] = field(default_factory=dict)
     links: list[LinkClicks] = field(default_factory=list)

@@ -19,9 +19,8 @@ from newsletter.services.issues import issue_start_sending
 from newsletter.services.subscribers import consent_text_publish
 from tests.e2e.test_reader_browser import browser, email_link, shots, site  # noqa: F401
 from tests.factories import ArticleFactory, IssueFactory, IssueItemFactory, default_newsletter
+from tests.language_steps import chinese_version, english_words
 from tests.reader_steps import html_of
-from tests.test_editions import chinese_version
-from tests.test_reader_languages import english_words
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

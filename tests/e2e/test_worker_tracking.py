@@ -9,7 +9,7 @@ from newsletter.suppression import is_suppressed
 from tests.e2e.conftest import wait_for
 from tests.factories import DeliveryFactory
 from tests.test_webhooks_mailgun import MailgunFormat
-from tests.webhook_cases import SECRET, Target, post
+from tests.webhook_steps import SECRET, Target, post
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -9,7 +9,9 @@ made if missing and emptied first). Each job runs exactly as admin runs it
 process, so its peak RSS is the job's own. The import uses "prior consent" (active
 readers, no confirmation emails: the shape of a migration from an old list); the
 export is the readers' list's "Export CSV" of everyone (COPY on PostgreSQL).
-Targets: export >= 50,000 rows/s; memory flat (peak RSS independent of N).
+A second import of the same file finds every row on the list (unchanged): the path
+that classifies without writing. Targets: import >= 10,000 rows/s (issue 11: it went
+at ~280); export >= 50,000 rows/s; memory flat (peak RSS independent of N).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,15 +75,39 @@ def child(kind: str, argument: str) -> None:
         return
     else:
         job = BackgroundJob.objects.create(kind="export", params={"filters": {}, "q": ""})
+    backend = _backend_cpu()
+    python = _own_cpu()
     started = time.perf_counter()
     job_run(job_id=job.pk)
     seconds = time.perf_counter() - started
+    python, backend = _own_cpu() - python, _backend_cpu() - backend
     job.refresh_from_db()
     if job.status != "done":
         print(f"job failed: {job.error}", file=sys.stderr)
         sys.exit(2)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(job.done, f"{seconds:.3f}", f"{peak:.0f}")
+    print(job.done, f"{seconds:.3f}", f"{python:.1f}", f"{backend:.1f}", f"{peak:.0f}")
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the job
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu() -> float:
+    """Return the CPU seconds of this job's PostgreSQL backend (same machine), or nan."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return float("nan")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _fill(total: int) -> None:
@@ -108,7 +135,7 @@ def _fill(total: int) -> None:
         )
 
 
-def _run_child(kind: str, argument: str, media: str) -> tuple[int, float, float]:
+def _run_child(kind: str, argument: str, media: str) -> tuple[int, float, float, float, float]:
     result = subprocess.run(
         [sys.executable, "-m", "bench.csv_jobs", "--child", kind, argument],
         cwd=ROOT,
@@ -119,8 +146,8 @@ def _run_child(kind: str, argument: str, media: str) -> tuple[int, float, float]
     )
     if result.returncode:
         sys.exit(f"{kind} child failed:\n{result.stderr[-3000:]}")
-    rows, seconds, peak = result.stdout.split()[-3:]
-    return int(rows), float(seconds), float(peak)
+    rows, seconds, python, backend, peak = result.stdout.split()[-5:]
+    return int(rows), float(seconds), float(python), float(backend), float(peak)
 
 
 def main() -> int:
@@ -164,8 +191,12 @@ def main() -> int:
         for n in range(args.rows):
             out.write(f"reader{n}@bench.example.org,Reader {n},Silk Road Bank {n % 97},CN,\n")
     size_mb = source.stat().st_size / 1e6
+    again = Path(media) / "readers-again.csv"
+    shutil.copyfile(source, again)  # the job deletes its input when done
 
-    imported, import_s, import_rss = _run_child("import", str(source), media)
+    imported = _run_child("import", str(source), media)
+    # The same file again: every row found on the list, unchanged (the classifying path).
+    reimported = _run_child("import", str(again), media)
     if DATABASE_URL.startswith("postgres"):
         subprocess.run(
             [sys.executable, "-m", "bench.csv_jobs", "--child", "fill", str(args.export_rows)],
@@ -173,15 +204,34 @@ def main() -> int:
             env=env,
             check=True,
         )
-    exported, export_s, export_rss = _run_child("export", "-", media)
+    exported = _run_child("export", "-", media)
     engine = "PostgreSQL" if DATABASE_URL.startswith("postgres") else "SQLite"
-    print(f"CSV jobs: import {args.rows:,} rows ({size_mb:.0f} MB file), export {exported:,}, {engine}")
-    print(f"{'job':<8}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MB':>13}")
-    print(f"{'import':<8}{imported:>12,}{import_s:>10.1f}{imported / import_s:>12,.0f}{import_rss:>13.0f}")
-    print(f"{'export':<8}{exported:>12,}{export_s:>10.1f}{exported / export_s:>12,.0f}{export_rss:>13.0f}")
-    ok = imported == args.rows and exported / export_s >= 50_000
-    print("export target (>= 50,000 rows/s):", "met" if exported / export_s >= 50_000 else "MISSED")
-    return 0 if ok else 1
+    print(f"CSV jobs: import {args.rows:,} rows ({size_mb:.0f} MB file), export {exported[0]:,}, {engine}")
+    print(
+        f"{'job':<10}{'rows':>11}{'seconds':>9}{'rows/s':>9}{'CPU s: job':>12}{'database':>10}"
+        f"{'CPU-bound rows/s':>18}{'peak RSS MB':>13}"
+    )
+    for name, (rows, seconds, python, backend, rss) in (
+        ("import", imported),
+        ("re-import", reimported),
+        ("export", exported),
+    ):
+        # The job's threads and its database backend overlap on two cores: what the
+        # busier of the two needs bounds the rate on an otherwise idle machine.
+        bound = rows / max(python, backend) if max(python, backend) > 0 else float("nan")
+        print(
+            f"{name:<10}{rows:>11,}{seconds:>9.1f}{rows / seconds:>9,.0f}{python:>12.1f}"
+            f"{backend:>10.1f}{bound:>18,.0f}{rss:>13.0f}"
+        )
+    imported, import_s = imported[0], imported[1]
+    exported, export_s = exported[0], exported[1]
+    import_ok = imported == args.rows and imported / import_s >= 10_000
+    export_ok = exported / export_s >= 50_000
+    print("import target (>= 10,000 rows/s):", "met" if import_ok else "MISSED")
+    print("export target (>= 50,000 rows/s):", "met" if export_ok else "MISSED")
+    one, five, fifteen = os.getloadavg()
+    print(f"load average at the end: {one:.1f} {five:.1f} {fifteen:.1f} on {os.cpu_count()} CPUs")
+    return 0 if import_ok and export_ok else 1
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ in editors' inboxes is what spammers look for, and the portal's form always had 
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
@@ -15,7 +17,7 @@ from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 
 from articles.languages import reader_language
-from inbox import files
+from inbox import files, held_files
 from inbox.models import QUESTION_MAX_CHARS, STORY_MAX_CHARS, Ticket
 from newsletter.forms import (
     OneLineField,
@@ -130,6 +132,11 @@ class TicketForm(TrapFields):
                 % {"types": files.allowed_labels(), "size": filesizeformat(attachment_max_bytes())},
                 widget=forms.ClearableFileInput(attrs={"accept": files.ACCEPT}),
             )
+            # The signed reference to a file kept while the form is fixed (held_files.py).
+            self.fields["held_attachment"] = forms.CharField(
+                required=False, max_length=2000, widget=forms.HiddenInput
+            )
+        self.held_attachment_name = ""
         if newsletter_consent is None:
             del self.fields["subscribe"]  # the newsletter takes no signups just now
         else:
@@ -163,6 +170,15 @@ class TicketForm(TrapFields):
 
     def clean_attachment(self):
         upload = self.cleaned_data.get("attachment")
+        reference = str(self.data.get("held_attachment", ""))[:2000]
+        if reference and not upload:  # the file kept from the last try (held_files.py)
+            upload = held_files.take(reference)
+            if upload is None:
+                raise forms.ValidationError(
+                    _("The file you attached before is no longer kept: please choose it again.")
+                )
+        elif reference:  # a file chosen now replaces the one kept
+            held_files.take(reference)
         if not upload:
             return None
         limit = attachment_max_bytes()
@@ -213,13 +229,24 @@ class TicketForm(TrapFields):
             )
         return data
 
+    def full_clean(self) -> None:
+        super().full_clean()
+        if not self.is_bound or "held_attachment" not in self.fields:
+            return
+        # A good file on a form that failed elsewhere is kept and offered again.
+        upload = self.cleaned_data.get("attachment")
+        reference = held_files.hold(upload) if upload and self._errors else ""
+        self.held_attachment_name = PurePath(upload.name or "").name[:150] if reference else ""
+        self.data = self.data.copy()
+        self.data["held_attachment"] = reference
+
     @property
     def file_not_kept(self) -> str:
         """Return the name of a file the reader chose that this page cannot give back, or ""."""
         upload = (
             self.files.get("attachment") if self.is_bound and "attachment" in self.fields else None
         )
-        return upload.name[:150] if upload and self.errors else ""
+        return upload.name[:150] if upload and self.errors and not self.held_attachment_name else ""
 
     def profile(self) -> Profile:
         data = self.cleaned_data

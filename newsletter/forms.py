@@ -7,7 +7,7 @@ domains) before they are validated or compared.
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from functools import lru_cache
 
 from django import forms
@@ -32,11 +32,17 @@ from newsletter.suppression import normalise_email
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
+# Unicode's Cc (C0, DEL, C1), Zl and Zp, and the bidi overrides, as one class: a regex
+# search is a hundred times faster than asking unicodedata about every character, and a
+# CSV import checks four fields of a million rows.
+_NOT_ON_ONE_LINE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029" + "".join(sorted(_BIDI_CONTROLS)) + "]"
+)
+
+
 def has_control_characters(value: str) -> bool:
     """Whether `value` holds CR, LF, tab, another control character or a bidi override."""
-    return any(
-        unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS for char in value
-    )
+    return _NOT_ON_ONE_LINE.search(value) is not None
 
 
 class OneLineField(forms.CharField):

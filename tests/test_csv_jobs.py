@@ -20,6 +20,8 @@ from django.utils import timezone
 from newsletter.models import BackgroundJob, Subscriber
 from newsletter.services.jobs import job_progress_note
 from newsletter.services.subscriber_csv import subscribers_export
+from newsletter.services.subscriber_merge import ImportStage
+from newsletter.suppression import suppress
 from tests.factories import CategoryFactory, StaffUserFactory, SubscriberFactory, default_newsletter
 from tests.reader_steps import admin_client  # noqa: F401 - fixture
 
@@ -194,3 +196,174 @@ def test_downloads_need_the_readers_view_permission(client, admin_client):
     client.force_login(intern)
     assert client.get(f"/admin/newsletter/backgroundjob/{job.pk}/download/").status_code == 404
     assert client.get(f"/admin/newsletter/backgroundjob/{job.pk}/progress/").status_code == 404
+
+
+# --- Issue 11 item 5 at scale, issue 15 item 13: every row's outcome ----------------------
+
+
+def _rows_report(client, job: BackgroundJob) -> list[dict]:
+    response = client.get(f"/admin/newsletter/backgroundjob/{job.pk}/download/rows/")
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="import-{job.pk}-rows.csv"'
+    return list(
+        csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")))
+    )
+
+
+def test_the_report_lists_what_each_row_became(admin_client, sections):
+    finance, _energy = sections
+    same = SubscriberFactory(email="same@example.com", name="Same", organisation="", country="KZ")
+    same.categories.set([finance])
+    SubscriberFactory(email="other@example.com", name="Old name", status="active")
+    SubscriberFactory(email="gone@example.com", name="Gone", status="unsubscribed")
+    text = HEADER + (
+        "new@example.com,New,,CN,energy\n"  # row 2: created
+        "same@example.com,Same,,kz,Finance\n"  # row 3: already so
+        "other@example.com,New name,,,\n"  # row 4: on the list, never rewritten
+        "gone@example.com,Gone,,,\n"  # row 5: unsubscribed, left alone
+        "not-an-address,,,,\n"  # row 6: failed
+        "NEW@example.com,,,,\n"  # row 7: duplicate
+    )
+    page = _follow(admin_client, _import(admin_client, text))
+    assert "6 rows: 1 imported, 1 unchanged, 2 skipped, 2 with errors." in page
+    assert "Download what each row became" in page
+    job = BackgroundJob.objects.get()
+    report = [
+        (row["row"], row["email"], row["outcome"], row["detail"])
+        for row in _rows_report(admin_client, job)
+    ]
+    assert report == [
+        ("2", "new@example.com", "created", "pending, asked to confirm by email"),
+        (
+            "3",
+            "same@example.com",
+            "unchanged",
+            "already on the list (active) with these details: nothing to change.",
+        ),
+        ("4", "other@example.com", "skipped", "already on the list (active): left as it is."),
+        ("5", "gone@example.com", "skipped", "already on the list (unsubscribed): left as it is."),
+        (
+            "6",
+            "not-an-address",
+            "failed",
+            "email: Enter a valid email address, like name@example.com.",
+        ),
+        ("7", "new@example.com", "failed", "duplicate address: new@example.com is on row 2."),
+    ]
+    assert Subscriber.objects.get(email="other@example.com").name == "Old name"
+    assert [row["email"] for row in _download(admin_client, job)] == [
+        "not-an-address",
+        "NEW@example.com",
+    ]
+
+
+def test_chunks_give_the_same_outcomes_as_one_and_find_duplicates_across_them(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr("newsletter.services.subscriber_csv.IMPORT_CHUNK", 7)
+    SubscriberFactory(email="reader5@example.com", status="bounced")
+    suppress(newsletter=default_newsletter(), email="reader9@example.com", reason="erased")
+    rows = [f"reader{n}@example.com,Reader {n},,CN,\n" for n in range(40)]
+    rows.insert(30, "READER3@example.com,Again,,,\n")  # row 32, a duplicate of row 5, chunks apart
+    page = _follow(
+        admin_client, _import(admin_client, HEADER + "".join(rows), prior_consent="Old list")
+    )
+    assert "41 rows: 38 imported, 2 skipped, 1 with errors." in page
+    report = {row["row"]: row for row in _rows_report(admin_client, BackgroundJob.objects.get())}
+    assert len(report) == 41
+    assert report["32"]["detail"] == "duplicate address: reader3@example.com is on row 5."
+    assert report["7"]["detail"] == "already on the list (bounced): left as it is."
+    assert report["11"]["outcome"] == "skipped" and report["11"]["detail"].startswith("suppressed")
+    assert (
+        Subscriber.objects.filter(status="active", consent_records__note="Old list").count() == 38
+    )
+
+
+def test_importing_the_same_file_again_changes_nothing(admin_client):
+    rows = "".join(f"reader{n}@example.com,Reader {n},,CN,finance\n" for n in range(25))
+    _follow(admin_client, _import(admin_client, HEADER + rows, prior_consent="Old list"))
+    before = list(
+        Subscriber.objects.order_by("pk").values_list("pk", "email", "name", "updated_at")
+    )
+    page = _follow(admin_client, _import(admin_client, HEADER + rows, prior_consent="Old list"))
+    assert "25 rows: 0 imported, 25 unchanged, 0 skipped, 0 with errors." in page
+    assert (
+        list(Subscriber.objects.order_by("pk").values_list("pk", "email", "name", "updated_at"))
+        == before
+    )
+
+
+def test_a_reader_who_signs_up_while_the_import_runs_is_left_as_they_signed_up(
+    admin_client, monkeypatch
+):
+    classify = ImportStage._classify
+
+    def and_meanwhile_a_signup(self, cursor):
+        classify(self, cursor)
+        SubscriberFactory(email="amina@example.com", name="Amina herself")
+
+    monkeypatch.setattr(ImportStage, "_classify", and_meanwhile_a_signup)
+    page = _follow(admin_client, _import(admin_client, GOOD))
+    assert "2 rows: 1 imported, 1 skipped, 0 with errors." in page
+    assert "Row 3: signed up while the import ran: left as it is." in page
+    assert Subscriber.objects.get(email="amina@example.com").name == "Amina herself"
+
+
+def test_a_job_that_fails_midway_leaves_no_half_written_chunk(admin_client, monkeypatch):
+    monkeypatch.setattr("newsletter.services.subscriber_csv.IMPORT_CHUNK", 10)
+    insert = ImportStage._insert
+    calls = []
+
+    def fail_in_the_second_chunk(self, cursor):
+        calls.append(1)
+        insert(self, cursor)  # readers written, then the chunk's last statement fails
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+
+    monkeypatch.setattr(ImportStage, "_insert", fail_in_the_second_chunk)
+    rows = "".join(f"reader{n}@example.com,Reader {n},,,finance\n" for n in range(25))
+    page = _follow(admin_client, _import(admin_client, HEADER + rows, prior_consent="Old list"))
+    assert "The rows it had finished stay imported: import the file again to finish" in page
+    job = BackgroundJob.objects.get()
+    assert job.status == "failed" and job.output_path == "" and "rows_file" not in job.report
+    # The first chunk whole (reader, section, consent record), nothing of the second.
+    readers = Subscriber.objects.all()
+    assert sorted(readers.values_list("email", flat=True)) == sorted(
+        f"reader{n}@example.com" for n in range(10)
+    )
+    assert all(r.categories.count() == 1 and r.consent_records.count() == 1 for r in readers)
+
+
+def test_a_file_with_a_bad_byte_far_down_is_refused_before_any_row_is_written(
+    admin_client, monkeypatch
+):
+    monkeypatch.setattr("newsletter.services.subscriber_csv.IMPORT_CHUNK", 5)
+    rows = "".join(f"reader{n}@example.com,Reader {n},,,\n" for n in range(30)).encode()
+    page = _follow(
+        admin_client,
+        _import(admin_client, HEADER.encode() + rows + "Jörg@example.com,,,,\n".encode("latin-1")),
+    )
+    assert "The file is not UTF-8 (line 32)" in page
+    assert not Subscriber.objects.exists()
+
+
+def test_a_character_cut_off_at_the_end_of_the_file_is_refused_too(admin_client, monkeypatch):
+    monkeypatch.setattr("newsletter.services.subscriber_csv.IMPORT_CHUNK", 1)
+    page = _follow(admin_client, _import(admin_client, GOOD.encode() + "王".encode()[:2]))
+    assert "The file is not UTF-8 (line 4)" in page
+    assert not Subscriber.objects.exists()
+
+
+def test_a_dry_run_reports_every_row_and_writes_nothing(admin_client):
+    page = _follow(admin_client, _import(admin_client, GOOD + "=cmd|calc,,,,\n", dry_run="on"))
+    assert "3 rows: 2 would be imported, 0 skipped, 1 with errors." in page
+    outcomes = [
+        (row["email"], row["outcome"], row["detail"])
+        for row in _rows_report(admin_client, BackgroundJob.objects.get())
+    ]
+    assert outcomes[:2] == [
+        ("li.wei@example.com", "created", "would be imported"),
+        ("amina@example.com", "created", "would be imported"),
+    ]
+    assert outcomes[2][:2] == ("'=cmd|calc", "failed")  # the spreadsheet-formula guard
+    assert not Subscriber.objects.exists()

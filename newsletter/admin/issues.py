@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
@@ -163,7 +163,7 @@ class IssueAdmin(IssuePages, admin.ModelAdmin):
         "status_badge",
         "when",
         "article_count",
-        "recipients_count",
+        "recipients",
         "sent_count",
         "failed_count",
         "skipped_count",
@@ -231,6 +231,13 @@ class IssueAdmin(IssuePages, admin.ModelAdmin):
     @admin.display(description=_("articles"), ordering="_articles")
     def article_count(self, obj: Issue) -> int:
         return obj._articles
+
+    @admin.display(description=_("recipients"), ordering=F("recipients_count") - F("skipped_count"))
+    def recipients(self, obj: Issue) -> int:
+        # Issue 15: readers it goes to, as the send confirmation and progress count them.
+        # The snapshot (recipients_count) also holds the readers skipped at send time:
+        # none of their sections in it, or gone before their batch.
+        return max(obj.recipients_count - obj.skipped_count, 0)
 
     @admin.display(description=_("status"), ordering="status")
     def status_badge(self, obj: Issue) -> str:

@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from newsletter.models import BackgroundJob, Subscriber
-from newsletter.services.jobs import job_file, job_progress
+from newsletter.services.jobs import job_file, job_progress, rows_file
 
 
 def may_see_readers(request: HttpRequest) -> bool:
@@ -46,6 +46,11 @@ class BackgroundJobAdmin(admin.ModelAdmin):
             path("<int:job_id>/progress/", view(self.progress_view), name="newsletter_backgroundjob_progress"),
             path("<int:job_id>/progress.json", view(self.progress_json), name="newsletter_backgroundjob_status"),
             path("<int:job_id>/download/", view(self.download_view), name="newsletter_backgroundjob_download"),
+            path(
+                "<int:job_id>/download/rows/",
+                view(self.rows_download_view),
+                name="newsletter_backgroundjob_rows_download",
+            ),
             *super().get_urls(),
         ]
 
@@ -67,6 +72,7 @@ class BackgroundJobAdmin(admin.ModelAdmin):
             "progress": job_progress(job=job),
             "running": running,
             "has_file": job_file(job) is not None,
+            "has_rows_file": rows_file(job) is not None,
             "opts": Subscriber._meta,
             "status_url": reverse("admin:newsletter_backgroundjob_status", args=[job.pk]),
         }
@@ -83,6 +89,18 @@ class BackgroundJobAdmin(admin.ModelAdmin):
             raise Http404
         stamp = timezone.localtime(job.finished_at).strftime("%Y%m%d-%H%M")
         name = f"readers-{stamp}.csv" if job.kind == BackgroundJob.Kind.EXPORT else f"import-{job.pk}-failed-rows.csv"
-        response = FileResponse(open(path, "rb"), as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")  # noqa: SIM115
-        response["X-Content-Type-Options"] = "nosniff"
-        return response
+        return _csv_download(path, name)
+
+    def rows_download_view(self, request: HttpRequest, job_id: int) -> FileResponse:
+        """What every row of an import became (issue 15): created, unchanged, skipped or failed, and why."""
+        job = self._job(request, job_id)
+        path = rows_file(job)
+        if path is None or job.status != BackgroundJob.Status.DONE:
+            raise Http404
+        return _csv_download(path, f"import-{job.pk}-rows.csv")
+
+
+def _csv_download(path, name: str) -> FileResponse:
+    response = FileResponse(open(path, "rb"), as_attachment=True, filename=name, content_type="text/csv; charset=utf-8")  # noqa: SIM115
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

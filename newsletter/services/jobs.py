@@ -3,10 +3,10 @@
 A 10 MB import or a million-row export outlasts any proxy's timeout, so admin only
 starts a job (`job_import_start`, `job_export_start`) and shows its progress page;
 a Celery task runs it (`job_run`). One small mechanism serves both: a BackgroundJob
-row, live counters in the cache (the import runs in one transaction, so counters in
-the row would stay invisible until it ends), and a result file under
-MEDIA_ROOT/jobs/ (no URL serves it; admin streams it to staff) — the export, or
-the rows an import refused with the reason beside each.
+row, live counters in the cache (cheaper than writing the row after every chunk), and
+result files under MEDIA_ROOT/jobs/ (no URL serves them; admin streams them to staff)
+— the export, or for an import the rows it refused with the reason beside each and a
+report of what every row became (created, unchanged, skipped or failed, and why).
 
 The export streams: on PostgreSQL one `COPY (SELECT …) TO STDOUT` writes the rows
 straight into the file, the spreadsheet-formula guard and the categories done in
@@ -41,13 +41,15 @@ from newsletter.services.subscriber_csv import (
     FORMULA_START,
     UTF8_BOM,
     ImportFileError,
+    Outcome,
+    RowResult,
+    sheet_safe,
     subscribers_export,
     subscribers_import,
 )
 
 logger = logging.getLogger(__name__)
 
-REPORT_ROWS = 1000  # rows of errors and skips kept on the job page; the CSV has them all
 PROGRESS_TTL = 7 * 86400
 # Filters of the readers' admin list that an export of "all matching" carries over.
 EXPORT_FILTERS = (
@@ -214,7 +216,15 @@ def job_run(*, job_id: int) -> None:
         _fail(job, str(exc))
     except Exception as exc:
         logger.exception("background job %s failed", job.pk)
-        _fail(job, f"The job stopped: {type(exc).__name__}. Nothing was kept; try again.")
+        if job.kind == BackgroundJob.Kind.IMPORT:
+            # Each chunk of an import commits on its own (services/subscriber_merge.py).
+            message = (
+                f"The job stopped: {type(exc).__name__}. The rows it had finished stay imported: "
+                "import the file again to finish, and they show as unchanged."
+            )
+        else:
+            message = f"The job stopped: {type(exc).__name__}. Nothing was kept; try again."
+        _fail(job, message)
     finally:
         if job.input_path:
             (jobs_dir() / Path(job.input_path).name).unlink(missing_ok=True)
@@ -224,6 +234,8 @@ def job_run(*, job_id: int) -> None:
 def _fail(job: BackgroundJob, message: str) -> None:
     if job.output_path:
         (jobs_dir() / Path(job.output_path).name).unlink(missing_ok=True)
+    if path := rows_file(job):
+        path.unlink()
     BackgroundJob.objects.filter(pk=job.pk).update(
         status=BackgroundJob.Status.FAILED,
         error=message,
@@ -232,55 +244,101 @@ def _fail(job: BackgroundJob, message: str) -> None:
     )
 
 
+class _ImportFiles:
+    """The two files an import leaves: what every row became, and the failed rows to fix.
+
+    Both are written chunk by chunk as the import goes, so memory does not grow with
+    the file. The failed rows are the rows as they were, with the reason in a last
+    column, to fix and import again.
+    """
+
+    ROWS_COLUMNS = ("row", "email", "outcome", "detail")
+
+    def __init__(self) -> None:
+        self.rows_name = f"{uuid.uuid4().hex}-rows.csv"
+        self.failed_name = f"{uuid.uuid4().hex}-failed.csv"
+        self._rows_file = open(jobs_dir() / self.rows_name, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._rows_file.write(UTF8_BOM)  # opened in Excel by people (issue 14)
+        self._rows = csv.writer(self._rows_file)
+        self._rows.writerow(self.ROWS_COLUMNS)
+        self._failed_file: IO[str] | None = None
+        self._failed: csv.writer | None = None
+
+    def write(self, header: list[str], results: list[RowResult]) -> None:
+        self._rows.writerows(
+            # A report is opened in a spreadsheet: the same formula guard as the export.
+            (result.number, sheet_safe(result.email), result.outcome, sheet_safe(result.detail))
+            for result in results
+        )
+        for result in results:
+            if result.outcome is not Outcome.FAILED:
+                continue
+            if self._failed is None:
+                self._failed_file = open(jobs_dir() / self.failed_name, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                self._failed = csv.writer(self._failed_file)
+                self._failed.writerow([*header, "error"])
+            self._failed.writerow([*result.cells, f"row {result.number}: {result.detail}"])
+
+    @property
+    def has_failed(self) -> bool:
+        return self._failed is not None
+
+    def close(self) -> None:
+        self._rows_file.close()
+        if self._failed_file:
+            self._failed_file.close()
+
+    def remove(self) -> None:
+        self.close()
+        for name in (self.rows_name, self.failed_name):
+            (jobs_dir() / name).unlink(missing_ok=True)
+
+
+def rows_file(job: BackgroundJob) -> Path | None:
+    """Return an import's report of every row, if it has one."""
+    name = (job.report or {}).get("rows_file")
+    path = jobs_dir() / Path(name).name if name else None
+    return path if path and path.is_file() else None
+
+
 def _run_import(job: BackgroundJob) -> None:
     params = job.params
     source = jobs_dir() / Path(job.input_path).name
-    with open(source, "rb") as handle:
-        report = subscribers_import(
-            newsletter=Newsletter.objects.get(pk=params["newsletter_id"]),
-            source=handle,
-            prior_consent=params.get("prior_consent", ""),
-            dry_run=bool(params.get("dry_run")),
-            on_progress=lambda rows, failed: job_progress_note(
-                job_id=job.pk, done=rows, failed=failed
-            ),
-        )
-    output = ""
-    if report.errors:
-        output = f"{uuid.uuid4().hex}-failed.csv"
-        with open(source, "rb") as handle, open(jobs_dir() / output, "w", newline="", encoding="utf-8") as out:
-            _write_failed_rows(handle, dict(report.errors), out)
+    files = _ImportFiles()
+    try:
+        with open(source, "rb") as handle:
+            report = subscribers_import(
+                newsletter=Newsletter.objects.get(pk=params["newsletter_id"]),
+                source=handle,
+                prior_consent=params.get("prior_consent", ""),
+                dry_run=bool(params.get("dry_run")),
+                on_progress=lambda rows, failed: job_progress_note(job_id=job.pk, done=rows, failed=failed),
+                on_rows=files.write,
+            )
+    except BaseException:
+        files.remove()
+        raise
+    files.close()
+    output = files.failed_name if files.has_failed else ""
     BackgroundJob.objects.filter(pk=job.pk).update(
         status=BackgroundJob.Status.DONE,
         total=report.rows,
         done=report.rows,
-        failed=len(report.errors),
+        failed=report.errors_total,
         summary=report.summary(),
         report={
             "created": report.created,
+            "unchanged": report.unchanged,
             "dry_run": report.dry_run,
-            "errors": report.errors[:REPORT_ROWS],
-            "skipped": report.skipped[:REPORT_ROWS],
-            "errors_total": len(report.errors),
-            "skipped_total": len(report.skipped),
+            "errors": report.errors,
+            "skipped": report.skipped,
+            "errors_total": report.errors_total,
+            "skipped_total": report.skipped_total,
+            "rows_file": files.rows_name,
         },
         output_path=output,
         finished_at=timezone.now(),
     )
-
-
-def _write_failed_rows(handle: IO[bytes], errors: dict[int, str], out: IO[str]) -> None:
-    """Write the refused rows as they were, with the reason in a last column, to fix and re-import."""
-    from newsletter.services.subscriber_csv import read_rows
-
-    writer = csv.writer(out)
-    header_written = False
-    for number, header, cells in read_rows(handle):
-        if not header_written:
-            writer.writerow([*header, "error"])
-            header_written = True
-        if number in errors:
-            writer.writerow([*cells, f"row {number}: {errors[number]}"])
 
 
 def _run_export(job: BackgroundJob) -> None:
@@ -317,7 +375,7 @@ _FORMULA_SQL = ", ".join(
 
 
 def _sql_safe(column: str) -> str:
-    # The spreadsheet-formula guard of subscriber_csv._sheet_safe, in SQL.
+    # The spreadsheet-formula guard of subscriber_csv.sheet_safe, in SQL.
     return f"CASE WHEN left({column}, 1) IN ({_FORMULA_SQL}) THEN '''' || {column} ELSE {column} END"
 
 

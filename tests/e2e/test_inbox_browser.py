@@ -157,3 +157,31 @@ def test_a_contributor_sends_a_story_with_a_file_and_the_editor_downloads_it(
     download = download_info.value
     assert download.suggested_filename == "apples.pdf"
     assert Path(download.path()).read_bytes() == PDF
+
+
+def test_a_file_is_kept_while_the_contributor_fixes_the_form(browser, site, shots, tmp_path):
+    # Issue 15: a file alone is a story; the consent box forgotten must not cost the file.
+    story = tmp_path / "Silk Road harvest.pdf"
+    story.write_bytes(PDF)
+    for viewport, name in ((DESKTOP, "desktop"), (PHONE, "phone")):
+        page = browser.new_page(viewport=viewport)
+        page.goto(f"{site}/newsletter/write-to-us/")
+        page.get_by_label("Name").fill("Erlan Abenov")
+        page.get_by_role("textbox", name="Email address").fill(f"erlan-{name}@example.kz")
+        page.get_by_label("Attachment").set_input_files(str(story))
+        _type_the_code(page)
+        page.wait_for_timeout(2100)
+        page.get_by_role("button", name="Send my story").click()
+        kept = page.locator("#file-kept")
+        assert kept.inner_text() == (
+            "Your file “Silk Road harvest.pdf” is kept — attach another to replace it."
+        )
+        kept.scroll_into_view_if_needed()
+        shots(page, f"01-file-kept-{name}")
+        page.get_by_label(re.compile("I wrote what I send")).check()
+        _type_the_code(page)
+        page.wait_for_timeout(2100)
+        page.get_by_role("button", name="Send my story").click()
+        assert page.get_by_role("heading", level=1).inner_text() == "Thank you for your story"
+        ticket = Ticket.objects.get(email=f"erlan-{name}@example.kz")
+        assert (ticket.attachment_name, ticket.body) == ("Silk Road harvest.pdf", "")

@@ -8,7 +8,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from newsletter.management.commands._common import newsletter_from_option
-from newsletter.services.subscriber_csv import IMPORT_COLUMNS, ImportFileError, subscribers_import
+from newsletter.services.subscriber_csv import (
+    IMPORT_COLUMNS,
+    ImportFileError,
+    Outcome,
+    RowResult,
+    subscribers_import,
+)
 
 
 class Command(BaseCommand):
@@ -33,6 +39,13 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="check every row, import nothing"
         )
 
+    def _write_rows(self, header: list[str], results: list[RowResult]) -> None:
+        for result in results:
+            if result.outcome is Outcome.FAILED:
+                self.stderr.write(f"row {result.number}: {result.detail}")
+            elif result.outcome is not Outcome.CREATED:
+                self.stdout.write(f"row {result.number}: {result.outcome}, {result.detail}")
+
     def handle(
         self, *args, csv: str, newsletter: str | None, prior_consent: str, dry_run: bool, **options
     ):
@@ -52,22 +65,19 @@ class Command(BaseCommand):
                 prior_consent=prior_consent,
                 dry_run=dry_run,
                 on_progress=lambda n, _failed: self.stdout.write(f"   {n} rows read…"),
+                on_rows=self._write_rows,
             )
         except ImportFileError as exc:
             raise CommandError(str(exc)) from None
         finally:
             if opened:
                 source.close()
-        for number, message in report.errors:
-            self.stderr.write(f"row {number}: {message}")
-        for number, message in report.skipped:
-            self.stdout.write(f"row {number}: skipped, {message}")
         how = "active, with prior consent" if prior_consent else "pending, confirmation sent"
         if dry_run:
             self.stdout.write(self.style.WARNING("Dry run: nothing was imported."))
         self.stdout.write(self.style.SUCCESS(f"{report.summary()} New readers are {how}."))
-        if report.errors:
+        if report.errors_total:
             raise CommandError(
-                f"{len(report.errors)} rows were not imported: fix them and run again "
+                f"{report.errors_total} rows were not imported: fix them and run again "
                 "(rows already imported are skipped then)."
             )

@@ -925,9 +925,15 @@ def write_report(results: dict) -> None:
         f"Latest run: {results['at']} · `python -m bench.scale --readers {results['readers']}`",
         "",
         f"Data: {data['readers']:,} readers, one sent issue with {data['deliveries']:,} "
-        f"deliveries, {data['events']:,} tracking events; loaded with set-based SQL in "
-        f"{data['load_seconds']:.0f} s (VACUUM ANALYZE {data['vacuum_seconds']:.0f} s; the "
-        f"issue's tally counted from the ledger once in {data['tally_build_seconds']:.1f} s).",
+        f"deliveries, {data['events']:,} tracking events; "
+        + (
+            f"loaded with set-based SQL in {data['load_seconds']:.0f} s (VACUUM ANALYZE "
+            f"{data['vacuum_seconds']:.0f} s; the issue's tally counted from the ledger once "
+            f"in {data['tally_build_seconds']:.1f} s)."
+            if data["load_seconds"]
+            else "loaded by an earlier run (this one ran with `--no-load`; earlier runs' "
+            "sign-ups and sends added to it)."
+        ),
         "",
         *([results["note"], ""] if results.get("note") else []),
         "| what | target | measured | |",

@@ -212,7 +212,7 @@ def test_the_form_encoded_once_is_byte_for_byte_what_requests_would_post():
 
     from newsletter.sending.mailgun import form_encode
 
-    html = "<p>Gwadar &amp; Piraeus: 港口 «ports» 100% 🚢</p>" * 200  # over LARGE
+    html = "<p>Gwadar &amp; Piraeus: 港口 «ports» 100% 🚢</p>" * 200
     data = {
         "from": ["Belt & Road Weekly <weekly@example.org>"],
         "to": ["a+b@example.org", "Wáng <wang@example.cn>"],
@@ -226,6 +226,23 @@ def test_the_form_encoded_once_is_byte_for_byte_what_requests_would_post():
     expected = expected.prepare().body.encode()
     assert form_encode(data) == expected
     assert form_encode(data) == expected  # the second call, from the remembered encoding
+
+
+def test_a_worker_remembers_each_variants_bodies_but_not_each_calls_recipients():
+    # Every call of a batch carries its own recipient-variables (about a megabyte for
+    # 1,000 readers); remembering them grew a worker's memory with every batch.
+    import json
+
+    from newsletter.sending.mailgun import body_encoded, form_encode
+
+    body_encoded.cache_clear()
+    html, text = "<p>港口 «ports»</p>" * 500, "Ports & power " * 500
+    for call in range(40):
+        readers = {
+            f"reader{call}-{n}@example.org": {"unsubscribe_token": "t" * 40} for n in range(100)
+        }
+        form_encode({"html": html, "text": text, "recipient-variables": json.dumps(readers)})
+    assert body_encoded.cache_info().currsize == 2  # the html and the text, once each
 
 
 def test_readers_of_one_variant_share_batches_so_each_call_carries_a_whole_batch(

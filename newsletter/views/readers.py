@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from articles.languages import reader_language
 from newsletter import abuse
+from newsletter.abuse import client_ip, user_agent
 from newsletter.forms import (
     EmailChangeForm,
     EraseForm,
@@ -57,10 +58,6 @@ logger = logging.getLogger(__name__)
 FORM_PAGE = "subscribe-page"
 # What the embeddable snippet may carry over to our page; the rest is typed here.
 EMBED_FIELDS = {"email": 254, "name": 100, "organisation": 150}
-
-
-client_ip = abuse.client_ip
-_user_agent = abuse.user_agent
 
 
 def speak_to(request: HttpRequest, subscriber: Subscriber) -> None:
@@ -185,7 +182,7 @@ def subscribe(request: HttpRequest) -> HttpResponse:
         profile=form.profile(),
         consent_text=consent_text,
         ip=client_ip(request),
-        user_agent=_user_agent(request),
+        user_agent=user_agent(request),
         form=slugify(request.POST.get("form_name", ""))[:50] or FORM_PAGE,
     )
     return _check_your_inbox(request, newsletter, email)
@@ -256,7 +253,7 @@ def confirm(request: HttpRequest, token: str) -> HttpResponse:
         subscriber=subscriber,
         email=check.email,
         ip=client_ip(request),
-        user_agent=_user_agent(request),
+        user_agent=user_agent(request),
         pending_id=check.pending_id,
     )
     if outcome is ConfirmOutcome.TAKEN:
@@ -325,7 +322,7 @@ def preferences(request: HttpRequest, token: str) -> HttpResponse:
     newsletter = subscriber.newsletter
     action = request.POST.get("action", "profile") if request.method == "POST" else ""
     data = request.POST if request.method == "POST" else None
-    ip, agent = client_ip(request), _user_agent(request)
+    ip, agent = client_ip(request), user_agent(request)
     forms = {
         "profile": ProfileForm(
             data if action == "profile" else None,
@@ -407,7 +404,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
             subscriber=subscriber,
             method="one-click" if one_click else "link",
             ip=client_ip(request),
-            user_agent=_user_agent(request),
+            user_agent=user_agent(request),
         )
         # Always 200 with the page, never a redirect: RFC 8058 senders must not redirect.
         subscriber.refresh_from_db()
@@ -448,7 +445,7 @@ def resubscribe(request: HttpRequest, token: str) -> HttpResponse:
     if subscriber is None:
         return _bad_link(request)
     came_back = subscriber_resubscribe(
-        subscriber=subscriber, ip=client_ip(request), user_agent=_user_agent(request)
+        subscriber=subscriber, ip=client_ip(request), user_agent=user_agent(request)
     )
     subscriber.refresh_from_db()
     if not came_back and subscriber.status != Subscriber.Status.ACTIVE:

@@ -47,12 +47,6 @@ def hold(upload: UploadedFile, *, now: float | None = None) -> str:
     return signing.dumps({"f": stored, "n": (upload.name or "")[:300]}, salt=_SALT, compress=True)
 
 
-def held_name(reference: str) -> str:
-    """Return the name of the file `reference` keeps, or "" when it is not a live reference."""
-    found = _resolve(reference)
-    return found[1] if found else ""
-
-
 def take(reference: str) -> UploadedFile | None:
     """Return the file `reference` keeps, once (it is deleted), or None if it is gone or forged."""
     found = _resolve(reference)

@@ -483,11 +483,6 @@ DIGEST_ORDER = (
 )
 
 
-def issue_items_in_order(issue: Issue):
-    """Return the issue's items in the digest's order, the lead story first."""
-    return IssueItem.objects.filter(issue=issue, removed=False).order_by(*DIGEST_ORDER)
-
-
 def section_cap(issue: Issue) -> int:
     return issue.section_cap or issue.newsletter.section_cap
 

@@ -491,15 +491,6 @@ def tracking_events_backlog() -> int:
     return TrackingEvent.objects.filter(processed_at__isnull=True).count()
 
 
-def tracking_events_unprocessed(*, older_than: datetime, limit: int) -> list[int]:
-    """Return ids of events still waiting for their task (lost, or the broker was down)."""
-    return list(
-        TrackingEvent.objects.filter(processed_at__isnull=True, received_at__lt=older_than)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:limit]
-    )
-
-
 def tracking_events_forget(*, subscriber: Subscriber) -> int:
     """Drop what tracking events keep about a reader (call it when erasing them)."""
     return TrackingEvent.objects.filter(

@@ -359,6 +359,14 @@ def achieved_rate(accepted_at: list[tuple[float, int]]) -> float:
     return (sum(n for _, n in accepted_at) - first_n) / (last - first)
 
 
+def fanout_seconds(issue) -> float:
+    """Seconds from the claim to the fan-out's last chunk (it runs beside the batches)."""
+    from newsletter.models import Issue
+
+    row = Issue.objects.values("send_started_at", "fanout_done_at").get(pk=issue.pk)
+    return (row["fanout_done_at"] - row["send_started_at"]).total_seconds()
+
+
 def run_engine(
     path: str, n: int, number: int, extra_env: dict | None = None, languages: int = 1
 ) -> dict:
@@ -400,7 +408,7 @@ def run_engine(
         dbname = DATABASE_URL.rsplit("/", 1)[1]
         started = time.perf_counter()
         issue_start_sending(issue=issue)
-        fanout = time.perf_counter() - started
+        claim = time.perf_counter() - started  # "Send now" answers; the fan-out is a task
         database = DatabaseCpu(dbname)
         database.sample(start=True)
         while True:
@@ -433,7 +441,8 @@ def run_engine(
         "path": path,
         "n": n,
         "seconds": round(seconds, 3),
-        "fanout_seconds": round(fanout, 3),
+        "claim_seconds": round(claim, 3),
+        "fanout_seconds": round(fanout_seconds(issue), 3),
         "per_second": round(n / seconds, 1),
         "cpu_seconds": round(cpu, 2),
         "cpu_per_1000": round(cpu / n * 1000, 3),
@@ -690,7 +699,7 @@ def table(results: dict) -> str:
         )
     lines.append("")
     lines.append(
-        "| path | N | worker CPU s/1000 | database CPU s/1000 | stand-in CPU s/1000 | fan-out s | task wall / CPU s | workers busy |"
+        "| path | N | worker CPU s/1000 | database CPU s/1000 | stand-in CPU s/1000 | ledger written s | task wall / CPU s | workers busy |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in runs:
@@ -792,9 +801,11 @@ Targets at the largest N (from issue 5):
 
 ## What is measured
 
-- **deliveries/s**: N ÷ seconds from "send" (snapshot, fan-out) to the issue marked
-  sent, with two real Celery worker processes (concurrency 1 each) over Redis and
-  PostgreSQL. `esp` is anymail's Mailgun backend (`newsletter.sending.mailgun`: its
+- **deliveries/s**: N ÷ seconds from "send" (the claim; the fan-out task then writes
+  the ledger in chunks, and the first batches start after the first chunk) to the issue
+  marked sent. **ledger written s**: from the claim to the fan-out's last chunk, which
+  overlaps the sending. Measured with two real Celery worker processes (concurrency 1
+  each) over Redis and PostgreSQL. `esp` is anymail's Mailgun backend (`newsletter.sending.mailgun`: its
   payload form-encoded with each variant's body encoded once per batch) posting over
   HTTP to the local Mailgun stand-in (`standins/esp.py`): one API call per variant and
   batch, up to 1,000 recipients. `smtp` is

@@ -458,6 +458,12 @@ class Issue(models.Model):
     # When a Publisher last pressed "Retry failed"; the give-up budget of rate-limited
     # rows (NEWSLETTER_GIVE_UP_AFTER) counts from here or the send's start, the later.
     resent_at = models.DateTimeField(_("failed rows sent again"), null=True, blank=True)
+    # The fan-out writes the ledger in chunks of readers by id (sending/fanout.py): the
+    # highest reader id written, when it last moved (beat's watchdog resumes one that
+    # stopped) and when the last chunk was written. The issue is marked sent only after.
+    fanout_cursor = models.BigIntegerField(_("ledger written up to reader"), default=0)
+    fanout_moved_at = models.DateTimeField(_("ledger last written"), null=True, blank=True)
+    fanout_done_at = models.DateTimeField(_("ledger complete"), null=True, blank=True)
     recipients_count = models.PositiveIntegerField(_("recipients"), default=0)
     sent_count = models.PositiveIntegerField(_("sent"), default=0)
     failed_count = models.PositiveIntegerField(_("failed"), default=0)

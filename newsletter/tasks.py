@@ -15,6 +15,7 @@ from newsletter.selectors.subscribers import categories_offered
 from newsletter.sending.batch import delivery_batch_send
 from newsletter.sending.dispatch import dispatches_watch
 from newsletter.sending.errors import is_permanent
+from newsletter.sending.fanout import issue_fan_out
 from newsletter.sending.retry import database_retry_delay, retry_delay, task_countdown
 from newsletter.services.issues import (
     IssueNotSendable,
@@ -47,17 +48,7 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     except (OperationalError, InterfaceError) as exc:
         if self.request.is_eager:
             raise  # in process, the caller's request or transaction owns the connection
-        connection.close()  # a terminated backend stays broken; the retry opens a new one
-        countdown = database_retry_delay(self.request.retries, jitter=random.random())
-        logger.warning(
-            "issue %s rows %s-%s: database error, retry in %s s: %s",
-            issue_id,
-            first_id,
-            last_id,
-            countdown,
-            exc,
-        )
-        raise self.retry(exc=exc, countdown=countdown) from exc
+        raise _database_retry(self, exc, f"issue {issue_id} rows {first_id}-{last_id}") from exc
     logger.info(
         "issue %s rows %s-%s: claimed %s, sent %s, failed %s, skipped %s, requeued %s, recovered %s",
         issue_id,
@@ -79,6 +70,30 @@ def send_batch(self, issue_id: int, first_id: int, last_id: int) -> dict:
     if countdown is not None:
         raise self.retry(countdown=countdown)
     return result.__dict__
+
+
+@shared_task(bind=True, max_retries=None, acks_late=True)
+def fan_out_issue(self, issue_id: int) -> int:
+    """Write an issue's ledger chunk by chunk, each chunk's batches enqueued as it commits."""
+    if not self.request.is_eager:
+        close_old_connections()
+    try:
+        return issue_fan_out(issue_id=issue_id)
+    except (OperationalError, InterfaceError) as exc:
+        if self.request.is_eager:
+            raise
+        raise _database_retry(self, exc, f"issue {issue_id} fan-out") from exc  # from the cursor
+
+
+def _database_retry(task, exc: Exception, what: str):
+    """Close the broken connection and return the task's retry within the ESP's backoff.
+
+    A terminated backend stays broken; the retry opens a new connection.
+    """
+    connection.close()
+    countdown = database_retry_delay(task.request.retries, jitter=random.random())
+    logger.warning("%s: database error, retry in %s s: %s", what, countdown, exc)
+    return task.retry(exc=exc, countdown=countdown)
 
 
 @shared_task

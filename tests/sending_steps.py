@@ -27,11 +27,20 @@ def snapshot(issue: Issue) -> tuple[int, int]:
     now = timezone.now()
     Issue.objects.filter(
         pk=issue.pk, status__in=[Issue.Status.DRAFT, Issue.Status.SCHEDULED]
-    ).update(status=Issue.Status.SENDING, send_started_at=Coalesce("send_started_at", Value(now)))
+    ).update(
+        status=Issue.Status.SENDING,
+        send_started_at=Coalesce("send_started_at", Value(now)),
+        fanout_done_at=now,
+    )
     issue.refresh_from_db()
-    deliveries_snapshot(issue=issue, now=now)
+    ledger(issue, now=now)
     ids = list(Delivery.objects.filter(issue=issue).values_list("id", flat=True))
     return min(ids), max(ids)
+
+
+def ledger(issue: Issue, *, now) -> int:
+    """Write the issue's ledger of readers eligible at `now` in one go; return its rows."""
+    return len(deliveries_snapshot(issue_id=issue.pk, newsletter_id=issue.newsletter_id, now=now))
 
 
 def send_in_one_batch(issue: Issue) -> BatchResult:

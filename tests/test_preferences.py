@@ -17,7 +17,6 @@ from newsletter.models import (
     Suppression,
     TrackingEvent,
 )
-from newsletter.sending.fanout import deliveries_snapshot
 from newsletter.services.subscriber_csv import subscribers_import
 from newsletter.suppression import email_hash
 from newsletter.tokens import reader_tokens
@@ -30,6 +29,7 @@ from tests.reader_steps import (
     signup_data,
     without_csrf,
 )
+from tests.sending_steps import ledger
 
 pytestmark = pytest.mark.django_db
 
@@ -100,9 +100,9 @@ def test_a_pause_holds_the_digest_until_it_ends(client, reader, weeks):
     reader.refresh_from_db()
     assert reader.paused_until.date() == (timezone.now() + timedelta(weeks=weeks)).date()
     issue = IssueFactory()
-    assert deliveries_snapshot(issue=issue, now=timezone.now()) == 0
+    assert ledger(issue, now=timezone.now()) == 0
     later = IssueFactory()
-    assert deliveries_snapshot(issue=later, now=reader.paused_until + timedelta(hours=1)) == 1
+    assert ledger(later, now=reader.paused_until + timedelta(hours=1)) == 1
 
 
 def test_a_pause_of_another_length_is_refused(client, reader):

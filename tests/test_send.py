@@ -147,11 +147,15 @@ def test_a_reader_who_unsubscribes_before_their_batch_runs_gets_nothing(
     issue, django_capture_on_commit_callbacks
 ):
     leaving, staying = SubscriberFactory(), SubscriberFactory()
-    with django_capture_on_commit_callbacks() as enqueued:
+    with django_capture_on_commit_callbacks() as fan_out:
         issue_start_sending(issue=issue)
+    with django_capture_on_commit_callbacks() as batches:
+        for task in fan_out:
+            task()  # both readers are in the ledger; their batch has not run
+    assert Delivery.objects.filter(issue=issue, status="queued").count() == 2
     subscriber_unsubscribe(subscriber=leaving, method="link")
-    for enqueue in enqueued:
-        enqueue()
+    for task in batches:
+        task()
     assert [m.to[0] for m in mail.outbox] == [staying.email]
     assert Delivery.objects.get(subscriber=leaving).status == Delivery.Status.SKIPPED
 

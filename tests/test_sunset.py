@@ -11,10 +11,10 @@ import time_machine
 from django.core import mail
 
 from newsletter.models import Delivery, Issue, Repermission, Subscriber
-from newsletter.sending.fanout import deliveries_snapshot
 from newsletter.services.sunset import UNTIL_ANSWERED, sunset_run
 from newsletter.tasks import sunset_readers
 from tests.factories import DeliveryFactory, IssueFactory, SubscriberFactory, default_newsletter
+from tests.sending_steps import ledger
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -103,7 +103,7 @@ def test_no_answer_within_two_weeks_pauses_the_reader_out_of_the_next_issue(asle
     assert asleep.paused_until == UNTIL_ANSWERED
     assert Repermission.objects.get().outcome == "paused"
     next_issue = IssueFactory()
-    deliveries_snapshot(issue=next_issue, now=asked_at + timedelta(days=15))
+    ledger(next_issue, now=asked_at + timedelta(days=15))
     recipients = Delivery.objects.filter(issue=next_issue).values_list(
         "subscriber__email", flat=True
     )

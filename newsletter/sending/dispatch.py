@@ -15,7 +15,9 @@ NEWSLETTER_WATCH_SECONDS (30 s), enqueues again:
   (the worker died holding the retry).
 
 A range enqueued twice is harmless: the claim is atomic, so the second run finds
-nothing to claim and ends.
+nothing to claim and ends. The watchdog also starts the fan-out again of an issue
+whose ledger stopped growing for the same grace (its task was lost or its worker
+died); it goes on from its cursor (fanout.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from django.utils import timezone
 
 from newsletter.models import BatchDispatch, Delivery, Issue
 from newsletter.sending.claim import claimable
-from newsletter.sending.fanout import ranges_dispatch
+from newsletter.sending.fanout import fan_out_enqueue, ranges_dispatch
 
 logger = logging.getLogger(__name__)
 Status = Delivery.Status
@@ -82,6 +84,7 @@ def dispatches_watch(*, now: datetime | None = None) -> int:
     sending = list(Issue.objects.filter(status=Issue.Status.SENDING).values_list("pk", flat=True))
     if not sending:
         return 0
+    fan_outs_resume(now=now, grace=grace)
     opened = BatchDispatch.objects.filter(issue_id__in=sending, done_at__isnull=True)
 
     # Rows whose worker died: their lease ran out. Map them to the ranges that hold them.
@@ -142,6 +145,24 @@ def dispatches_watch(*, now: datetime | None = None) -> int:
     if count:
         logger.warning("send watchdog: enqueued %s lost or stalled ranges again", count)
     return count
+
+
+def fan_outs_resume(*, now: datetime, grace: timedelta) -> int:
+    """Start again the fan-out of each sending issue whose ledger stopped growing."""
+    stalled = list(
+        Issue.objects.filter(
+            status=Issue.Status.SENDING,
+            fanout_done_at__isnull=True,
+            fanout_moved_at__lt=now - grace,
+        ).values_list("pk", flat=True)
+    )
+    for pk in stalled:
+        with transaction.atomic():
+            Issue.objects.filter(pk=pk).update(fanout_moved_at=now)  # once per grace
+            fan_out_enqueue(issue_id=pk)
+    if stalled:
+        logger.warning("send watchdog: started the fan-out of issues %s again", stalled)
+    return len(stalled)
 
 
 def _range_holding(ranges: list[tuple[int, int]], pk: int) -> tuple[int, int] | None:

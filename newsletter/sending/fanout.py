@@ -1,9 +1,18 @@
-"""Fan-out: snapshot an issue's readers into the Delivery ledger and enqueue its ranges.
+"""Fan-out: write an issue's readers into the Delivery ledger and enqueue its ranges.
 
 Services start a send here (services/issues.py); this is the one module that hands
 work to the broker, so the direction stays one way: services enqueue tasks, and
 tasks call services. Every enqueue is recorded (BatchDispatch) so that beat's
 watchdog (dispatch.py) notices a range lost on the broker.
+
+The ledger is written in chunks of readers, by reader id, each chunk in its own
+transaction that enqueues the chunk's ranges as it commits: the first batches are
+sent while later chunks are still being written, instead of after the whole list
+(at 100,000 readers the one big INSERT took a sixth of the send). The issue keeps
+the cursor (the highest reader id written), when it last moved and when the last
+chunk was written; it is marked sent only after that. A fan-out that dies (a killed
+worker, a task lost with the broker) stops moving, and the watchdog starts another,
+which goes on from the cursor.
 """
 
 from __future__ import annotations
@@ -12,28 +21,114 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from config.celery import enqueue
 from newsletter.models import BatchDispatch, Delivery, Issue, Subscriber
 
-# The task this module enqueues, by name: tasks import the pipeline, never the reverse.
+# The tasks this module enqueues, by name: tasks import the pipeline, never the reverse.
 SEND_BATCH = "newsletter.tasks.send_batch"
+FAN_OUT = "newsletter.tasks.fan_out_issue"
+
+# Readers per chunk, in batches: small enough that the first batch starts within a
+# fraction of a second, large enough that few batches straddle two variants.
+CHUNK_BATCHES = 10
 
 
-def issue_fan_out(*, issue: Issue, now: datetime) -> int:
-    """Write one queued row per eligible reader and enqueue a task per range; return the rows.
+def fan_out_start(*, issue: Issue, now: datetime) -> int:
+    """Start the fan-out of an issue just claimed for sending; return its eligible readers.
 
-    Call it inside the transaction that claimed the issue: the tasks go to the
-    broker once it commits. An issue with no reader still gets one (empty) range,
-    whose task finishes the issue.
+    Call it inside the transaction that claimed the issue: the fan-out task goes to
+    the broker once that commits, so "Send now" answers at once even for a million
+    readers. The count is of the readers eligible now; the ledger holds them once the
+    fan-out has run.
     """
-    queued = deliveries_snapshot(issue=issue, now=now)
-    ranges = list(batch_ranges(issue=issue, size=settings.NEWSLETTER_BATCH_SIZE))
-    ranges_dispatch(issue_id=issue.pk, ranges=ranges or [(0, 0)], now=now)
-    return queued
+    Issue.objects.filter(pk=issue.pk).update(
+        fanout_cursor=0, fanout_moved_at=now, fanout_done_at=None, recipients_count=0
+    )
+    fan_out_enqueue(issue_id=issue.pk)
+    return eligible_readers(newsletter_id=issue.newsletter_id, now=now).count()
+
+
+def fan_out_enqueue(*, issue_id: int) -> None:
+    """Hand the issue's fan-out to the broker when the surrounding transaction commits."""
+    enqueue(FAN_OUT, issue_id)
+
+
+def issue_fan_out(*, issue_id: int) -> int:
+    """Write the ledger of a sending issue chunk by chunk; return the rows this run wrote.
+
+    Two runs at once (the watchdog started one while a slow one still ran) do no harm:
+    the cursor moves by compare-and-set, so the run that loses a chunk rolls it back
+    and stops, and the unique (issue, reader) constraint keeps one row per reader.
+    """
+    written, more = 0, True
+    while more:
+        rows, more = fan_out_chunk(issue_id=issue_id)
+        written += rows
+    return written
+
+
+def fan_out_chunk(*, issue_id: int) -> tuple[int, bool]:
+    """Write and enqueue the next chunk; return its rows and whether more may follow."""
+    state = (
+        Issue.objects.filter(pk=issue_id, status=Issue.Status.SENDING, fanout_done_at__isnull=True)
+        .values("newsletter_id", "send_started_at", "fanout_cursor")
+        .first()
+    )
+    if state is None:  # done, or no longer sending (cancelled, another run finished it)
+        return 0, False
+    cursor, started = state["fanout_cursor"], state["send_started_at"]
+    size = settings.NEWSLETTER_BATCH_SIZE
+    now = timezone.now()
+    with transaction.atomic():
+        # The chunk ends at its last reader; with fewer left than a chunk, it takes
+        # every reader after the cursor and is the last.
+        end = size * CHUNK_BATCHES
+        through = (
+            eligible_readers(newsletter_id=state["newsletter_id"], now=started)
+            .filter(pk__gt=cursor)
+            .order_by("pk")
+            .values_list("pk", flat=True)[end - 1 : end]
+            .first()
+        )
+        ids = deliveries_snapshot(
+            issue_id=issue_id,
+            newsletter_id=state["newsletter_id"],
+            now=started,
+            after=cursor,
+            through=through,
+        )
+        last = through is None
+        moved = Issue.objects.filter(
+            pk=issue_id, fanout_cursor=cursor, fanout_done_at__isnull=True
+        ).update(
+            fanout_cursor=through if through is not None else cursor,
+            fanout_moved_at=now,
+            fanout_done_at=now if last else None,
+            recipients_count=F("recipients_count") + len(ids),
+        )
+        if not moved:  # another run wrote this chunk first: ours is rolled back
+            transaction.set_rollback(True)
+            return 0, False
+        ranges = list(id_ranges(ids, size=size))
+        if last and not ranges:
+            # The batches enqueued with the last chunk find the ledger complete when they
+            # end; with no rows in it, one empty range does that (an empty issue ends too).
+            ranges = [(0, 0)]
+        ranges_dispatch(issue_id=issue_id, ranges=ranges, now=now)
+    return len(ids), not last
+
+
+def eligible_readers(*, newsletter_id: int, now: datetime):
+    """The readers an issue sent at `now` goes to: active and not paused at that time."""
+    return Subscriber.objects.filter(
+        Q(paused_until__isnull=True) | Q(paused_until__lte=now),
+        newsletter_id=newsletter_id,
+        status=Subscriber.Status.ACTIVE,
+    )
 
 
 def queued_fan_out(*, issue: Issue, now: datetime) -> int:
@@ -42,12 +137,20 @@ def queued_fan_out(*, issue: Issue, now: datetime) -> int:
     return ranges_dispatch(issue_id=issue.pk, ranges=ranges, now=now)
 
 
-def deliveries_snapshot(*, issue: Issue, now: datetime) -> int:
-    """Write one queued Delivery per eligible reader in a single INSERT … SELECT.
+def deliveries_snapshot(
+    *,
+    issue_id: int,
+    newsletter_id: int,
+    now: datetime,
+    after: int = 0,
+    through: int | None = None,
+) -> list[int]:
+    """Write one queued Delivery per eligible reader with an id in (after, through].
 
-    Eligible: active and not paused at `now`. The unique (issue, subscriber)
-    constraint with ON CONFLICT DO NOTHING makes a repeated snapshot add only readers
-    who were not there yet, never a second row. Returns the rows added.
+    Eligible: active and not paused at `now`; `through` None means every reader after
+    `after`. One INSERT … SELECT; the unique (issue, subscriber) constraint with ON
+    CONFLICT DO NOTHING makes a repeated snapshot add only readers who were not there
+    yet, never a second row. Returns the ids of the rows added.
 
     Rows are written grouped by what decides a reader's variant (language, then the
     categories chosen), so that each keyset batch holds one or two variants and the
@@ -57,6 +160,7 @@ def deliveries_snapshot(*, issue: Issue, now: datetime) -> int:
     subscriber = Subscriber._meta.db_table
     chosen = Subscriber.categories.through._meta.db_table
     stamp = connection.ops.adapt_datetimefield_value(now)
+    upper = "AND s.id <= %s" if through is not None else ""
     sql = f"""
         INSERT INTO {delivery}
             (issue_id, subscriber_id, status, variant, esp_message_id, attempts, last_error,
@@ -65,25 +169,34 @@ def deliveries_snapshot(*, issue: Issue, now: datetime) -> int:
         FROM {subscriber} s
         WHERE s.newsletter_id = %s AND s.status = %s
           AND (s.paused_until IS NULL OR s.paused_until <= %s)
+          AND s.id > %s {upper}
         ORDER BY s.language,
                  (SELECT MIN(c.category_id) * 1000003 + COUNT(*) + SUM(c.category_id)
                   FROM {chosen} c WHERE c.subscriber_id = s.id),
                  s.id
         ON CONFLICT (issue_id, subscriber_id) DO NOTHING
+        RETURNING id
     """  # noqa: S608 - table names come from model metadata, values are parameters
+    params = [
+        issue_id,
+        Delivery.Status.QUEUED,
+        stamp,
+        newsletter_id,
+        Subscriber.Status.ACTIVE,
+        stamp,
+        after,
+    ]
+    if through is not None:
+        params.append(through)
     with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                issue.pk,
-                Delivery.Status.QUEUED,
-                stamp,
-                issue.newsletter_id,
-                Subscriber.Status.ACTIVE,
-                stamp,
-            ],
-        )
-        return max(cursor.rowcount, 0)
+        cursor.execute(sql, params)
+        return sorted(pk for (pk,) in cursor.fetchall())
+
+
+def id_ranges(ids: list[int], *, size: int) -> Iterator[tuple[int, int]]:
+    """Yield (first_id, last_id) ranges of at most `size` of the sorted `ids` each."""
+    for start in range(0, len(ids), size):
+        yield ids[start], ids[min(start + size, len(ids)) - 1]
 
 
 def batch_ranges(*, issue: Issue, size: int) -> Iterator[tuple[int, int]]:

@@ -22,7 +22,7 @@ from articles.models import Article
 from newsletter.digest import digest_build, digest_render
 from newsletter.models import Delivery, EmptyWeek, Issue, IssueItem, Newsletter, Subscriber
 from newsletter.selectors.issues import issue_digest_size
-from newsletter.sending.fanout import issue_fan_out
+from newsletter.sending.fanout import fan_out_start
 from newsletter.sending.messages import digest_message
 from newsletter.services.editors import (
     editors_notify_drafted,
@@ -346,12 +346,12 @@ def issue_send_scheduled(*, issue: Issue, now: datetime | None = None) -> int:
 def issue_start_sending(
     *, issue: Issue, now: datetime | None = None, scheduled: bool = False
 ) -> int:
-    """Claim the issue for sending, snapshot its readers and enqueue the batches.
+    """Claim the issue for sending and start its fan-out; return the readers it goes to.
 
     A conditional UPDATE claims the issue: of two editors pressing "send" at once,
     one changes the row and the other sees zero rows changed and gets an error.
-    With `scheduled`, only a scheduled issue whose time has come is claimed.
-    Returns the number of readers queued.
+    With `scheduled`, only a scheduled issue whose time has come is claimed. The
+    fan-out writes the ledger and enqueues the batches in a task, once this commits.
     """
     now = now or timezone.now()
     _require_items(issue, "sent")
@@ -364,10 +364,9 @@ def issue_start_sending(
         claimed = claimable.update(status=Status.SENDING, send_started_at=now)
         if not claimed:
             raise IssueNotSendable(_refused(issue, "sent"))
-        queued = issue_fan_out(issue=issue, now=now)
-        Issue.objects.filter(pk=issue.pk).update(recipients_count=queued)
+        eligible = fan_out_start(issue=issue, now=now)
     issue.refresh_from_db()
-    return queued
+    return eligible
 
 
 def issue_resume_sending(*, issue: Issue, requeued: int, now: datetime) -> None:
@@ -385,16 +384,20 @@ def issue_resume_sending(*, issue: Issue, requeued: int, now: datetime) -> None:
 
 
 def issue_finish_if_done(*, issue_id: int, now: datetime) -> bool:
-    """Mark the issue sent once no row is queued or sending; return True if it is done.
+    """Mark the issue sent once its ledger is complete and no row is queued or sending.
 
-    Never while a row waits (out a rate limit, say): it is queued until it goes.
+    Returns True if this call marked it. Never while a row waits (out a rate limit,
+    say): it is queued until it goes; never while the fan-out still writes the ledger.
     """
     if Delivery.objects.filter(
         issue_id=issue_id, status__in=[Delivery.Status.QUEUED, Delivery.Status.SENDING]
     ).exists():
         return False
-    Issue.objects.filter(pk=issue_id, status=Status.SENDING).update(status=Status.SENT, sent_at=now)
-    return True
+    return bool(
+        Issue.objects.filter(
+            pk=issue_id, status=Status.SENDING, fanout_done_at__isnull=False
+        ).update(status=Status.SENT, sent_at=now)
+    )
 
 
 def issue_send_test(

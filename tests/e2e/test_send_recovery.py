@@ -53,8 +53,10 @@ def rig(start_worker, start_beat, esp, settings):
     """
 
     def start(*, workers: int = 1, **extra: str) -> Rig:
-        settings.NEWSLETTER_BATCH_SIZE = 100
-        env = esp_env(esp, NEWSLETTER_WATCH_SECONDS=TICK, **extra)
+        settings.NEWSLETTER_BATCH_SIZE = 100  # the watchdog, in this process
+        env = esp_env(
+            esp, **{"NEWSLETTER_BATCH_SIZE": "100", "NEWSLETTER_WATCH_SECONDS": TICK, **extra}
+        )
         started = [start_worker(**env) for _ in range(workers)]
         start_beat(**env)
         return Rig(env, started)

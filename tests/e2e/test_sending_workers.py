@@ -70,10 +70,11 @@ def test_2000_readers_each_get_exactly_one_email_through_smtp(start_worker):
 def test_a_worker_killed_mid_send_loses_no_reader_and_duplicates_at_most_one_call(
     start_worker, esp, capsys, settings
 ):
-    settings.NEWSLETTER_BATCH_SIZE = 100  # the ranges are cut where the send starts
+    settings.NEWSLETTER_BATCH_SIZE = 100  # the watchdog, in this process
     esp.delay = 0.15  # slow enough to kill the worker in the middle of the send
     env = esp_env(
         esp,
+        NEWSLETTER_BATCH_SIZE="100",  # the fan-out, in the worker, cuts the ranges
         NEWSLETTER_RETRY_BASE_SECONDS="1",
         NEWSLETTER_ESP_BATCH_LIMIT="25",
         NEWSLETTER_LEASE_SECONDS="30",
@@ -117,6 +118,7 @@ def test_a_worker_killed_mid_send_over_smtp_duplicates_at_most_the_one_message_i
             "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
             "EMAIL_HOST": "127.0.0.1",
             "EMAIL_PORT": str(sink.port),
+            "NEWSLETTER_BATCH_SIZE": "100",
             "NEWSLETTER_LEASE_SECONDS": "30",
             "CELERY_VISIBILITY_TIMEOUT": "60",
         }
@@ -143,10 +145,10 @@ def test_a_worker_killed_mid_send_over_smtp_duplicates_at_most_the_one_message_i
         assert duplicates <= 1  # at most the one message in flight
 
 
-def test_a_reader_who_unsubscribes_mid_send_gets_nothing(start_worker, esp, settings):
-    settings.NEWSLETTER_BATCH_SIZE = 50
+def test_a_reader_who_unsubscribes_mid_send_gets_nothing(start_worker, esp):
     esp.delay = 0.2
-    start_worker(**esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1"))
+    # Ranges of 50, so that the last reader's batch runs after the first call.
+    start_worker(**esp_env(esp, NEWSLETTER_BATCH_SIZE="50", NEWSLETTER_RETRY_BASE_SECONDS="1"))
     issue = an_issue()
     everyone = readers(500)
     leaving = everyone[-1]
@@ -162,11 +164,10 @@ def test_a_reader_who_unsubscribes_mid_send_gets_nothing(start_worker, esp, sett
 
 
 def test_an_esp_answering_500_for_a_while_is_retried_until_every_reader_is_served(
-    start_worker, esp, settings
+    start_worker, esp
 ):
-    settings.NEWSLETTER_BATCH_SIZE = 100
     esp.fail_next(4, status=500)
-    start_worker(**esp_env(esp, NEWSLETTER_RETRY_BASE_SECONDS="1"))
+    start_worker(**esp_env(esp, NEWSLETTER_BATCH_SIZE="100", NEWSLETTER_RETRY_BASE_SECONDS="1"))
     issue = an_issue()
     everyone = readers(300)
     issue_start_sending(issue=issue)

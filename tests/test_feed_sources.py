@@ -256,6 +256,13 @@ def test_a_slow_server_times_out_with_a_clear_recorded_error(server, loopback_al
     assert error.startswith("cannot fetch the feed:") and "timed out" in error
 
 
+def test_a_download_past_the_overall_deadline_is_refused(server, loopback_allowed, monkeypatch):
+    # Each read may be quick and the whole still too slow: a trickle is cut off.
+    monkeypatch.setattr(fetching, "DEADLINE_SECONDS", 0)
+    with pytest.raises(FetchRefused, match="the feed took longer than 0 s to download"):
+        fetch_url(f"{server.url}/feed.xml", max_bytes=100_000)
+
+
 def test_an_http_error_is_recorded_with_its_status(server, loopback_allowed):
     server.routes["/gone"] = (500, {}, b"oops")
     portal = source(f"{server.url}/gone")

@@ -4,6 +4,7 @@ and a plain-text part that is text."""
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
@@ -49,16 +50,28 @@ def test_the_editors_headline_and_preheader_go_out_and_show_online(one_section_i
     assert message.subject == "[TEST] Piraeus doubles its capacity"
     html = message.alternatives[0][0]
     assert '<div class="preheader"' in html and "Also: a new rail link to Budapest" in html
-    preview = issue_preview(issue=one_section_issue).email
-    assert preview.subject == "Piraeus doubles its capacity"
+    preview = issue_preview(issue=one_section_issue)
+    assert preview.email.subject == "Piraeus doubles its capacity"
+    assert re.search(
+        r'<div class="preheader"[^>]*>Also: a new rail link to Budapest</div>', preview.email.html
+    )
     Issue.objects.filter(pk=one_section_issue.pk).update(status="sent", sent_at=datetime.now(UTC))
     page = client.get(reverse("newsletter:archive-issue", args=[4])).content.decode()
     assert "<title>Piraeus doubles its capacity</title>" in page
+    assert '<meta name="description" content="Also: a new rail link to Budapest">' in page
     assert (
         "Piraeus doubles its capacity" in client.get(reverse("newsletter:archive")).content.decode()
     )
     feed = ET.fromstring(client.get("/newsletter/feed/").content)
     assert feed.find("channel/item/title").text == "Piraeus doubles its capacity"
+    description = feed.find("channel/item/description").text
+    assert description.startswith("<p>Also: a new rail link to Budapest</p>")
+
+
+def test_the_feed_item_leads_with_no_preheader_the_editors_did_not_write(one_section_issue, client):
+    Issue.objects.filter(pk=one_section_issue.pk).update(status="sent", sent_at=datetime.now(UTC))
+    feed = ET.fromstring(client.get("/newsletter/feed/").content)
+    assert feed.find("channel/item/description").text.strip().startswith("<h3>Trade</h3>")
 
 
 def test_without_a_headline_the_subject_is_the_lead_story_with_name_and_number(one_section_issue):

@@ -25,6 +25,7 @@ from tests.factories import (
     StaffUserFactory,
     SubscriberFactory,
 )
+from tests.language_steps import chinese_version
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("site")]
 NOW = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
@@ -35,6 +36,10 @@ ABSTRACT = (
     "that the first trains under the new schedule would leave before the end of the "
     "month. Analysts expect trade volumes on the route to grow by a fifth next year, "
     "driven by electronics, machinery and agricultural exports to Central Asia and Europe."
+)
+CHINESE_ABSTRACT = (
+    "周四签署的协议涵盖通关、铁路货运能力以及沿线两个新物流枢纽的融资。官员表示，"
+    "按新时刻表运行的首批列车将在月底前发车。分析人士预计该线路明年贸易量将增长五分之一。"
 )
 
 
@@ -72,14 +77,51 @@ def variants(issue: Issue):
         yield from itertools.combinations(ids, size)
 
 
+def in_chinese_too(issue: Issue, abstract: str) -> None:
+    """Give every story of `issue` a Chinese version with `abstract`."""
+    for item in issue.items.select_related("article"):
+        chinese_version(item.article, abstract=abstract)
+
+
 def test_a_busy_week_fits_every_variant_under_100_kb_with_its_unsubscribe_link(busy_week):
+    in_chinese_too(busy_week, CHINESE_ABSTRACT)
     seen = 0
-    for chosen in variants(busy_week):
-        email = issue_preview(issue=busy_week, categories=chosen).email
-        assert len(email.html.encode()) <= DIGEST_MAX_BYTES, chosen
-        assert "/newsletter/unsubscribe/" in email.html and "Unsubscribe" in email.html
-        seen += 1
-    assert seen == 16  # none chosen (every section) and each of the 15 combinations
+    for language, unsubscribe in (("en", "Unsubscribe"), ("zh-hans", "退订")):
+        for chosen in variants(busy_week):
+            email = issue_preview(issue=busy_week, categories=chosen, language=language).email
+            assert len(email.html.encode()) <= DIGEST_MAX_BYTES, (language, chosen)
+            assert "/newsletter/unsubscribe/" in email.html and unsubscribe in email.html
+            seen += 1
+    # In each language: none chosen (every section) and each of the 15 combinations.
+    assert seen == 32
+
+
+def test_a_chinese_edition_over_100_kb_is_measured_and_named_though_the_english_fits(
+    busy_week, run_on_commit
+):
+    # A long Chinese abstract: three bytes a character, the English edition is unchanged.
+    in_chinese_too(busy_week, CHINESE_ABSTRACT * 5)
+    english = issue_preview(issue=busy_week).email.html
+    chinese = issue_preview(issue=busy_week, language="zh-hans").email.html
+    assert len(english.encode()) <= DIGEST_MAX_BYTES < len(chinese.encode())
+    size = issue_digest_size(issue=busy_week)
+    assert size.html_bytes == len(chinese.encode())
+    SubscriberFactory(language="zh-hans")
+    with pytest.raises(IssueNotSendable) as refused, run_on_commit():
+        issue_start_sending(issue=busy_week)
+    assert (
+        "the variant with every section of the 简体中文 edition: Trade, Finance, Energy, Infrastructure is"
+        in str(refused.value)
+    ) and f"{size.over_kb} KB over the 100 KB limit" in str(refused.value)
+    assert not Delivery.objects.exists() and mail.outbox == []
+    # Fewer stories per section, and the Chinese reader gets the whole footer.
+    busy_week.section_cap = 6
+    busy_week.save()
+    with run_on_commit():
+        issue_start_sending(issue=busy_week)
+    (message,) = mail.outbox
+    html = message.alternatives[0][0]
+    assert len(html.encode()) <= DIGEST_MAX_BYTES and "退订" in html
 
 
 def test_the_rest_of_a_long_section_is_one_line_linking_to_the_issue_online(busy_week, client):

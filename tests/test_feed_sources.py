@@ -4,19 +4,22 @@ now" in admin, and safe against SSRF (tested against a real local HTTP server)."
 from __future__ import annotations
 
 import re
+import socket
 import threading
 import time
+from datetime import UTC, datetime
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import time_machine
 from django.urls import reverse
 
 from articles import fetching
 from articles.fetching import FetchRefused, fetch_url, public_addresses
 from articles.models import Article, FeedFetch, FeedSource
 from articles.tasks import fetch_feeds
-from tests.factories import StaffUserFactory
+from tests.factories import CategoryFactory, StaffUserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -60,8 +63,10 @@ class FeedServer:
                         }
                 self.send_response(status)
                 for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
+                    if value is not None:  # None: leave the header out
+                        self.send_header(key, value)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -190,6 +195,58 @@ def test_a_feed_over_the_size_cap_is_refused(server, loopback_allowed):
         fetch_url(f"{server.url}/big", max_bytes=1000)
 
 
+def test_a_feed_that_declares_no_length_is_cut_off_at_the_cap_as_it_streams(
+    server, loopback_allowed
+):
+    # HTTP/1.0 without Content-Length: the body runs until the server closes.
+    server.routes["/endless"] = (200, {"Content-Length": None}, b"x" * 300_000)
+    with pytest.raises(FetchRefused, match="the feed is over the 100,000 byte cap"):
+        fetch_url(f"{server.url}/endless", max_bytes=100_000)
+
+
+def test_a_feed_over_the_cap_is_recorded_and_imports_nothing(server, loopback_allowed, monkeypatch):
+    monkeypatch.setattr("articles.services.MAX_FEED_BYTES", 1000)
+    server.routes["/big"] = (200, {"Content-Length": None}, FEED.format(title="x" * 2000).encode())
+    portal = source(f"{server.url}/big")
+    fetch_feeds.delay()
+    assert portal.fetches.get().error == "the feed is over the 1,000 byte cap"
+    assert not Article.objects.exists()
+
+
+def test_a_host_with_one_private_address_among_public_ones_is_refused(monkeypatch):
+    answers = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", 443)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", 443)),
+    ]
+    monkeypatch.setattr(fetching.socket, "getaddrinfo", lambda *args, **kwargs: answers)
+    with pytest.raises(
+        FetchRefused, match="portal.example.com resolves to 10.0.0.5, a private address: refused"
+    ):
+        public_addresses("portal.example.com", 443)
+
+
+def test_a_name_that_resolves_to_the_metadata_service_is_refused_before_connecting(monkeypatch):
+    metadata = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", 80))]
+    monkeypatch.setattr(fetching.socket, "getaddrinfo", lambda *args, **kwargs: metadata)
+    connected: list = []
+    monkeypatch.setattr(fetching.socket, "create_connection", lambda *a, **k: connected.append(a))
+    with pytest.raises(FetchRefused, match="a link-local address: refused"):
+        fetch_url("http://metadata.internal.example/latest/meta-data/", max_bytes=1000)
+    assert connected == []
+
+
+def test_a_fetched_item_takes_the_sources_language_and_default_section(server, loopback_allowed):
+    finance = CategoryFactory(name="Finance")
+    portal = source(f"{server.url}/feed.xml", language="zh-hans", default_category=finance)
+    moment = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
+    with time_machine.travel(moment, tick=False):
+        fetch_feeds.delay()
+    assert portal.fetches.get().at == moment  # when, as the fetch log records it
+    first, second = Article.objects.order_by("feed_guid")
+    assert (first.title, first.category.name, first.language) == ("First", "Trade", "zh-hans")
+    assert (second.title, second.category, second.language) == ("Second", finance, "zh-hans")
+
+
 def test_a_slow_server_times_out_with_a_clear_recorded_error(server, loopback_allowed, monkeypatch):
     monkeypatch.setattr(fetching, "READ_TIMEOUT_SECONDS", 0.5)
     server.delay = 2
@@ -197,6 +254,13 @@ def test_a_slow_server_times_out_with_a_clear_recorded_error(server, loopback_al
     fetch_feeds.delay()
     error = portal.fetches.get().error
     assert error.startswith("cannot fetch the feed:") and "timed out" in error
+
+
+def test_a_download_past_the_overall_deadline_is_refused(server, loopback_allowed, monkeypatch):
+    # Each read may be quick and the whole still too slow: a trickle is cut off.
+    monkeypatch.setattr(fetching, "DEADLINE_SECONDS", 0)
+    with pytest.raises(FetchRefused, match="the feed took longer than 0 s to download"):
+        fetch_url(f"{server.url}/feed.xml", max_bytes=100_000)
 
 
 def test_an_http_error_is_recorded_with_its_status(server, loopback_allowed):
@@ -246,3 +310,8 @@ def test_admin_fetch_now_shows_each_fetch_and_refuses_a_bad_url(client, server, 
     assert "From the future" in page and str(fetch.status) in page
     listing = client.get(reverse("admin:articles_feedsource_changelist")).content.decode()
     assert "2 / 0 / 1" in listing
+    # The last fetch is shown in the newsroom's time (Asia/Shanghai), the server is in UTC.
+    fetch.at = datetime(2026, 11, 26, 4, 30, tzinfo=UTC)
+    fetch.save()
+    listing = client.get(reverse("admin:articles_feedsource_changelist")).content.decode()
+    assert "2026-11-26 12:30" in listing

@@ -6,10 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone, translation
 
-from articles.languages import reader_language
+from articles.languages import language_codes, language_name, reader_language
 from newsletter.digest import (
     UNCATEGORISED,
     Digest,
@@ -271,14 +272,23 @@ class DigestSize:
 def issue_digest_size(*, issue: Issue, digest: Digest | None = None) -> DigestSize:
     """Return the size of the largest variant's HTML, reader links filled in.
 
-    The variant with every section is the largest: any other one is the same email
-    with sections left out. Each language edition adds its own such variant.
+    The variant with every section is the largest of its edition: any other one is
+    the same email with sections left out. Every language edition is measured, not
+    only the default one: Chinese takes three bytes a character in UTF-8, so its
+    edition can pass the limit where the English one does not.
     """
     digest = digest or digest_build(issue)
-    variant = digest.section_keys
-    preview = issue_preview(issue=issue, categories=(), digest=digest)
-    titles = [section.title for section in digest.sections_for(variant)]
-    label = "every section" + (f": {', '.join(titles)}" if titles else "")
+    sizes = [_edition_size(issue, digest.edition(code)) for code in language_codes()]
+    return max(sizes, key=lambda size: size.html_bytes)
+
+
+def _edition_size(issue: Issue, edition: Digest) -> DigestSize:
+    preview = issue_preview(issue=issue, categories=(), language=edition.language, digest=edition)
+    label = "every section"
+    if edition.language != settings.LANGUAGE_CODE:
+        label += f" of the {language_name(edition.language)} edition"
+    titles = [section.title for section in edition.sections_for(edition.section_keys)]
+    label += f": {', '.join(titles)}" if titles else ""
     return DigestSize(variant=label, html_bytes=len(preview.email.html.encode()))
 
 

@@ -190,9 +190,11 @@ class IssueFeed(Feed):
     def item_description(self, issue: Issue) -> str:
         # The feed at /<language>/newsletter/feed/ carries that language's edition.
         digest = digest_build(issue, utm_medium=WEB_MEDIUM, language=_language())
-        return render_to_string(
-            "newsletter/archive_feed_item.html", digest_context(digest, digest.section_keys)
-        )
+        context = digest_context(digest, digest.section_keys)
+        # The editors' own preheader leads the item; the fallback (the first stories'
+        # titles) would only repeat the list below it.
+        context["own_preheader"] = digest.text.preheader.strip()
+        return render_to_string("newsletter/archive_feed_item.html", context)
 
     def item_pubdate(self, issue: Issue):
         return issue.sent_at or issue.send_started_at

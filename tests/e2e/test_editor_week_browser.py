@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.utils import timezone
 
 from newsletter.models import Issue
+from newsletter.selectors.issues import issue_digest_size
 from tests.e2e.test_editor_browser import (  # noqa: F401 - fixtures
     browser_page,
     closes_connections,
@@ -34,7 +35,9 @@ def test_headline_size_meter_and_scheduling_in_shanghai_with_the_server_in_utc(
 
     # The size meter: the largest variant against the 100 KB limit.
     meter = page.inner_text("#issue-size")
-    assert "Largest email:" in meter and "every section: Finance, Infrastructure" in meter
+    size = issue_digest_size(issue=issue)  # the largest of every language's editions
+    assert f"Largest email: {size.kb} KB of HTML (the variant with {size.variant})" in meter
+    assert "every section" in size.variant and "Finance, Infrastructure" in size.variant
     assert "too large" not in meter
     # The headline: empty shows the default in grey; the editor writes their own.
     default = page.get_attribute("#id_headline", "placeholder")
@@ -48,10 +51,12 @@ def test_headline_size_meter_and_scheduling_in_shanghai_with_the_server_in_utc(
     page.wait_for_selector(".messagelist .success")
     issue.refresh_from_db()
     assert issue.headline == "Yuan settlement and a record for the China-Laos Railway"
+    assert issue.preheader == "Plus: Piraeus grows and the AIIB lends green"
 
     page.click("text=Preview")
     page.wait_for_selector("iframe.preview-frame")
     assert "Yuan settlement and a record for the China-Laos Railway" in page.inner_text("#content")
+    assert page.inner_text(".preview-preheader") == "Plus: Piraeus grows and the AIIB lends green"
     shot("preview-with-headline")
     page.goto(f"{live_server.url}/admin/newsletter/issue/{issue.pk}/change/")
 

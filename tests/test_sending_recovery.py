@@ -79,6 +79,24 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert rate_limit_wait(api_error(500, "30"), now=now) is None
 
 
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("given_as", ["seconds", "http date"])
+def test_the_esps_retry_after_is_waited_out_through_anymails_exception(
+    esp, issue, status, given_as
+):
+    SubscriberFactory.create_batch(2)
+    until = datetime.now(UTC) + timedelta(seconds=120)
+    retry_after = "120" if given_as == "seconds" else format_datetime(until, usegmt=True)
+    esp.rate_limit(600, retry_after=retry_after, status=status)
+    result = send_in_one_batch(issue)
+
+    assert (result.sent, result.requeued, result.rate_limited) == (0, 2, True)
+    assert 115 <= result.retry_in <= 121  # the ESP's time, not the attempt's backoff
+    assert rows(issue) == [("queued", 0)] * 2
+    assert f"{status}" in Delivery.objects.first().last_error
+    assert 100 < paused_for() <= 121
+
+
 def test_a_429_puts_the_rows_back_without_using_an_attempt_and_pauses_every_worker(esp, issue):
     SubscriberFactory.create_batch(3)
     esp.rate_limit(120)
@@ -188,6 +206,33 @@ def test_a_429_halves_the_shared_rate_and_successes_climb_it_back():
     limiter.recover()
     assert limiter.factor == 1
     assert limiter.reserve(100).start == 12 and limiter.free == 13
+
+
+@pytest.mark.services
+def test_a_429_halves_the_rate_of_every_worker_through_redis_and_successes_climb_it_back(
+    settings,
+):
+    from newsletter.sending.ratelimit import RedisRateLimiter
+
+    key = f"test:sendrate:{uuid.uuid4()}"
+    worker_a = RedisRateLimiter(settings.REDIS_CACHE_URL, rate=100, key=key)
+    worker_b = RedisRateLimiter(settings.REDIS_CACHE_URL, rate=100, key=key)
+    try:
+
+        def slot_length(limiter: RedisRateLimiter) -> float:
+            """Seconds of the shared schedule that 100 messages take."""
+            first = limiter.reserve(100)
+            return round(limiter.reserve(0).start - first.start, 3)
+
+        assert slot_length(worker_b) == 1.0  # 100 messages at 100/s
+        assert worker_a.back_off(0.2) == 0.5  # worker A got the 429 ...
+        assert worker_b.reserve(1, max_pause=0.1).paused  # ... worker B pauses too
+        assert slot_length(worker_b) == 2.0  # ... and sends at half the rate
+        assert worker_a.recover() == 0.75
+        assert worker_b.recover() == 1.0  # each batch without a 429 climbs it back
+        assert slot_length(worker_b) == 1.0
+    finally:
+        worker_a.client.delete(*worker_a.keys)
 
 
 def test_a_worker_sleeps_through_a_short_pause_and_is_sent_back_by_a_long_one():
@@ -429,6 +474,21 @@ def test_a_call_that_times_out_is_counted_as_possible_duplicates_in_the_report(
     client.force_login(StaffUserFactory(username="chen", groups=["Publishers"]))
     page = client.get(reverse("newsletter_reports:issue", args=[issue.pk]))
     assert "possible duplicates: 3 (calls interrupted in flight)" in page.content.decode()
+
+
+def test_a_connection_dropped_after_sending_is_counted_as_possible_duplicates(esp, issue):
+    readers = SubscriberFactory.create_batch(3)
+    esp.drop_next(1)  # the ESP takes the call, then the connection drops before its answer
+    result = send_in_one_batch(issue)
+    assert (result.sent, result.requeued) == (0, 3)
+    (call,) = InterruptedCall.objects.filter(issue=issue)
+    assert call.recipients == 3 and "Connection" in call.error
+
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    assert delivery_batch_send(issue_id=issue.pk, first_id=min(ids), last_id=max(ids)).sent == 3
+    assert all(esp.received_count[r.email.lower()] == 2 for r in readers)
+    issue.refresh_from_db()
+    assert issue.status == "sent" and issue_report(issue=issue).possible_duplicates == 3
 
 
 def test_a_refused_connection_is_not_a_possible_duplicate():

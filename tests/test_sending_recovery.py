@@ -26,6 +26,7 @@ from newsletter.sending.ratelimit import (
     LocalRateLimiter,
     paused_for,
     rate_limit_hit,
+    send_rate_limiter,
     send_rate_reset,
     throttle,
 )
@@ -206,6 +207,22 @@ def test_a_429_halves_the_shared_rate_and_successes_climb_it_back():
     limiter.recover()
     assert limiter.factor == 1
     assert limiter.reserve(100).start == 12 and limiter.free == 13
+
+
+def test_a_batch_that_goes_through_climbs_the_halved_rate_back(esp, issue, settings):
+    settings.NEWSLETTER_SEND_RATE = 1000
+
+    def slot_length() -> float:
+        """Seconds of the shared schedule that 100 messages take now."""
+        limiter = send_rate_limiter()
+        first = limiter.reserve(100)
+        return round(limiter.reserve(0).start - first.start, 3)
+
+    SubscriberFactory.create_batch(2)
+    rate_limit_hit(0.01)  # another worker got a 429: the rate halves
+    assert slot_length() == 0.2
+    assert send_in_one_batch(issue).sent == 2
+    assert slot_length() == round(0.1 / 0.75, 3)  # climbed back by half again
 
 
 @pytest.mark.services

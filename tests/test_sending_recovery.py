@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 from anymail.exceptions import AnymailRequestsAPIError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -428,15 +428,16 @@ def test_the_heartbeat_renews_the_lease_while_the_batch_works(issue):
     assert Delivery.objects.filter(lease_until__gt=timezone.now()).count() == 2
 
 
-def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monkeypatch):
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monkeypatch, error):
     SubscriberFactory.create_batch(3)
     first, last = snapshot(issue)
 
     def gone(issue):
-        raise OperationalError("terminating connection due to administrator command")
+        raise error("terminating connection due to administrator command")
 
     monkeypatch.setattr("newsletter.sending.batch.digest_build", gone)
-    with pytest.raises(OperationalError):
+    with pytest.raises(error):
         delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     # Not left leased for a minute: queued again, the attempt given back.
     assert (

@@ -6,6 +6,8 @@ tests run on SQLite and on PostgreSQL/Redis. Real workers: tests/e2e/test_send_r
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,7 +15,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 from anymail.exceptions import AnymailRequestsAPIError
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -426,6 +428,37 @@ def test_the_heartbeat_renews_the_lease_while_the_batch_works(issue):
             pass
     assert heartbeat.beats >= 2
     assert Delivery.objects.filter(lease_until__gt=timezone.now()).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_slower_than_its_lease_keeps_its_rows(esp, issue, settings):
+    settings.NEWSLETTER_LEASE_SECONDS = 1  # renewed every third of a second
+    SubscriberFactory.create_batch(2)
+    first, last = snapshot(issue)
+    esp.delay = 2.5  # the one ESP call takes longer than the lease
+    results = []
+
+    def work() -> None:
+        try:
+            results.append(delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(1.8)  # the lease taken at the claim has run out by now
+    try:
+        assert (
+            Delivery.objects.filter(status="sending", lease_until__gt=timezone.now()).count() == 2
+        )
+        # Another worker (the watchdog's redelivery) finds nothing to take.
+        other = deliveries_claim(
+            issue_id=issue.pk, first_id=first, last_id=last, token=uuid.uuid4(), now=timezone.now()
+        )
+        assert other == []
+    finally:
+        worker.join(timeout=30)
+    assert results[0].sent == 2 and esp.total == 2
 
 
 @pytest.mark.parametrize("error", [OperationalError, InterfaceError])

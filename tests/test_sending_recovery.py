@@ -180,6 +180,26 @@ def test_past_the_give_up_budget_the_rows_fail_with_the_reason_and_the_send_ends
     assert (issue.status, issue.failed_count) == ("sent", 2)
 
 
+def test_a_range_waiting_out_a_pause_fails_its_rows_with_the_reason_once_the_budget_is_spent(
+    esp, issue, settings
+):
+    settings.NEWSLETTER_GIVE_UP_AFTER = 3600
+    Issue.objects.filter(pk=issue.pk).update(
+        send_started_at=timezone.now() - timedelta(seconds=3500)
+    )
+    SubscriberFactory.create_batch(2)
+    rate_limit_hit(600)  # another worker's 429: the pause outlasts what is left of the budget
+    result = send_in_one_batch(issue)
+
+    assert (result.failed, result.retry_in, esp.total) == (2, None, 0)
+    reasons = set(Delivery.objects.values_list("last_error", flat=True))
+    assert len(reasons) == 1 and reasons.pop().startswith(
+        "gave up: rate limited past the 1 h budget (NEWSLETTER_GIVE_UP_AFTER)"
+    )
+    issue.refresh_from_db()
+    assert (issue.status, issue.sent_count, issue.failed_count) == ("sent", 0, 2)
+
+
 def test_a_retry_after_that_ends_past_the_budget_gives_up_at_once(settings):
     settings.NEWSLETTER_GIVE_UP_AFTER = 3600
     now = timezone.now()

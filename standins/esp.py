@@ -12,7 +12,9 @@ Errors on demand: `fail_next(n, status)` answers the next n calls with an error
 (500 by default), `refuse(address)` answers 400 to any call naming that address,
 as Mailgun does for a bad recipient, `rate_limit(seconds)` answers every call
 429 with a Retry-After header for that long, as Mailgun does past a sending
-limit, and `delay` slows every call.
+limit (or 503, as an ESP that is briefly overloaded does), `drop_next(n)` takes the
+next n calls and closes the connection without an answer, as a connection dropped
+after the request went out does, and `delay` slows every call.
 
     with EspStandin() as esp:
         ... settings.ANYMAIL = {"MAILGUN_API_KEY": "key", "MAILGUN_API_URL": esp.api_url}
@@ -25,6 +27,7 @@ import base64
 import collections
 import json
 import re
+import socket
 import threading
 import time
 import uuid
@@ -128,7 +131,9 @@ class EspStandin:
         self._fail: list[int] = []
         self._refused: dict[str, int] = {}
         self._limited_until = 0.0  # time.monotonic() until which every call gets 429
+        self._limit_status = 429
         self._retry_after: str | None = None
+        self._drop = 0  # calls to take and then hang up on without an answer
         self._server: ThreadingHTTPServer | None = None
 
     # --- errors on demand ----------------------------------------------------------------
@@ -136,8 +141,10 @@ class EspStandin:
         with self.lock:
             self._fail.extend([status] * n)
 
-    def rate_limit(self, seconds: float, *, retry_after: str | None = None) -> None:
-        """Answer every call 429 for `seconds` from now, with Retry-After.
+    def rate_limit(
+        self, seconds: float, *, retry_after: str | None = None, status: int = 429
+    ) -> None:
+        """Answer every call `status` (429) for `seconds` from now, with Retry-After.
 
         Retry-After is `retry_after` when given (seconds or an HTTP date), else the
         whole seconds left of the limit, as a real ESP counts them.
@@ -145,6 +152,12 @@ class EspStandin:
         with self.lock:
             self._limited_until = time.monotonic() + seconds
             self._retry_after = retry_after
+            self._limit_status = status
+
+    def drop_next(self, n: int = 1) -> None:
+        """Accept the next n calls (their recipients get the message), then hang up unanswered."""
+        with self.lock:
+            self._drop += n
 
     def refuse(self, address: str, status: int = 400) -> None:
         with self.lock:
@@ -169,6 +182,8 @@ class EspStandin:
             self._fail.clear()
             self._refused.clear()
             self._limited_until = 0.0
+            self._limit_status = 429
+            self._drop = 0
 
     # --- the server ----------------------------------------------------------------------
     @property
@@ -195,6 +210,10 @@ class EspStandin:
                 status, answer, *extra = standin._handle(
                     self.path, self.headers.get("Authorization", ""), self.headers, body
                 )
+                if status is None:  # taken, then the connection drops before the answer
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 payload = json.dumps(answer).encode()
                 self.send_response(status)
                 for name, value in (extra[0] if extra else {}).items():
@@ -241,10 +260,10 @@ class EspStandin:
         with self.lock:
             left = self._limited_until - time.monotonic()
             if left > 0:
-                self.calls.append(Call(domain, recipients, 429, fields))
+                self.calls.append(Call(domain, recipients, self._limit_status, fields))
                 retry_after = self._retry_after or str(int(left + 0.999))
                 return (
-                    429,
+                    self._limit_status,
                     {"message": "Too many requests (stand-in rate limit)"},
                     {"Retry-After": retry_after},
                 )
@@ -265,6 +284,10 @@ class EspStandin:
             return 400, {"message": "'from' and 'to' parameters are missing"}
         message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:12]}@{domain}>"
         self._record(domain, fields, recipients, message_id)
+        with self.lock:
+            if self._drop:
+                self._drop -= 1
+                return None, {}
         return 200, {"id": message_id, "message": "Queued. Thank you."}
 
     def _record(self, domain, fields, recipients, message_id) -> None:

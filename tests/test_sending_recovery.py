@@ -6,6 +6,8 @@ tests run on SQLite and on PostgreSQL/Redis. Real workers: tests/e2e/test_send_r
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,7 +15,7 @@ from email.utils import format_datetime
 import pytest
 import requests
 from anymail.exceptions import AnymailRequestsAPIError
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError, connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +28,7 @@ from newsletter.sending.ratelimit import (
     LocalRateLimiter,
     paused_for,
     rate_limit_hit,
+    send_rate_limiter,
     send_rate_reset,
     throttle,
 )
@@ -77,6 +80,24 @@ def test_retry_after_is_read_as_seconds_or_as_an_http_date():
     assert rate_limit_wait(api_error(429), now=now) == 60  # none named: a minute
     assert rate_limit_wait(api_error(503), now=now) is None  # an outage, not a limit
     assert rate_limit_wait(api_error(500, "30"), now=now) is None
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("given_as", ["seconds", "http date"])
+def test_the_esps_retry_after_is_waited_out_through_anymails_exception(
+    esp, issue, status, given_as
+):
+    SubscriberFactory.create_batch(2)
+    until = datetime.now(UTC) + timedelta(seconds=120)
+    retry_after = "120" if given_as == "seconds" else format_datetime(until, usegmt=True)
+    esp.rate_limit(600, retry_after=retry_after, status=status)
+    result = send_in_one_batch(issue)
+
+    assert (result.sent, result.requeued, result.rate_limited) == (0, 2, True)
+    assert 115 <= result.retry_in <= 121  # the ESP's time, not the attempt's backoff
+    assert rows(issue) == [("queued", 0)] * 2
+    assert f"{status}" in Delivery.objects.first().last_error
+    assert 100 < paused_for() <= 121
 
 
 def test_a_429_puts_the_rows_back_without_using_an_attempt_and_pauses_every_worker(esp, issue):
@@ -159,6 +180,26 @@ def test_past_the_give_up_budget_the_rows_fail_with_the_reason_and_the_send_ends
     assert (issue.status, issue.failed_count) == ("sent", 2)
 
 
+def test_a_range_waiting_out_a_pause_fails_its_rows_with_the_reason_once_the_budget_is_spent(
+    esp, issue, settings
+):
+    settings.NEWSLETTER_GIVE_UP_AFTER = 3600
+    Issue.objects.filter(pk=issue.pk).update(
+        send_started_at=timezone.now() - timedelta(seconds=3500)
+    )
+    SubscriberFactory.create_batch(2)
+    rate_limit_hit(600)  # another worker's 429: the pause outlasts what is left of the budget
+    result = send_in_one_batch(issue)
+
+    assert (result.failed, result.retry_in, esp.total) == (2, None, 0)
+    reasons = set(Delivery.objects.values_list("last_error", flat=True))
+    assert len(reasons) == 1 and reasons.pop().startswith(
+        "gave up: rate limited past the 1 h budget (NEWSLETTER_GIVE_UP_AFTER)"
+    )
+    issue.refresh_from_db()
+    assert (issue.status, issue.sent_count, issue.failed_count) == ("sent", 0, 2)
+
+
 def test_a_retry_after_that_ends_past_the_budget_gives_up_at_once(settings):
     settings.NEWSLETTER_GIVE_UP_AFTER = 3600
     now = timezone.now()
@@ -188,6 +229,49 @@ def test_a_429_halves_the_shared_rate_and_successes_climb_it_back():
     limiter.recover()
     assert limiter.factor == 1
     assert limiter.reserve(100).start == 12 and limiter.free == 13
+
+
+def test_a_batch_that_goes_through_climbs_the_halved_rate_back(esp, issue, settings):
+    settings.NEWSLETTER_SEND_RATE = 1000
+
+    def slot_length() -> float:
+        """Seconds of the shared schedule that 100 messages take now."""
+        limiter = send_rate_limiter()
+        first = limiter.reserve(100)
+        return round(limiter.reserve(0).start - first.start, 3)
+
+    SubscriberFactory.create_batch(2)
+    rate_limit_hit(0.01)  # another worker got a 429: the rate halves
+    assert slot_length() == 0.2
+    assert send_in_one_batch(issue).sent == 2
+    assert slot_length() == round(0.1 / 0.75, 3)  # climbed back by half again
+
+
+@pytest.mark.services
+def test_a_429_halves_the_rate_of_every_worker_through_redis_and_successes_climb_it_back(
+    settings,
+):
+    from newsletter.sending.ratelimit import RedisRateLimiter
+
+    key = f"test:sendrate:{uuid.uuid4()}"
+    worker_a = RedisRateLimiter(settings.REDIS_CACHE_URL, rate=100, key=key)
+    worker_b = RedisRateLimiter(settings.REDIS_CACHE_URL, rate=100, key=key)
+    try:
+
+        def slot_length(limiter: RedisRateLimiter) -> float:
+            """Seconds of the shared schedule that 100 messages take."""
+            first = limiter.reserve(100)
+            return round(limiter.reserve(0).start - first.start, 3)
+
+        assert slot_length(worker_b) == 1.0  # 100 messages at 100/s
+        assert worker_a.back_off(0.2) == 0.5  # worker A got the 429 ...
+        assert worker_b.reserve(1, max_pause=0.1).paused  # ... worker B pauses too
+        assert slot_length(worker_b) == 2.0  # ... and sends at half the rate
+        assert worker_a.recover() == 0.75
+        assert worker_b.recover() == 1.0  # each batch without a 429 climbs it back
+        assert slot_length(worker_b) == 1.0
+    finally:
+        worker_a.client.delete(*worker_a.keys)
 
 
 def test_a_worker_sleeps_through_a_short_pause_and_is_sent_back_by_a_long_one():
@@ -366,15 +450,47 @@ def test_the_heartbeat_renews_the_lease_while_the_batch_works(issue):
     assert Delivery.objects.filter(lease_until__gt=timezone.now()).count() == 2
 
 
-def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monkeypatch):
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_slower_than_its_lease_keeps_its_rows(esp, issue, settings):
+    settings.NEWSLETTER_LEASE_SECONDS = 1  # renewed every third of a second
+    SubscriberFactory.create_batch(2)
+    first, last = snapshot(issue)
+    esp.delay = 2.5  # the one ESP call takes longer than the lease
+    results = []
+
+    def work() -> None:
+        try:
+            results.append(delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(1.8)  # the lease taken at the claim has run out by now
+    try:
+        assert (
+            Delivery.objects.filter(status="sending", lease_until__gt=timezone.now()).count() == 2
+        )
+        # Another worker (the watchdog's redelivery) finds nothing to take.
+        other = deliveries_claim(
+            issue_id=issue.pk, first_id=first, last_id=last, token=uuid.uuid4(), now=timezone.now()
+        )
+        assert other == []
+    finally:
+        worker.join(timeout=30)
+    assert results[0].sent == 2 and esp.total == 2
+
+
+@pytest.mark.parametrize("error", [OperationalError, InterfaceError])
+def test_a_database_error_hands_the_rows_back_for_the_retry_at_once(issue, monkeypatch, error):
     SubscriberFactory.create_batch(3)
     first, last = snapshot(issue)
 
     def gone(issue):
-        raise OperationalError("terminating connection due to administrator command")
+        raise error("terminating connection due to administrator command")
 
     monkeypatch.setattr("newsletter.sending.batch.digest_build", gone)
-    with pytest.raises(OperationalError):
+    with pytest.raises(error):
         delivery_batch_send(issue_id=issue.pk, first_id=first, last_id=last)
     # Not left leased for a minute: queued again, the attempt given back.
     assert (
@@ -429,6 +545,21 @@ def test_a_call_that_times_out_is_counted_as_possible_duplicates_in_the_report(
     client.force_login(StaffUserFactory(username="chen", groups=["Publishers"]))
     page = client.get(reverse("newsletter_reports:issue", args=[issue.pk]))
     assert "possible duplicates: 3 (calls interrupted in flight)" in page.content.decode()
+
+
+def test_a_connection_dropped_after_sending_is_counted_as_possible_duplicates(esp, issue):
+    readers = SubscriberFactory.create_batch(3)
+    esp.drop_next(1)  # the ESP takes the call, then the connection drops before its answer
+    result = send_in_one_batch(issue)
+    assert (result.sent, result.requeued) == (0, 3)
+    (call,) = InterruptedCall.objects.filter(issue=issue)
+    assert call.recipients == 3 and "Connection" in call.error
+
+    ids = list(Delivery.objects.values_list("id", flat=True))
+    assert delivery_batch_send(issue_id=issue.pk, first_id=min(ids), last_id=max(ids)).sent == 3
+    assert all(esp.received_count[r.email.lower()] == 2 for r in readers)
+    issue.refresh_from_db()
+    assert issue.status == "sent" and issue_report(issue=issue).possible_duplicates == 3
 
 
 def test_a_refused_connection_is_not_a_possible_duplicate():

@@ -53,6 +53,23 @@ def test_it_puts_the_cache_in_its_own_redis_database():
     assert result.stdout.split() == ["redis://127.0.0.1:6379/1", "redis://127.0.0.1:6379/0"]
 
 
+def test_sending_notices_lost_work_within_a_minute_and_waits_out_rate_limits_for_a_day():
+    result = run(
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.CELERY_BEAT_SCHEDULE['reclaim-expired-leases']['schedule'], "
+        "s.NEWSLETTER_WATCH_SECONDS, s.NEWSLETTER_LEASE_SECONDS, "
+        "s.NEWSLETTER_DISPATCH_GRACE_SECONDS, s.NEWSLETTER_MAX_ATTEMPTS, "
+        "s.NEWSLETTER_GIVE_UP_AFTER, s.NEWSLETTER_ESP_BATCH_LIMIT)",
+        **PRODUCTION,
+    )
+    assert result.returncode == 0, result.stderr
+    watchdog, tick, lease, grace, attempts, give_up, batch_limit = result.stdout.split()
+    assert (watchdog, tick) == ("30.0", "30")  # beat's watchdog, every 30 s
+    assert (lease, grace) == ("60", "60")  # a dead worker's rows, a lost range: a minute
+    assert (attempts, give_up) == ("5", "86400")  # rate limits are waited out for 24 h
+    assert batch_limit == "0"  # the ESP's own limit per call
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

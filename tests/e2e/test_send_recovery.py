@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection
 
-from newsletter.models import Delivery, InterruptedCall, Issue
+from newsletter.models import BatchDispatch, Delivery, InterruptedCall, Issue
 from newsletter.selectors.metrics import issue_report
 from newsletter.services.issues import issue_start_sending
 from standins.esp import EspStandin
@@ -206,13 +206,15 @@ def test_a_broker_restart_that_loses_the_queue_resumes_sending_within_two_minute
     )
     assert resumed < BOUND
     assert duplicates == 0
+    # It was the watchdog, from the dispatch records, that sent the lost ranges again.
+    assert BatchDispatch.objects.filter(issue=issue, dispatch_count__gt=1).exists()
 
 
 def test_terminated_database_connections_complete_the_send_without_waiting_for_a_lease(
     rig, esp, capsys
 ):
     esp.delay = 0.2
-    rig(workers=2, NEWSLETTER_ESP_BATCH_LIMIT="25")
+    running = rig(workers=2, NEWSLETTER_ESP_BATCH_LIMIT="25")
     issue = an_issue()
     everyone = readers(800)
 
@@ -230,11 +232,16 @@ def test_terminated_database_connections_complete_the_send_without_waiting_for_a
     wait_for(lambda: sent(issue), timeout=BOUND + 30)
     recovery = time.monotonic() - cut
     duplicates = every_reader_once(esp, everyone)
+    retried = sum(
+        worker.log.read_text(errors="replace").count("database error, retry in")
+        for worker in running.workers
+    )
     report(
         capsys,
-        f"{terminated} database connections terminated after {at_cut} accepted: "
-        f"all sent {recovery:.0f} s later, {duplicates} duplicate(s)",
+        f"{terminated} database connections terminated after {at_cut} accepted "
+        f"({retried} task(s) retried): all sent {recovery:.0f} s later, {duplicates} duplicate(s)",
     )
+    assert retried >= 1  # the fault reached a batch mid-send, not only idle connections
     # The 60 s lease was not waited out: the broken claims were handed back at once.
     leases = Delivery.objects.filter(issue=issue).exclude(status="sent").count()
     assert leases == 0 and duplicates == 0
@@ -263,6 +270,8 @@ def test_a_rate_limit_longer_than_the_old_retry_schedule_fails_no_reader(rig, es
     issue.refresh_from_db()
     assert (issue.sent_count, issue.failed_count) == (1000, 0)
     assert not Delivery.objects.filter(issue=issue).exclude(status="sent").exists()
+    # The refused calls used up no attempt: each row counts only the one that went out.
+    assert set(Delivery.objects.filter(issue=issue).values_list("attempts", flat=True)) == {1}
     assert refused >= 1 and took >= 40  # it did wait the limit out
     # A 429 slowed every worker, not just the one that got it: the ESP saw a refused
     # call or two per worker, not one per range and retry.

@@ -11,6 +11,7 @@ from django.core import mail
 from django.db import connection
 
 from newsletter.models import Delivery, Issue, Newsletter
+from newsletter.sending.fanout import FAN_OUT, issue_fan_out
 from newsletter.services.issues import (
     IssueActionError,
     IssueNotSendable,
@@ -191,9 +192,8 @@ def test_two_sends_at_once_start_one(issue_no_5, readers, run_on_commit):
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_two_sends_racing_on_postgresql_start_one(settings):
+def test_two_sends_racing_on_postgresql_start_one():
     """Two threads press "send" at the same instant: the conditional UPDATE lets one through."""
-    settings.CELERY_TASK_ALWAYS_EAGER = False
     issue = IssueFactory(number=6)
     IssueItemFactory(issue=issue)
     SubscriberFactory.create_batch(2)
@@ -212,11 +212,16 @@ def test_two_sends_racing_on_postgresql_start_one(settings):
 
     from unittest import mock
 
-    with mock.patch("newsletter.tasks.send_batch.delay"):  # no worker here: count rows only
+    enqueued: list[tuple] = []  # no worker here: the tasks are noted, not sent
+    with mock.patch(
+        "newsletter.sending.fanout.enqueue", lambda task, *args: enqueued.append((task, *args))
+    ):
         threads = [threading.Thread(target=press) for _ in range(2)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert enqueued == [(FAN_OUT, issue.pk)]  # one fan-out started
+        issue_fan_out(issue_id=issue.pk)  # what a worker does with it
     assert sorted(outcomes) == ["No. 6 is sending; it cannot be sent again.", "started"]
     assert Delivery.objects.filter(issue=issue).count() == 2

@@ -44,11 +44,11 @@ def issue_counts(*, issue: Issue) -> dict[str, int]:
     }
 
 
-def readers_eligible(*, newsletter: Newsletter, now: datetime) -> QuerySet[Subscriber]:
-    """Return the readers a send started now would queue: active and not paused."""
-    return Subscriber.objects.filter(newsletter=newsletter, status=Subscriber.Status.ACTIVE).filter(
-        Q(paused_until__isnull=True) | Q(paused_until__lte=now)
-    )
+def readers_eligible(*, newsletter_id: int, now: datetime) -> QuerySet[Subscriber]:
+    """Return the readers a send started at `now` queues: active and not paused then."""
+    return Subscriber.objects.filter(
+        newsletter_id=newsletter_id, status=Subscriber.Status.ACTIVE
+    ).filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def issue_audience(
     """Return how many readers a send of `issue` started now would reach."""
     now = now or timezone.now()
     digest = digest or digest_build(issue)
-    readers = readers_eligible(newsletter=issue.newsletter, now=now)
+    readers = readers_eligible(newsletter_id=issue.newsletter_id, now=now)
     categories = [key for key in digest.section_keys if key != UNCATEGORISED]
     receiving = (
         readers.filter(Q(categories__isnull=True) | Q(categories__in=categories)).distinct().count()

@@ -22,11 +22,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from config.celery import enqueue
 from newsletter.models import BatchDispatch, Delivery, Issue, Subscriber
+from newsletter.selectors.issues import readers_eligible
 
 # The tasks this module enqueues, by name: tasks import the pipeline, never the reverse.
 SEND_BATCH = "newsletter.tasks.send_batch"
@@ -49,7 +50,7 @@ def fan_out_start(*, issue: Issue, now: datetime) -> int:
         fanout_cursor=0, fanout_moved_at=now, fanout_done_at=None, recipients_count=0
     )
     fan_out_enqueue(issue_id=issue.pk)
-    return eligible_readers(newsletter_id=issue.newsletter_id, now=now).count()
+    return readers_eligible(newsletter_id=issue.newsletter_id, now=now).count()
 
 
 def fan_out_enqueue(*, issue_id: int) -> None:
@@ -88,7 +89,7 @@ def fan_out_chunk(*, issue_id: int) -> tuple[int, bool]:
         # every reader after the cursor and is the last.
         end = size * CHUNK_BATCHES
         through = (
-            eligible_readers(newsletter_id=state["newsletter_id"], now=started)
+            readers_eligible(newsletter_id=state["newsletter_id"], now=started)
             .filter(pk__gt=cursor)
             .order_by("pk")
             .values_list("pk", flat=True)[end - 1 : end]
@@ -120,15 +121,6 @@ def fan_out_chunk(*, issue_id: int) -> tuple[int, bool]:
             ranges = [(0, 0)]
         ranges_dispatch(issue_id=issue_id, ranges=ranges, now=now)
     return len(ids), not last
-
-
-def eligible_readers(*, newsletter_id: int, now: datetime):
-    """The readers an issue sent at `now` goes to: active and not paused at that time."""
-    return Subscriber.objects.filter(
-        Q(paused_until__isnull=True) | Q(paused_until__lte=now),
-        newsletter_id=newsletter_id,
-        status=Subscriber.Status.ACTIVE,
-    )
 
 
 def queued_fan_out(*, issue: Issue, now: datetime) -> int:
